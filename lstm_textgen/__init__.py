@@ -1,0 +1,49 @@
+"""lstm-textgen: character-level text generation with a gate-level LSTM (Keras 3 / TF).
+
+The public API is listed in `__all__`. Names load on first use, so `import lstm_textgen`
+(and the CLI's argument parsing) stays fast and does not start TensorFlow.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "TextgenError": "lstm_textgen.errors",
+    "ModelConfig": "lstm_textgen.config",
+    "TrainConfig": "lstm_textgen.config",
+    "load_run_config": "lstm_textgen.config",
+    "save_run_config": "lstm_textgen.config",
+    "GateLSTM": "lstm_textgen.layers",
+    "lstm_cell": "lstm_textgen.layers",
+    "CharVocabulary": "lstm_textgen.vocab",
+    "sample_next": "lstm_textgen.samplers",
+    "sample_loop": "lstm_textgen.samplers",
+    "filter_logits": "lstm_textgen.samplers",
+    "CharLanguageModel": "lstm_textgen.model",
+    "Corpus": "lstm_textgen.data",
+    "load_corpus": "lstm_textgen.data",
+    "make_dataset": "lstm_textgen.data",
+    "train": "lstm_textgen.train",
+    "TrainResult": "lstm_textgen.train",
+    "load_trained_model": "lstm_textgen.train",
+    "TextGenerator": "lstm_textgen.generate",
+    "generate_ids": "lstm_textgen.generate",
+    "Evaluation": "lstm_textgen.evaluate",
+    "evaluate_text": "lstm_textgen.evaluate",
+    "evaluate_run": "lstm_textgen.evaluate",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lstm_textgen' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,3 @@
+from lstm_textgen.cli import console_main
+
+console_main()

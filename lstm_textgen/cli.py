@@ -1,0 +1,300 @@
+"""The `lstm-textgen` command: parses argv and calls the library API.
+
+Sub-commands: `train`, `generate`, `evaluate`. Bad input ends with one line on stderr,
+`lstm-textgen: error: ...`, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+
+PROG = "lstm-textgen"
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
+    g = p.add_argument_group("corpus")
+    if training:
+        g.add_argument(
+            "--tfds",
+            dest="tfds_name",
+            default="tiny_shakespeare",
+            metavar="NAME",
+            help="tensorflow-datasets text dataset to train on (default: %(default)s)",
+        )
+    g.add_argument(
+        "--text-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="UTF-8 text file or glob to use instead of the tfds corpus (repeatable)",
+    )
+    g.add_argument(
+        "--tfds-manual-dir",
+        metavar="DIR",
+        help="folder holding the dataset's downloaded files, for offline machines "
+        "(tiny_shakespeare: karpathy's input.txt); default $LSTM_TEXTGEN_TFDS_MANUAL_DIR",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Character-level text generation with a gate-level LSTM.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser(
+        "train",
+        help="train a model into a run directory",
+        description="Train a character LSTM language model. Checkpoints (last and best "
+        "validation) and config.json are written to --run; --resume continues from there.",
+    )
+    t.add_argument("--run", required=True, metavar="DIR", help="run directory to write")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run from its last checkpoint with its saved config",
+    )
+    _add_corpus_args(t, training=True)
+    m = t.add_argument_group("model")
+    m.add_argument("--units", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
+    m.add_argument("--layers", type=int, default=2, help="stacked LSTM layers (default: %(default)s)")
+    m.add_argument("--embedding-dim", type=int, default=64, help="character embedding width (default: %(default)s)")
+    m.add_argument("--dropout", type=float, default=0.0, help="dropout after each LSTM layer (default: %(default)s)")
+    m.add_argument(
+        "--implementation",
+        choices=["gates", "keras"],
+        default="gates",
+        help="gates: our explicit gate loop; keras: keras.layers.LSTM (cuDNN on a GPU) "
+        "over the same weights (default: %(default)s)",
+    )
+    o = t.add_argument_group("optimisation")
+    o.add_argument("--seq-len", type=int, default=100, help="characters per training window (default: %(default)s)")
+    o.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: %(default)s)")
+    o.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default: %(default)s)")
+    o.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (default: %(default)s)")
+    o.add_argument("--epochs", type=int, help="passes over the training text (default: 1 unless --max-steps)")
+    o.add_argument("--max-steps", type=int, help="train for this many steps in all")
+    o.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=200,
+        metavar="N",
+        help="validate and checkpoint every N steps, and at the end (default: %(default)s)",
+    )
+    o.add_argument("--eval-batches", type=int, metavar="N", help="validate on the first N batches only (default: all)")
+    o.add_argument("--seed", type=int, default=1337, help="seed for initialisation and shuffling (default: %(default)s)")
+    o.add_argument(
+        "--no-jit",
+        dest="jit_compile",
+        action="store_false",
+        help="do not compile the train step with XLA",
+    )
+
+    g = sub.add_parser(
+        "generate",
+        help="sample text from a trained run",
+        description="Prime the LSTM with --prompt and sample --num-chars characters, "
+        "carrying the state from step to step. The same --seed gives the same text.",
+    )
+    g.add_argument("--run", required=True, metavar="DIR", help="training run directory")
+    g.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    g.add_argument("--prompt", default="", help="text to continue (default: start from the initial state)")
+    g.add_argument("--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=1.0, help="0 is greedy; higher is more random (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the K likeliest characters; 0 = all (default: %(default)s)")
+    g.add_argument("--top-p", type=float, default=1.0, metavar="P", help="sample from the smallest set of characters with probability >= P; 1 = all (default: %(default)s)")
+    g.add_argument("--seed", type=int, help="random seed, for reproducible text (default: random)")
+    g.add_argument("--batch", type=int, default=1, metavar="N", help="number of samples to generate at once (default: %(default)s)")
+
+    e = sub.add_parser(
+        "evaluate",
+        help="report loss in nats/char and bits/char",
+        description="Evaluate a run on a split of its corpus or on text files.",
+    )
+    e.add_argument("--run", required=True, metavar="DIR", help="training run directory")
+    e.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    e.add_argument("--split", choices=["train", "validation", "test"], default="validation", help="split of the run's corpus (default: %(default)s)")
+    e.add_argument("--batch-size", type=int, help="windows per batch (default: the run's)")
+    _add_corpus_args(e, training=False)
+    return parser
+
+
+@contextlib.contextmanager
+def _quiet_stderr_fd():
+    """Silence C++ log lines written straight to fd 2 while TensorFlow starts up."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _start_tensorflow() -> None:
+    with _quiet_stderr_fd():
+        import tensorflow as tf
+
+        tf.config.list_logical_devices()
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cmd_train(args) -> int:
+    from lstm_textgen.config import ModelConfig, TrainConfig
+    from lstm_textgen.train import train
+
+    model_config = ModelConfig(
+        embedding_dim=args.embedding_dim,
+        units=args.units,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        implementation=args.implementation,
+    )
+    train_config = TrainConfig(
+        tfds_name=args.tfds_name,
+        text_files=list(args.text_file),
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        clip_norm=args.clip_norm,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every,
+        eval_batches=args.eval_batches,
+        seed=args.seed,
+    )
+    if not args.resume:
+        model_config.validate()
+        train_config.validate()
+    result = train(
+        args.run,
+        model_config,
+        train_config,
+        resume=args.resume,
+        manual_dir=args.tfds_manual_dir,
+        max_steps=args.max_steps if args.resume else None,
+        epochs=args.epochs if args.resume else None,
+        jit_compile=args.jit_compile,
+        log=_log,
+    )
+    if result.best_val_loss is not None:
+        from lstm_textgen.train import bits
+
+        _log(
+            f"done: step {result.step}, best validation {result.best_val_loss:.4f} "
+            f"nats/char = {bits(result.best_val_loss):.4f} bits/char; model in {args.run}"
+        )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.generate import TextGenerator
+    from lstm_textgen.samplers import check_sampling_args
+    from lstm_textgen.train import load_trained_model
+
+    if args.batch < 1:
+        raise TextgenError(f"--batch must be >= 1, got {args.batch}")
+    if args.num_chars < 0:
+        raise TextgenError(f"--num-chars must be >= 0, got {args.num_chars}")
+    check_sampling_args(args.temperature, args.top_k, args.top_p)
+    model, vocab = load_trained_model(args.run, args.checkpoint)
+    generator = TextGenerator(model, vocab)
+    unknown = generator.unknown_characters([args.prompt])
+    if unknown:
+        _log(
+            f"warning: the model never saw {''.join(unknown)!r} in training; "
+            "those prompt characters are skipped"
+        )
+    texts = generator.generate(
+        [args.prompt] * args.batch,
+        num_chars=args.num_chars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    for k, text in enumerate(texts):
+        if args.batch > 1:
+            print(f"----- sample {k + 1} -----")
+        print(args.prompt + text)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from lstm_textgen.evaluate import evaluate_run
+
+    result = evaluate_run(
+        args.run,
+        split=args.split,
+        text_files=args.text_file,
+        manual_dir=args.tfds_manual_dir,
+        checkpoint=args.checkpoint,
+        batch_size=args.batch_size,
+    )
+    what = "text files" if args.text_file else args.split
+    print(
+        f"{what}: {result.nats_per_char:.4f} nats/char = {result.bits_per_char:.4f} "
+        f"bits/char over {result.num_chars:,} characters"
+    )
+    if result.unknown_chars:
+        _log(f"note: {result.unknown_chars} characters were outside the vocabulary")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}
+
+
+def main(argv=None) -> int:
+    """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _start_tensorflow()
+    from lstm_textgen.errors import TextgenError
+
+    try:
+        return COMMANDS[args.command](args)
+    except TextgenError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"{PROG}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    """Entry point of the `lstm-textgen` script."""
+    # TensorFlow reads its C++ log level once, from the environment it started with, so
+    # the quiet default has to be in place before the process starts: re-exec once.
+    if LOG_LEVEL_ENV not in os.environ:
+        os.environ[LOG_LEVEL_ENV] = "3"
+        argv = [sys.executable, "-m", "lstm_textgen", *sys.argv[1:]]
+        try:
+            os.execv(sys.executable, argv)
+        except OSError:
+            pass
+    sys.exit(main())

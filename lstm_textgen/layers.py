@@ -1,0 +1,296 @@
+"""`GateLSTM`: an LSTM layer whose four gates are written out like the equations."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+IMPLEMENTATIONS = ("gates", "keras")
+
+
+def lstm_cell(z, c):
+    """One LSTM update from the fused pre-activations of the four gates.
+
+    Args:
+        z: `[batch, 4 * units]`, `x_t W + h_{t-1} U + b`, in Keras's gate order i, f, g, o.
+        c: `[batch, units]`, the previous cell state.
+
+    Returns:
+        `(h_t, c_t)`.
+    """
+    z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+    i = tf.sigmoid(z_i)
+    f = tf.sigmoid(z_f)
+    g = tf.tanh(z_g)
+    o = tf.sigmoid(z_o)
+    c_t = f * c + i * g
+    h_t = o * tf.tanh(c_t)
+    return h_t, c_t
+
+
+@keras.saving.register_keras_serializable(package="lstm_textgen")
+class GateLSTM(keras.layers.Layer):
+    """Long short-term memory layer with the gate arithmetic spelled out.
+
+    At each time step t, with input `x_t`, previous output `h` and previous cell `c`,
+    the layer computes four gates from one fused product
+    `z = x_t @ kernel + h @ recurrent_kernel + bias`, split in Keras's order:
+
+    - input gate `i = sigmoid(z_i)`: how much of the candidate is written to the cell;
+    - forget gate `f = sigmoid(z_f)`: how much of the old cell survives (its bias starts
+      at 1, so a fresh layer remembers by default);
+    - candidate `g = tanh(z_g)`, also called the input modulation: what could be written;
+    - output gate `o = sigmoid(z_o)`: how much of the squashed cell becomes the output;
+
+    then `c_t = f * c + i * g` and `h_t = o * tanh(c_t)`.
+
+    The input projection `x_t @ kernel + bias` is computed for every time step in one
+    matrix product before the recurrence, so each step costs one `[batch, units] x
+    [units, 4 * units]` product plus elementwise work.
+
+    Weights use `keras.layers.LSTM`'s layout, names and gate order (`kernel [D, 4H]`,
+    `recurrent_kernel [H, 4H]`, `bias [4H]`), so
+    `keras.layers.LSTM(H).set_weights(gate_lstm.get_weights())` and the reverse need no
+    conversion. With `implementation="keras"` the layer delegates the sequence loop to
+    `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the same three weights.
+
+    Masking is supported as Keras does it: at a masked step the state is carried over
+    unchanged and the output repeats the previous one. There is no `stateful` mode: pass
+    `initial_state` and use `return_state=True` to carry state across calls.
+
+    Args:
+        units: size of the hidden and cell state, H.
+        return_sequences: return the outputs of all steps `[B, T, H]` instead of the last
+            one `[B, H]`.
+        return_state: also return the final `h` and `c`, as `[output, h, c]`.
+        dropout: fraction of input units dropped during training (one mask per sequence).
+        recurrent_dropout: fraction of `h` units dropped before the recurrent product
+            during training (one mask per sequence).
+        implementation: `"gates"` (the explicit loop in this class) or `"keras"`
+            (`keras.layers.LSTM` over the same weights).
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers of the
+            three weights.
+        unit_forget_bias: add 1 to the forget-gate bias at initialisation.
+        seed: seed for the dropout masks.
+
+    Call arguments:
+        inputs: `[batch, time, features]`.
+        initial_state: optional `[h0, c0]`, each `[batch, units]`; zeros otherwise.
+        mask: optional boolean `[batch, time]`; False steps are skipped.
+        training: whether dropout is active.
+
+    Example:
+
+    >>> layer = GateLSTM(4, return_sequences=True)
+    >>> layer(tf.zeros([2, 3, 5])).shape
+    TensorShape([2, 3, 4])
+    """
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        implementation="gates",
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be a positive integer, got {units}")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+            )
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        self.units = int(units)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.implementation = implementation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.seed = seed
+        self.supports_masking = True
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._keras_lstm = None
+        if implementation == "keras":
+            self._keras_lstm = keras.layers.LSTM(
+                self.units,
+                return_sequences=True,
+                return_state=True,
+                dropout=self.dropout,
+                recurrent_dropout=self.recurrent_dropout,
+                kernel_initializer=self.kernel_initializer,
+                recurrent_initializer=self.recurrent_initializer,
+                bias_initializer=self.bias_initializer,
+                unit_forget_bias=unit_forget_bias,
+                seed=seed,
+                name="keras_lstm",
+            )
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if self._keras_lstm is not None:
+            self._keras_lstm.build(tuple(input_shape))
+            return
+        self._kernel = self.add_weight(
+            name="kernel",
+            shape=(input_dim, 4 * self.units),
+            initializer=self.kernel_initializer,
+        )
+        self._recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(self.units, 4 * self.units),
+            initializer=self.recurrent_initializer,
+        )
+        self._bias = self.add_weight(
+            name="bias",
+            shape=(4 * self.units,),
+            initializer=self._bias_init,
+        )
+
+    def _bias_init(self, shape, dtype=None):
+        bias = self.bias_initializer(shape, dtype=dtype)
+        if not self.unit_forget_bias:
+            return bias
+        # Gate order i, f, g, o: the second quarter is the forget gate.
+        h = self.units
+        ones = tf.ones([h], dtype=bias.dtype)
+        return tf.concat([bias[:h], bias[h : 2 * h] + ones, bias[2 * h :]], axis=0)
+
+    # The weights live in this layer ("gates") or in the delegate LSTM's cell ("keras");
+    # these properties give one name to both so the math below never branches.
+    @property
+    def kernel(self):
+        return self._keras_lstm.cell.kernel if self._keras_lstm else self._kernel
+
+    @property
+    def recurrent_kernel(self):
+        if self._keras_lstm:
+            return self._keras_lstm.cell.recurrent_kernel
+        return self._recurrent_kernel
+
+    @property
+    def bias(self):
+        return self._keras_lstm.cell.bias if self._keras_lstm else self._bias
+
+    def step(self, x_t, states):
+        """Advance one time step, for generation: `x_t [B, D]`, `states = (h, c)`.
+
+        Returns `(h_t, (h_t, c_t))`. Uses the same weights in either implementation.
+        """
+        h, c = states
+        z = tf.matmul(x_t, self.kernel) + tf.matmul(h, self.recurrent_kernel) + self.bias
+        h_t, c_t = lstm_cell(z, c)
+        return h_t, (h_t, c_t)
+
+    def call(self, inputs, initial_state=None, mask=None, training=False):
+        if self._keras_lstm is not None:
+            sequence, h, c = self._keras_lstm(
+                inputs, initial_state=initial_state, mask=mask, training=training
+            )
+            return self._format(sequence, h, c)
+
+        batch = tf.shape(inputs)[0]
+        if initial_state is None:
+            h = tf.zeros([batch, self.units], dtype=self.compute_dtype)
+            c = tf.zeros([batch, self.units], dtype=self.compute_dtype)
+        else:
+            h, c = initial_state
+
+        if training and self.dropout > 0.0:
+            keep = keras.random.dropout(
+                tf.ones_like(inputs[:, 0, :]), self.dropout, seed=self.seed_generator
+            )
+            inputs = inputs * keep[:, None, :]
+        recurrent_keep = None
+        if training and self.recurrent_dropout > 0.0:
+            recurrent_keep = keras.random.dropout(
+                tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
+            )
+
+        # One [B*T, D] x [D, 4H] product for all steps, then walk it time-major.
+        projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
+        steps = tf.shape(projected)[0]
+        step_mask = None
+        if mask is not None:
+            step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+        recurrent_kernel = self.recurrent_kernel
+
+        def body(t, h, c, outputs):
+            h_in = h if recurrent_keep is None else h * recurrent_keep
+            h_t, c_t = lstm_cell(projected[t] + tf.matmul(h_in, recurrent_kernel), c)
+            if step_mask is not None:
+                h_t = tf.where(step_mask[t], h_t, h)
+                c_t = tf.where(step_mask[t], c_t, c)
+            if self.return_sequences:
+                outputs = outputs.write(t, h_t)
+            return t + 1, h_t, c_t, outputs
+
+        outputs = tf.TensorArray(
+            self.compute_dtype, size=steps if self.return_sequences else 0
+        )
+        _, h, c, outputs = tf.while_loop(
+            lambda t, *_: t < steps,
+            body,
+            (tf.constant(0), h, c, outputs),
+            # A fixed trip count lets XLA size the gradient's accumulators.
+            maximum_iterations=steps,
+        )
+        sequence = None
+        if self.return_sequences:
+            sequence = tf.transpose(outputs.stack(), [1, 0, 2])
+            sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
+        return self._format(sequence, h, c)
+
+    def _format(self, sequence, h, c):
+        output = sequence if self.return_sequences else h
+        if self.return_state:
+            return [output, h, c]
+        return output
+
+    def compute_mask(self, inputs, mask=None):
+        if self.return_sequences and mask is not None:
+            return [mask, None, None] if self.return_state else mask
+        return [None, None, None] if self.return_state else None
+
+    def compute_output_shape(self, input_shape):
+        batch, time = input_shape[0], input_shape[1]
+        state = (batch, self.units)
+        output = (batch, time, self.units) if self.return_sequences else state
+        return [output, state, state] if self.return_state else output
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "return_sequences": self.return_sequences,
+                "return_state": self.return_state,
+                "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
+                "implementation": self.implementation,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "recurrent_initializer": keras.initializers.serialize(
+                    self.recurrent_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "unit_forget_bias": self.unit_forget_bias,
+                "seed": self.seed,
+            }
+        )
+        return config

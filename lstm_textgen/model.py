@@ -1,0 +1,151 @@
+"""`CharLanguageModel`: Embedding -> stacked GateLSTM -> Dense logits over characters."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.layers import GateLSTM
+
+
+@keras.saving.register_keras_serializable(package="lstm_textgen")
+class CharLanguageModel(keras.Model):
+    """A character-level LSTM language model.
+
+    Ids `[B, T]` -> Embedding -> `num_layers` x GateLSTM (dropout after each) -> Dense ->
+    logits `[B, T, vocab_size]` for the next character at every position.
+
+    Besides the Keras `call` used in training, the model offers the pieces that generation
+    needs, all graph-friendly: `prime` runs a (padded) prompt and returns the LSTM states,
+    `step` advances every layer by one character, and `next_logits` reads the prediction
+    off a state. State is a tuple with one `(h, c)` pair per layer.
+
+    Args:
+        vocab_size: number of ids, the unknown id 0 included.
+        embedding_dim: width of the character embedding.
+        units: LSTM state size of every layer.
+        num_layers: number of stacked LSTM layers.
+        dropout: dropout rate applied to the output of each LSTM layer during training.
+        implementation: `"gates"` or `"keras"`, see `GateLSTM`.
+
+    Example:
+
+    >>> model = CharLanguageModel(vocab_size=10, embedding_dim=4, units=3, num_layers=2)
+    >>> model(tf.zeros([2, 5], tf.int32)).shape
+    TensorShape([2, 5, 10])
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        embedding_dim=64,
+        units=256,
+        num_layers=2,
+        dropout=0.0,
+        implementation="gates",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.units = int(units)
+        self.num_layers = int(num_layers)
+        self.dropout = float(dropout)
+        self.implementation = implementation
+        self.embedding = keras.layers.Embedding(
+            self.vocab_size, self.embedding_dim, name="embedding"
+        )
+        self.lstm_layers = [
+            GateLSTM(
+                self.units,
+                return_sequences=True,
+                return_state=True,
+                implementation=implementation,
+                name=f"lstm_{k}",
+            )
+            for k in range(self.num_layers)
+        ]
+        self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
+        self.head = keras.layers.Dense(self.vocab_size, name="logits")
+
+    @classmethod
+    def from_model_config(cls, config: ModelConfig) -> "CharLanguageModel":
+        config.validate()
+        model = cls(
+            vocab_size=config.vocab_size,
+            embedding_dim=config.embedding_dim,
+            units=config.units,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+            implementation=config.implementation,
+        )
+        model.build((None, None))
+        return model
+
+    def build(self, input_shape=None):
+        self.embedding.build((None, None))
+        width = self.embedding_dim
+        for layer in self.lstm_layers:
+            layer.build((None, None, width))
+            width = self.units
+        self.head.build((None, None, self.units))
+        self.built = True
+
+    def initial_state(self, batch_size):
+        zeros = tf.zeros([batch_size, self.units], dtype=self.compute_dtype)
+        return tuple((zeros, zeros) for _ in range(self.num_layers))
+
+    def _run(self, ids, state=None, mask=None, training=False):
+        x = self.embedding(ids)
+        final_state = []
+        for k, layer in enumerate(self.lstm_layers):
+            initial = None if state is None else list(state[k])
+            x, h, c = layer(x, initial_state=initial, mask=mask, training=training)
+            x = self.dropout_layer(x, training=training)
+            final_state.append((h, c))
+        return x, tuple(final_state)
+
+    def call(self, ids, training=False):
+        sequence, _ = self._run(ids, training=training)
+        return self.head(sequence)
+
+    def prime(self, ids, mask=None, state=None):
+        """Run a prompt through the LSTM layers; return the state after its last character.
+
+        Args:
+            ids: int `[B, T]`, the prompts right-padded to one length (T may be 0).
+            mask: optional bool `[B, T]`; False positions (padding, unknown characters)
+                leave the state untouched.
+            state: optional state to start from; zeros otherwise.
+        """
+        _, final_state = self._run(ids, state=state, mask=mask)
+        return final_state
+
+    def next_logits(self, state):
+        """Logits `[B, V]` of the character that follows `state`."""
+        return self.head(state[-1][0])
+
+    def step(self, ids, state):
+        """Feed one id per row: `ids [B]`, state -> (logits `[B, V]`, new state)."""
+        x = self.embedding(ids)
+        new_state = []
+        for layer, layer_state in zip(self.lstm_layers, state):
+            x, (h, c) = layer.step(x, layer_state)
+            new_state.append((h, c))
+        new_state = tuple(new_state)
+        return self.next_logits(new_state), new_state
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "embedding_dim": self.embedding_dim,
+                "units": self.units,
+                "num_layers": self.num_layers,
+                "dropout": self.dropout,
+                "implementation": self.implementation,
+            }
+        )
+        return config

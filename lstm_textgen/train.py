@@ -1,0 +1,309 @@
+"""Training a `CharLanguageModel` with Keras `fit`, checkpointing into a run directory.
+
+A run directory holds:
+
+- `config.json`: the `ModelConfig` and `TrainConfig` (written before the first step);
+- `vocab.json`: the `CharVocabulary`;
+- `last.keras`: model and optimizer state at the latest checkpoint;
+- `best.keras`: the checkpoint with the lowest validation loss so far;
+- `state.json`: step, best validation loss and the history of evaluations.
+
+Every file is written to a temporary name and renamed, so a run killed at any moment
+leaves the previous complete version of each file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import keras
+
+from lstm_textgen import data
+from lstm_textgen.config import (
+    ModelConfig,
+    TrainConfig,
+    atomic_write_text,
+    load_run_config,
+    save_run_config,
+)
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.vocab import CharVocabulary
+
+LAST_CHECKPOINT = "last.keras"
+BEST_CHECKPOINT = "best.keras"
+STATE_FILE = "state.json"
+LN2 = math.log(2.0)
+
+
+def bits(nats: float) -> float:
+    return nats / LN2
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    step: int
+    best_val_loss: float
+    history: list = field(default_factory=list)
+
+
+def read_state(run_dir: str) -> dict:
+    path = os.path.join(run_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return {"step": 0, "best_val_loss": None, "best_step": None, "history": []}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def atomic_save_model(model: keras.Model, path: str) -> None:
+    tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise TextgenError(f"could not write checkpoint {path}: {e.strerror or e}") from None
+
+
+def atomic_copy(src: str, dst: str) -> None:
+    tmp = f"{dst}.tmp-{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def compile_model(model: keras.Model, config: TrainConfig, jit_compile: bool) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.learning_rate, global_clipnorm=config.clip_norm
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+    )
+
+
+class CheckpointAndReport(keras.callbacks.Callback):
+    """After each evaluation: report nats and bits per char, save last and best, stop at
+    `total_steps`, and stop (keeping the last good checkpoint) on a non-finite loss."""
+
+    def __init__(self, run_dir, state, total_steps, log):
+        super().__init__()
+        self.run_dir = run_dir
+        self.state = state
+        self.total_steps = total_steps
+        self.log = log
+        self.bad_loss_step = None
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_loss_step = self._step()
+            self.model.stop_training = True
+        elif self._step() >= self.total_steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.bad_loss_step is not None:
+            return
+        logs = logs or {}
+        step = self._step()
+        train_loss = float(logs.get("loss", float("nan")))
+        val_loss = float(logs.get("val_loss", float("nan")))
+        if not math.isfinite(val_loss):
+            self.bad_loss_step = step
+            self.model.stop_training = True
+            return
+        last = os.path.join(self.run_dir, LAST_CHECKPOINT)
+        atomic_save_model(self.model, last)
+        best = self.state["best_val_loss"]
+        improved = best is None or val_loss < best
+        if improved:
+            atomic_copy(last, os.path.join(self.run_dir, BEST_CHECKPOINT))
+            self.state["best_val_loss"] = val_loss
+            self.state["best_step"] = step
+        self.state["step"] = step
+        self.state["history"].append(
+            {"step": step, "train_loss": train_loss, "val_loss": val_loss}
+        )
+        atomic_write_text(
+            os.path.join(self.run_dir, STATE_FILE), json.dumps(self.state, indent=1) + "\n"
+        )
+        self.log(
+            f"step {step}/{self.total_steps}: train {train_loss:.4f} nats/char, "
+            f"validation {val_loss:.4f} nats/char = {bits(val_loss):.4f} bits/char"
+            + (" (best, saved)" if improved else f" (best {self.state['best_val_loss']:.4f})")
+        )
+
+
+def _check_new_run_dir(run_dir: str) -> None:
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise TextgenError(f"--run {run_dir} exists and is not a directory")
+    if os.path.exists(os.path.join(run_dir, LAST_CHECKPOINT)):
+        raise TextgenError(
+            f"{run_dir} already holds a trained model; pass --resume to continue it, "
+            "or choose another --run directory"
+        )
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise TextgenError(f"cannot create run directory {run_dir}: {e.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise TextgenError(f"run directory {run_dir} is not writable")
+
+
+def _total_steps(config: TrainConfig, train_windows: int) -> int:
+    if config.max_steps is not None:
+        return config.max_steps
+    steps_per_epoch = max(1, train_windows // config.batch_size)
+    return (config.epochs or 1) * steps_per_epoch
+
+
+def train(
+    run_dir: str,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    manual_dir: str | None = None,
+    max_steps: int | None = None,
+    epochs: int | None = None,
+    jit_compile: bool = True,
+    verbose="auto",
+    log=print,
+) -> TrainResult:
+    """Train (or with `resume=True`, continue) the run in `run_dir`.
+
+    On resume the run's saved configuration is used; `max_steps` or `epochs` may extend it.
+    `manual_dir` is the tfds manual download folder (for offline machines).
+    """
+    if resume:
+        if not os.path.isfile(os.path.join(run_dir, LAST_CHECKPOINT)):
+            raise TextgenError(
+                f"nothing to resume in {run_dir}: it holds no {LAST_CHECKPOINT}; "
+                "start a new run without --resume"
+            )
+        model_config, train_config = load_run_config(run_dir)
+    else:
+        model_config = model_config or ModelConfig()
+        train_config = train_config or TrainConfig()
+    if max_steps is not None or epochs is not None:
+        train_config.max_steps, train_config.epochs = max_steps, epochs
+    model_config.validate()
+    train_config.validate()
+    if not resume:
+        _check_new_run_dir(run_dir)
+
+    corpus = data.load_corpus(train_config.text_files, train_config.tfds_name, manual_dir)
+    data.check_length(corpus.train, train_config.seq_len, "training")
+    data.check_length(corpus.validation, train_config.seq_len, "validation")
+
+    if resume:
+        vocab = CharVocabulary.load(run_dir)
+        model = keras.models.load_model(os.path.join(run_dir, LAST_CHECKPOINT))
+        state = read_state(run_dir)
+    else:
+        vocab = CharVocabulary.from_text(corpus.train)
+        model_config.vocab_size = vocab.size
+        vocab.save(run_dir)
+        model = CharLanguageModel.from_model_config(model_config)
+        compile_model(model, train_config, jit_compile)
+        state = read_state(run_dir)
+    save_run_config(run_dir, model_config, train_config)
+
+    train_ids = data.encode_text(corpus.train, vocab)
+    val_ids = data.encode_text(corpus.validation, vocab)
+    step = int(model.optimizer.iterations.numpy())
+    total_steps = _total_steps(train_config, data.count_windows(len(train_ids), train_config.seq_len))
+    if step >= total_steps:
+        log(f"{run_dir} is already trained to step {step} (target {total_steps}); nothing to do")
+        return TrainResult(run_dir, step, state["best_val_loss"], state["history"])
+
+    # Reseeding with the step keeps a resumed run from replaying the batches it saw.
+    train_ds = data.make_dataset(
+        train_ids,
+        train_config.seq_len,
+        train_config.batch_size,
+        shuffle=True,
+        seed=train_config.seed + step,
+        repeat=True,
+        drop_remainder=True,
+    )
+    val_ds = data.make_dataset(val_ids, train_config.seq_len, train_config.batch_size)
+    every = train_config.checkpoint_every
+    initial_epoch = step // every
+    epochs_needed = initial_epoch + math.ceil((total_steps - step) / every)
+    keras.utils.set_random_seed(train_config.seed + step)
+
+    log(
+        f"training {model.count_params():,} parameters on {corpus.name}: "
+        f"{len(train_ids):,} train / {len(val_ids):,} validation characters, "
+        f"vocabulary {vocab.size - 1}, steps {step} -> {total_steps}, "
+        f"checkpoint every {every} -> {run_dir}"
+    )
+    reporter = CheckpointAndReport(run_dir, state, total_steps, log)
+    if verbose == "auto":
+        verbose = 1 if _stdout_is_tty() else 2
+    model.fit(
+        train_ds,
+        epochs=epochs_needed,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=every,
+        shuffle=False,  # the dataset shuffles itself
+        validation_data=val_ds,
+        validation_steps=train_config.eval_batches,
+        callbacks=[reporter],
+        verbose=verbose,
+    )
+    if reporter.bad_loss_step is not None:
+        raise TextgenError(
+            f"the loss became NaN or infinite at step {reporter.bad_loss_step}; training "
+            f"stopped and the last good checkpoint (step {state['step']}) is kept; "
+            "try a lower --learning-rate or --clip-norm"
+        )
+    return TrainResult(run_dir, state["step"], state["best_val_loss"], state["history"])
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return os.isatty(1)
+    except OSError:
+        return False
+
+
+def load_trained_model(run_dir: str, checkpoint: str = "best") -> tuple[CharLanguageModel, CharVocabulary]:
+    """The model and vocabulary of a training run; `checkpoint` is "best" or "last"."""
+    if not os.path.isdir(run_dir):
+        raise TextgenError(f"run directory {run_dir} does not exist")
+    load_run_config(run_dir)
+    names = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}
+    if checkpoint not in names:
+        raise TextgenError(f"checkpoint must be best or last, got {checkpoint!r}")
+    path = os.path.join(run_dir, names[checkpoint])
+    if not os.path.isfile(path):
+        fallback = os.path.join(run_dir, LAST_CHECKPOINT)
+        if checkpoint == "best" and os.path.isfile(fallback):
+            path = fallback
+        else:
+            raise TextgenError(
+                f"{run_dir} holds no trained model ({names[checkpoint]} is missing); "
+                f"train it first with `lstm-textgen train --run {run_dir}`"
+            )
+    vocab = CharVocabulary.load(run_dir)
+    model = keras.models.load_model(path, compile=False)
+    if model.vocab_size != vocab.size:
+        raise TextgenError(
+            f"{path} predicts {model.vocab_size} ids but {run_dir}/vocab.json has "
+            f"{vocab.size}; the run directory is inconsistent"
+        )
+    return model, vocab
+

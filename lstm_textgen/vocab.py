@@ -1,0 +1,127 @@
+"""`CharVocabulary`: characters <-> integer ids, in Python and in the TensorFlow graph."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from lstm_textgen.config import atomic_write_text
+from lstm_textgen.errors import TextgenError
+
+VOCAB_FILE = "vocab.json"
+UNKNOWN_ID = 0
+
+
+class CharVocabulary:
+    """The characters of a training text, each with an id.
+
+    Id 0 is reserved for characters outside the vocabulary. Training text never contains
+    it, and generation never samples it. Ids 1..N are the sorted characters.
+    "Character" means a Unicode code point, both in Python (iterating a `str`) and in the
+    graph (`tf.strings.unicode_split(..., "UTF-8")`), so the two always agree.
+
+    Args:
+        characters: the distinct characters; order is ignored (they are sorted).
+
+    Example:
+
+    >>> vocab = CharVocabulary.from_text("hello")
+    >>> vocab.characters
+    ['e', 'h', 'l', 'o']
+    >>> vocab.encode("hole")
+    [2, 4, 3, 1]
+    """
+
+    def __init__(self, characters):
+        chars = sorted(set(characters))
+        bad = [c for c in chars if len(c) != 1]
+        if bad:
+            raise ValueError(f"vocabulary entries must be single characters, got {bad[:3]}")
+        if not chars:
+            raise TextgenError("the training text is empty: the vocabulary has no characters")
+        self.characters = chars
+        self._ids = {c: i + 1 for i, c in enumerate(chars)}
+        self._ids_table = None
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocabulary":
+        return cls(set(text))
+
+    @property
+    def size(self) -> int:
+        """Number of ids, the unknown id included: the model's output width."""
+        return len(self.characters) + 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, char: str) -> bool:
+        return char in self._ids
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text`'s characters; characters outside the vocabulary get id 0."""
+        return [self._ids.get(c, UNKNOWN_ID) for c in text]
+
+    def decode(self, ids) -> str:
+        """Text of `ids`; the unknown id and out-of-range ids decode to nothing."""
+        n = len(self.characters)
+        return "".join(self.characters[i - 1] for i in ids if 1 <= int(i) <= n)
+
+    def unknown_characters(self, text: str) -> list[str]:
+        """The distinct characters of `text` that are not in the vocabulary, in order."""
+        seen = []
+        for c in text:
+            if c not in self._ids and c not in seen:
+                seen.append(c)
+        return seen
+
+    # In-graph lookups, for tf.data and for exported signatures.
+    def ids_table(self) -> tf.lookup.StaticHashTable:
+        if self._ids_table is None:
+            self._ids_table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(self.characters, dtype=tf.string),
+                    tf.range(1, self.size, dtype=tf.int32),
+                ),
+                default_value=UNKNOWN_ID,
+            )
+        return self._ids_table
+
+    def tf_encode(self, text):
+        """Ids of a string tensor's characters (ragged for a batch of strings)."""
+        return self.ids_table().lookup(tf.strings.unicode_split(text, "UTF-8"))
+
+    def tf_decode(self, ids):
+        """String tensor of the characters of int ids `[..., T]`, joined on the last axis."""
+        table = tf.constant([""] + self.characters, dtype=tf.string)
+        ids = tf.where((ids > 0) & (ids < self.size), ids, tf.zeros_like(ids))
+        return tf.strings.reduce_join(tf.gather(table, ids), axis=-1)
+
+    # Persistence: a JSON list of characters, written beside the model.
+    def save(self, directory: str) -> str:
+        path = os.path.join(directory, VOCAB_FILE)
+        payload = {"unknown_id": UNKNOWN_ID, "characters": self.characters}
+        atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=0) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str) -> "CharVocabulary":
+        path = os.path.join(directory, VOCAB_FILE)
+        if not os.path.isfile(path):
+            raise TextgenError(
+                f"{directory} holds no {VOCAB_FILE}; it is not a complete training run"
+            )
+        try:
+            with open(path, encoding="utf-8") as f:
+                payload = json.load(f)
+            return cls(payload["characters"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise TextgenError(f"{path} is not a valid vocabulary file ({e})") from e
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CharVocabulary) and self.characters == other.characters
+
+    def __repr__(self) -> str:
+        return f"CharVocabulary({len(self.characters)} characters)"
