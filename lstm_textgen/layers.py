@@ -201,7 +201,7 @@ class GateLSTM(keras.layers.Layer):
             sequence, h, c = self._keras_lstm(
                 inputs, initial_state=initial_state, mask=mask, training=training
             )
-            return self._format(sequence, h, c)
+            return self._format(sequence, sequence[:, -1], h, c)
 
         batch = tf.shape(inputs)[0]
         if initial_state is None:
@@ -229,34 +229,46 @@ class GateLSTM(keras.layers.Layer):
             step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
         recurrent_kernel = self.recurrent_kernel
 
-        def body(t, h, c, outputs):
+        def body(t, h, c, last, outputs):
             h_in = h if recurrent_keep is None else h * recurrent_keep
             h_t, c_t = lstm_cell(projected[t] + tf.matmul(h_in, recurrent_kernel), c)
             if step_mask is not None:
+                # A masked step keeps the state; its output repeats the last output, which
+                # (as in Keras) is zeros before the first unmasked step, whatever h0 is.
+                last = tf.where(step_mask[t], h_t, last)
                 h_t = tf.where(step_mask[t], h_t, h)
                 c_t = tf.where(step_mask[t], c_t, c)
+            else:
+                last = h_t
             if self.return_sequences:
-                outputs = outputs.write(t, h_t)
-            return t + 1, h_t, c_t, outputs
+                outputs = outputs.write(t, last)
+            return t + 1, h_t, c_t, last, outputs
 
         outputs = tf.TensorArray(
             self.compute_dtype, size=steps if self.return_sequences else 0
         )
-        _, h, c, outputs = tf.while_loop(
+        _, h, c, last, outputs = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), h, c, outputs),
+            (tf.constant(0), h, c, tf.zeros_like(h), outputs),
             # A fixed trip count lets XLA size the gradient's accumulators.
             maximum_iterations=steps,
         )
         sequence = None
         if self.return_sequences:
-            sequence = tf.transpose(outputs.stack(), [1, 0, 2])
+            # An empty TensorArray of unknown batch size cannot be stacked: T = 0 happens
+            # for an empty prompt.
+            stacked = tf.cond(
+                steps > 0,
+                outputs.stack,
+                lambda: tf.zeros([0, batch, self.units], self.compute_dtype),
+            )
+            sequence = tf.transpose(stacked, [1, 0, 2])
             sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
-        return self._format(sequence, h, c)
+        return self._format(sequence, last, h, c)
 
-    def _format(self, sequence, h, c):
-        output = sequence if self.return_sequences else h
+    def _format(self, sequence, last, h, c):
+        output = sequence if self.return_sequences else last
         if self.return_state:
             return [output, h, c]
         return output

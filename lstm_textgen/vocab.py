@@ -43,7 +43,6 @@ class CharVocabulary:
             raise TextgenError("the training text is empty: the vocabulary has no characters")
         self.characters = chars
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
-        self._ids_table = None
 
     @classmethod
     def from_text(cls, text: str) -> "CharVocabulary":
@@ -77,21 +76,22 @@ class CharVocabulary:
                 seen.append(c)
         return seen
 
-    # In-graph lookups, for tf.data and for exported signatures.
-    def ids_table(self) -> tf.lookup.StaticHashTable:
-        if self._ids_table is None:
-            self._ids_table = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(self.characters, dtype=tf.string),
-                    tf.range(1, self.size, dtype=tf.int32),
-                ),
-                default_value=UNKNOWN_ID,
-            )
-        return self._ids_table
-
+    # In-graph lookups, for tf.data and exported signatures. They use constants only (no
+    # lookup-table resource), so an export needs nothing restored besides its variables.
     def tf_encode(self, text):
-        """Ids of a string tensor's characters (ragged for a batch of strings)."""
-        return self.ids_table().lookup(tf.strings.unicode_split(text, "UTF-8"))
+        """Ids of a string tensor's characters (ragged `[B, None]` for a batch of strings).
+
+        Invalid UTF-8 decodes to U+FFFD, which, like any unseen character, gets id 0.
+        """
+        codepoints = tf.strings.unicode_decode(text, "UTF-8")
+        return tf.ragged.map_flat_values(self._ids_of_codepoints, codepoints)
+
+    def _ids_of_codepoints(self, codepoints):
+        # Characters are sorted, so their code points are too: binary search finds them.
+        table = tf.constant([ord(c) for c in self.characters], dtype=tf.int32)
+        position = tf.minimum(tf.searchsorted(table, codepoints), len(self.characters) - 1)
+        found = tf.equal(tf.gather(table, position), codepoints)
+        return tf.where(found, tf.cast(position, tf.int32) + 1, UNKNOWN_ID)
 
     def tf_decode(self, ids):
         """String tensor of the characters of int ids `[..., T]`, joined on the last axis."""

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random models and vocabularies, the offline corpus, a trained run."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare"
+
+
+def tfds_manual_dir():
+    """Where tiny_shakespeare's input.txt lies: env var, then ../shared; None = download."""
+    env = os.environ.get("LSTM_TEXTGEN_TFDS_MANUAL_DIR")
+    if env:
+        return env
+    return str(SHARED_CORPUS) if (SHARED_CORPUS / "input.txt").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def manual_dir():
+    return tfds_manual_dir()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def small_text():
+    return (
+        "the quick brown fox jumps over the lazy dog.\n"
+        "pack my box with five dozen liquor jugs!\n"
+    ) * 30
+
+
+@pytest.fixture(scope="session")
+def trained_text_run(tmp_path_factory, small_text):
+    """A tiny model trained for a few steps on a small text file (seconds, not minutes)."""
+    from lstm_textgen.config import ModelConfig, TrainConfig
+    from lstm_textgen.train import train
+
+    root = tmp_path_factory.mktemp("text_run")
+    corpus = root / "corpus.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    run = root / "run"
+    train(
+        str(run),
+        ModelConfig(units=8, num_layers=1, embedding_dim=4),
+        TrainConfig(
+            text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=4, checkpoint_every=2
+        ),
+        verbose=0,
+        log=lambda _: None,
+    )
+    return run, corpus

@@ -1,0 +1,99 @@
+"""The CLI as a user meets it: bad input ends in one clear line, never a traceback."""
+
+import json
+
+import pytest
+
+from helpers import error_lines, run_cli
+
+
+def assert_one_line_error(result, *fragments):
+    lines = error_lines(result)
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lstm-textgen: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate"])
+def test_every_command_documents_itself(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0
+    assert "--run" in result.stdout and "usage:" in result.stdout
+
+
+def test_train_bad_corpora(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("d\xe9j\xe0 vu\n".encode("latin-1") * 50)
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or not to be.\n")
+    cases = [
+        (tmp_path / "missing.txt", "does not exist"),
+        (empty, "is empty"),
+        (latin1, "not UTF-8"),
+        (short, "fewer than seq_len + 1"),
+    ]
+    for path, fragment in cases:
+        result = run_cli("train", "--run", tmp_path / "run", "--text-file", path, "--seq-len", "100")
+        assert_one_line_error(result, fragment)
+
+
+def test_generate_bad_requests(trained_text_run, tmp_path):
+    run, _ = trained_text_run
+    assert_one_line_error(run_cli("generate", "--run", run, "--temperature", "-0.5"), "temperature")
+    assert_one_line_error(run_cli("generate", "--run", run, "--top-p", "1.5"), "top-p")
+    assert_one_line_error(run_cli("generate", "--run", run, "--top-p", "0"), "top-p")
+    assert_one_line_error(run_cli("generate", "--run", tmp_path), "not a training run")
+    assert_one_line_error(run_cli("generate", "--run", tmp_path / "nope"), "does not exist")
+
+
+def test_run_dir_without_a_model(trained_text_run, tmp_path):
+    run, _ = trained_text_run
+    half = tmp_path / "half"
+    half.mkdir()
+    for name in ("config.json", "vocab.json"):
+        (half / name).write_text((run / name).read_text())
+    assert_one_line_error(run_cli("generate", "--run", half), "holds no trained model")
+    assert_one_line_error(run_cli("train", "--run", half, "--resume"), "nothing to resume")
+
+
+def test_prompt_with_unseen_characters_is_skipped_with_a_warning(trained_text_run):
+    run, _ = trained_text_run
+    result = run_cli("generate", "--run", run, "--prompt", "the Ωfox", "--num-chars", "20", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert error_lines(result) == [
+        "warning: the model never saw 'Ω' in training; those prompt characters are skipped"
+    ]
+    assert result.stdout.startswith("the Ωfox")
+    assert len(result.stdout.rstrip("\n")) >= len("the Ωfox")
+
+
+def test_generate_is_reproducible_and_batched(trained_text_run):
+    run, _ = trained_text_run
+    args = ("generate", "--run", run, "--prompt", "the", "--num-chars", "40", "--seed", "5", "--batch", "2")
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == run_cli(*args).stdout
+    assert first.stdout.count("----- sample") == 2
+
+
+def test_training_twice_into_one_run_dir_needs_resume(trained_text_run):
+    run, corpus = trained_text_run
+    result = run_cli("train", "--run", run, "--text-file", corpus)
+    assert_one_line_error(result, "--resume")
+
+
+def test_evaluate_reports_nats_and_bits(trained_text_run):
+    run, corpus = trained_text_run
+    result = run_cli("evaluate", "--run", run, "--text-file", corpus)
+    assert result.returncode == 0, result.stderr
+    words = result.stdout.split()
+    nats, bits = float(words[2]), float(words[5])
+    assert words[3] == "nats/char" and words[6] == "bits/char"
+    assert abs(bits - nats / 0.6931471805599453) < 1e-3
+    state = json.loads((run / "state.json").read_text())
+    assert state["step"] == 4
+    assert_one_line_error(run_cli("evaluate", "--run", run, "--split", "test"), "no test split")

@@ -1,0 +1,164 @@
+"""GateLSTM against keras.layers.LSTM with copied weights: forward, states, gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import assert_close
+from lstm_textgen.layers import GateLSTM
+
+B, T, D, H = 3, 5, 4, 3
+
+
+def inputs(seed=0, batch=B, time=T, dim=D):
+    return tf.constant(np.random.default_rng(seed).normal(size=(batch, time, dim)), tf.float32)
+
+
+def paired(units=H, input_dim=D, **kwargs):
+    """A GateLSTM and a keras LSTM with the same (random, non-default) weights."""
+    ours = GateLSTM(units, **kwargs)
+    ours.build((None, None, input_dim))
+    rng = np.random.default_rng(1)
+    ours.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ours.get_weights()])
+    ref = keras.layers.LSTM(units, **kwargs)
+    ref.build((None, None, input_dim))
+    ref.set_weights(ours.get_weights())
+    return ours, ref
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_forward_and_states_match_keras_lstm(return_sequences):
+    ours, ref = paired(return_sequences=return_sequences, return_state=True)
+    x = inputs()
+    for a, b in zip(ours(x), ref(x)):
+        assert a.shape == b.shape
+        assert_close(a, b)
+
+
+def test_initial_state_and_mask_match_keras_lstm():
+    ours, ref = paired(return_sequences=True, return_state=True)
+    x = inputs()
+    h0 = tf.constant(np.random.default_rng(2).normal(size=(B, H)), tf.float32)
+    c0 = tf.constant(np.random.default_rng(3).normal(size=(B, H)), tf.float32)
+    mask = tf.constant([[True] * T, [True, True, False, False, False], [False, True, True, False, True]])
+    for a, b in zip(
+        ours(x, initial_state=[h0, c0], mask=mask), ref(x, initial_state=[h0, c0], mask=mask)
+    ):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_gradients_match_keras_lstm(num_layers):
+    pairs = [paired(input_dim=D if k == 0 else H, return_sequences=True) for k in range(num_layers)]
+    x = inputs()
+    weights = tf.constant(np.random.default_rng(4).normal(size=(B, T, H)), tf.float32)
+
+    def loss_and_grads(layers):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = x
+            for layer in layers:
+                y = layer(y)
+            loss = tf.reduce_sum(y * weights)
+        variables = [v for layer in layers for v in layer.trainable_variables]
+        return loss, tape.gradient(loss, [x] + variables)
+
+    loss_ours, grads_ours = loss_and_grads([p[0] for p in pairs])
+    loss_ref, grads_ref = loss_and_grads([p[1] for p in pairs])
+    assert_close(loss_ours, loss_ref)
+    assert len(grads_ours) == 1 + 3 * num_layers
+    for a, b in zip(grads_ours, grads_ref):
+        assert_close(a, b)
+
+
+def test_keras_implementation_uses_the_same_weights():
+    ours, _ = paired(return_sequences=True, return_state=True)
+    delegate = GateLSTM(H, return_sequences=True, return_state=True, implementation="keras")
+    delegate.build((None, None, D))
+    delegate.set_weights(ours.get_weights())
+    assert [w.shape for w in delegate.weights] == [w.shape for w in ours.weights]
+    x = inputs()
+    for a, b in zip(delegate(x), ours(x)):
+        assert_close(a, b)
+    # The step used by generation reads the delegate's weights too.
+    h = c = tf.zeros([B, H])
+    out_a, _ = delegate.step(x[:, 0], (h, c))
+    out_b, _ = ours.step(x[:, 0], (h, c))
+    assert_close(out_a, out_b)
+
+
+def test_weights_use_keras_layout_and_forget_bias_starts_at_one():
+    layer = GateLSTM(H)
+    layer.build((None, None, D))
+    names = [w.path.split("/")[-1] for w in layer.weights]
+    assert names == ["kernel", "recurrent_kernel", "bias"]
+    assert [tuple(w.shape) for w in layer.weights] == [(D, 4 * H), (H, 4 * H), (4 * H,)]
+    bias = layer.bias.numpy()
+    np.testing.assert_array_equal(bias[H : 2 * H], np.ones(H))
+    np.testing.assert_array_equal(np.delete(bias, np.s_[H : 2 * H]), np.zeros(3 * H))
+
+
+def test_step_equals_one_step_of_the_sequence():
+    layer, _ = paired(return_sequences=True, return_state=True)
+    x = inputs()
+    sequence, h, c = layer(x)
+    state = (tf.zeros([B, H]), tf.zeros([B, H]))
+    for t in range(T):
+        out, state = layer.step(x[:, t], state)
+        assert_close(out, sequence[:, t])
+    assert_close(state[0], h)
+    assert_close(state[1], c)
+
+
+def test_xla_compiled_call_matches_eager():
+    layer, _ = paired(return_sequences=True)
+    x = inputs()
+    compiled = tf.function(lambda x: layer(x), jit_compile=True)
+    assert_close(compiled(x), layer(x))
+
+
+def test_dropout_acts_only_in_training():
+    layer, _ = paired(return_sequences=True, dropout=0.5, recurrent_dropout=0.5, seed=3)
+    plain, _ = paired(return_sequences=True)
+    x = inputs()
+    assert_close(layer(x, training=False), plain(x))
+    trained = layer(x, training=True).numpy()
+    assert np.abs(trained - plain(x).numpy()).max() > 1e-3
+
+
+def test_config_round_trip_and_keras_file(tmp_path):
+    layer = GateLSTM(
+        H, return_sequences=True, dropout=0.25, recurrent_dropout=0.1, implementation="keras", seed=7
+    )
+    config = layer.get_config()
+    clone = GateLSTM.from_config(config)
+    assert clone.get_config() == config
+
+    for implementation in ("gates", "keras"):
+        model = keras.Sequential(
+            [keras.Input((None, D)), GateLSTM(H, return_sequences=True, implementation=implementation)]
+        )
+        path = tmp_path / f"{implementation}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        assert isinstance(loaded.layers[0], GateLSTM)
+        assert loaded.layers[0].implementation == implementation
+        assert_close(loaded(inputs()), model(inputs()))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"units": 0}, {"units": 3, "implementation": "cudnn"}, {"units": 3, "dropout": 1.0}],
+)
+def test_bad_arguments_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        GateLSTM(**kwargs)
+
+
+def test_empty_sequence_returns_the_initial_state():
+    layer, _ = paired(return_sequences=True, return_state=True)
+    sequence, h, c = layer(tf.zeros([B, 0, D]))
+    assert sequence.shape == (B, 0, H)
+    assert_close(h, tf.zeros([B, H]))
+    assert_close(c, tf.zeros([B, H]))

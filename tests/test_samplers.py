@@ -1,0 +1,120 @@
+"""Samplers driven by fake step functions with exact expected strings (keras-hub style)."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.samplers import check_sampling_args, filter_logits, sample_loop, sample_next
+from lstm_textgen.vocab import CharVocabulary
+
+VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
+V = VOCAB.size
+
+
+def next_letter_step(ids, state):
+    """Puts almost all probability on the letter after `ids` (z -> a)."""
+    following = tf.math.floormod(ids, 26) + 1
+    logits = tf.one_hot(following, V, on_value=10.0, off_value=0.0)
+    return logits, state + 1
+
+
+def constant_step(logits_row):
+    logits_row = tf.constant(logits_row, tf.float32)
+
+    def step(ids, state):
+        return tf.tile(logits_row[None], [tf.shape(ids)[0], 1]), state
+
+    return step
+
+
+def run(step, first_logits, n, seed=0, **kwargs):
+    batch = first_logits.shape[0]
+    ids = sample_loop(step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs)
+    return [VOCAB.decode(row) for row in ids.numpy()]
+
+
+def start_at(letter, batch=1):
+    row = np.zeros(V, np.float32)
+    row[VOCAB.encode(letter)[0]] = 10.0
+    return np.tile(row, [batch, 1])
+
+
+def test_greedy_follows_the_step_function_exactly():
+    assert run(next_letter_step, start_at("x", 2), 6, temperature=0.0) == ["xyzabc"] * 2
+
+
+def test_top_k_1_and_tiny_top_p_are_greedy_even_with_flat_logits():
+    rng = np.random.default_rng(0)
+    first = rng.normal(size=(3, V)).astype(np.float32)
+    step = constant_step(rng.normal(size=V))
+    greedy = run(step, first, 8, temperature=0.0)
+    assert run(step, first, 8, seed=5, temperature=1.5, top_k=1) == greedy
+    assert run(step, first, 8, seed=5, temperature=1.5, top_p=1e-6) == greedy
+
+
+def test_sampling_with_a_near_certain_distribution_gives_the_exact_string():
+    assert run(next_letter_step, start_at("a"), 5, seed=42, temperature=1.0) == ["abcde"]
+
+
+def test_same_seed_same_text_and_different_seed_different_text():
+    flat = constant_step(np.zeros(V))
+    first = np.zeros((2, V), np.float32)
+    a = run(flat, first, 40, seed=1, temperature=1.0)
+    assert a == run(flat, first, 40, seed=1, temperature=1.0)
+    assert a != run(flat, first, 40, seed=2, temperature=1.0)
+
+
+def test_unknown_id_is_never_sampled():
+    row = np.zeros(V, np.float32)
+    row[0] = 50.0  # the unknown id is by far the likeliest
+    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)
+    assert 0 not in ids.numpy()
+    greedy = sample_next(tf.constant(row[None]), [0, 0], 0.0)
+    assert greedy.numpy()[0] != 0
+
+
+def test_top_k_only_samples_among_the_k_best():
+    row = np.arange(V, dtype=np.float32) * 0.01  # ids 25 and 26 are the top two
+    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2)
+    assert set(ids.numpy().ravel().tolist()) == {25, 26}
+
+
+def test_filter_logits_keeps_the_nucleus():
+    probs = np.array([[0.05, 0.5, 0.3, 0.15]], np.float32)
+    logits = tf.constant(np.log(probs))
+    kept = np.isfinite(filter_logits(logits, 0, 0.7).numpy())
+    np.testing.assert_array_equal(kept, [[False, True, True, False]])
+    kept = np.isfinite(filter_logits(logits, 0, 0.85).numpy())
+    np.testing.assert_array_equal(kept, [[False, True, True, True]])
+    kept = np.isfinite(filter_logits(logits, 3, 1.0).numpy())
+    np.testing.assert_array_equal(kept, [[False, True, True, True]])
+
+
+def test_per_row_settings():
+    first = np.zeros((2, V), np.float32)
+    first[:, 3] = 1.0
+    ids = sample_next(tf.constant(first), [0, 0], tf.constant([0.0, 1.0]), tf.constant([0, 1]))
+    assert ids.numpy().tolist() == [3, 3]
+
+
+def test_zero_steps_gives_an_empty_result():
+    ids = sample_loop(next_letter_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 0, 0, 1.0)
+    assert ids.shape == (3, 0)
+
+
+@pytest.mark.parametrize(
+    "temperature,top_k,top_p,match",
+    [
+        (-0.1, 0, 1.0, "temperature"),
+        (math.nan, 0, 1.0, "temperature"),
+        (1.0, -1, 1.0, "top-k"),
+        (1.0, 0, 0.0, "top-p"),
+        (1.0, 0, 1.5, "top-p"),
+    ],
+)
+def test_bad_sampling_settings_are_rejected(temperature, top_k, top_p, match):
+    with pytest.raises(TextgenError, match=match):
+        check_sampling_args(temperature, top_k, top_p)
