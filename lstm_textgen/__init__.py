@@ -32,6 +32,12 @@ _EXPORTS = {
     "Evaluation": "lstm_textgen.evaluate",
     "evaluate_text": "lstm_textgen.evaluate",
     "evaluate_run": "lstm_textgen.evaluate",
+    "export_for_serving": "lstm_textgen.export",
+    "generate_from_saved_model": "lstm_textgen.export",
+    "denied_ops": "lstm_textgen.export",
+    "rest_to_inputs": "lstm_textgen.serving",
+    "outputs_to_rest": "lstm_textgen.serving",
+    "write_warmup_requests": "lstm_textgen.serving",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,6 +1,6 @@
 """The `lstm-textgen` command: parses argv and calls the library API.
 
-Sub-commands: `train`, `generate`, `evaluate`. Bad input ends with one line on stderr,
+Sub-commands: `train`, `generate`, `export`, `evaluate`. Bad input ends with one line on stderr,
 `lstm-textgen: error: ...`, and exit status 2.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import random
 import sys
 
 PROG = "lstm-textgen"
@@ -101,8 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prime the LSTM with --prompt and sample --num-chars characters, "
         "carrying the state from step to step. The same --seed gives the same text.",
     )
-    g.add_argument("--run", required=True, metavar="DIR", help="training run directory")
-    g.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    source = g.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="DIR", help="training run directory")
+    source.add_argument(
+        "--saved-model",
+        metavar="DIR",
+        help="an export (saved_models/NAME, its latest version, or one version folder)",
+    )
+    source.add_argument(
+        "--server",
+        metavar="URL",
+        help="a TF Serving REST endpoint, e.g. http://localhost:8501 (with --model-name)",
+    )
+    g.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
+    g.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of --run (default: %(default)s)")
     g.add_argument("--prompt", default="", help="text to continue (default: start from the initial state)")
     g.add_argument("--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)")
     g.add_argument("--temperature", type=float, default=1.0, help="0 is greedy; higher is more random (default: %(default)s)")
@@ -110,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=1.0, metavar="P", help="sample from the smallest set of characters with probability >= P; 1 = all (default: %(default)s)")
     g.add_argument("--seed", type=int, help="random seed, for reproducible text (default: random)")
     g.add_argument("--batch", type=int, default=1, metavar="N", help="number of samples to generate at once (default: %(default)s)")
+
+    x = sub.add_parser(
+        "export",
+        help="export a run as a versioned SavedModel for TF Serving",
+        description="Write --export-base/<version>/ (the next free version number unless "
+        "--version is given) with the signatures serving_default, generate_rows, step "
+        "and score, and a TF Serving warmup file. The version is written to a hidden "
+        "temporary folder and renamed, so a watching server never sees half of it.",
+    )
+    x.add_argument("--run", required=True, metavar="DIR", help="training run directory")
+    x.add_argument("--export-base", required=True, metavar="DIR", help="model folder, e.g. saved_models/shakespeare")
+    x.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    x.add_argument("--version", type=int, help="version number (default: the next free one)")
 
     e = sub.add_parser(
         "evaluate",
@@ -210,35 +236,59 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.generate import TextGenerator
     from lstm_textgen.samplers import check_sampling_args
-    from lstm_textgen.train import load_trained_model
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
     if args.num_chars < 0:
         raise TextgenError(f"--num-chars must be >= 0, got {args.num_chars}")
+    if args.server and not args.model_name:
+        raise TextgenError("--server needs --model-name, the model's name on the server")
     check_sampling_args(args.temperature, args.top_k, args.top_p)
-    model, vocab = load_trained_model(args.run, args.checkpoint)
-    generator = TextGenerator(model, vocab)
-    unknown = generator.unknown_characters([args.prompt])
-    if unknown:
-        _log(
-            f"warning: the model never saw {''.join(unknown)!r} in training; "
-            "those prompt characters are skipped"
-        )
-    texts = generator.generate(
-        [args.prompt] * args.batch,
+    prompts = [args.prompt] * args.batch
+    settings = dict(
         num_chars=args.num_chars,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else random.randint(0, 2**31 - 1),
     )
+    if args.run:
+        from lstm_textgen.generate import TextGenerator
+        from lstm_textgen.train import load_trained_model
+
+        model, vocab = load_trained_model(args.run, args.checkpoint)
+        generator = TextGenerator(model, vocab)
+        unknown = generator.unknown_characters([args.prompt])
+        if unknown:
+            _log(
+                f"warning: the model never saw {''.join(unknown)!r} in training; "
+                "those prompt characters are skipped"
+            )
+        texts = generator.generate(prompts, **settings)
+    elif args.saved_model:
+        from lstm_textgen.export import generate_from_saved_model
+
+        texts = generate_from_saved_model(args.saved_model, prompts, **settings)
+    else:
+        from lstm_textgen.serving import generate_body, rest_predict, texts_from_reply
+
+        reply = rest_predict(args.server, args.model_name, generate_body(prompts, **settings))
+        texts = texts_from_reply(reply)
     for k, text in enumerate(texts):
         if args.batch > 1:
             print(f"----- sample {k + 1} -----")
         print(args.prompt + text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from lstm_textgen.export import export_for_serving
+
+    path = export_for_serving(
+        args.run, args.export_base, checkpoint=args.checkpoint, version=args.version
+    )
+    print(path)
     return 0
 
 
@@ -263,7 +313,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}
+COMMANDS = {
+    "train": cmd_train,
+    "generate": cmd_generate,
+    "export": cmd_export,
+    "evaluate": cmd_evaluate,
+}
 
 
 def main(argv=None) -> int:

@@ -106,13 +106,13 @@ class CharLanguageModel(keras.Model):
             final_state.append((h, c))
         return x, tuple(final_state)
 
-    def call(self, ids, training=False, mask=None):
+    def call(self, ids, training=False, padding_mask=None):
         """Logits `[B, T, V]`: at position t, the prediction of character t + 1.
 
-        `mask` (bool `[B, T]`) marks the positions to read; at False positions the state
-        carries over and the logits repeat the previous position's.
+        `padding_mask` (bool `[B, T]`) marks the positions to read; at False positions the
+        state carries over and the logits repeat the previous position's.
         """
-        sequence, _ = self._run(ids, mask=mask, training=training)
+        sequence, _ = self._run(ids, mask=padding_mask, training=training)
         return self.head(sequence)
 
     def prime(self, ids, mask=None, state=None):

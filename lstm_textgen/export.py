@@ -1,0 +1,328 @@
+"""Export a trained run as a versioned SavedModel that TensorFlow Serving serves as is.
+
+`export_for_serving(run_dir, "saved_models/NAME")` writes `saved_models/NAME/<version>/`,
+the next free integer version. It is written to a hidden temporary folder and renamed, so a
+server watching `saved_models/NAME` never sees a partial version. Signatures (strings in,
+strings out, no Python at serve time):
+
+- `serving_default`: `prompt` string [B]; scalars `num_chars` int32, `temperature`
+  float32, `top_k` int32, `top_p` float32, `seed` int64 -> `text` string [B].
+- `generate_rows`: the same with every input [B], for TF Serving's row (`instances`) format.
+- `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V] and
+  the new `h`, `c`, for clients that stream one character at a time.
+- `score`: `text` string [B] -> `log_likelihood` (nats, summed), `bits_per_char` and
+  `num_chars` (characters scored; unknown ones are skipped) per row.
+
+Out-of-range requests are handled in the graph. `num_chars` is capped at
+`MAX_NUM_CHARS`. A negative or non-finite temperature, a negative top_k, or a top_p outside
+(0, 1] fails the request with INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+
+import keras
+import tensorflow as tf
+
+from lstm_textgen.config import CONFIG_FILE, ModelConfig, atomic_write_text, load_run_config
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.generate import generate_ids
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.samplers import sample_loop
+from lstm_textgen.train import load_trained_model
+from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
+
+MAX_NUM_CHARS = 10_000
+SIGNATURES = ("serving_default", "generate_rows", "step", "score")
+EXTRA_DIR = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+# Ops a CPU build of TF Serving may lack, or that tie a model to a GPU or to Python.
+DENIED_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc", "CudnnRNN", "XlaLaunch", "_XlaRun")
+
+
+def _check_request(temperature, top_k, top_p):
+    """In-graph request validation: a bad request fails, it never crashes the server."""
+    return [
+        tf.debugging.assert_greater_equal(
+            temperature, tf.zeros_like(temperature), message="temperature must be >= 0"
+        ),
+        tf.debugging.assert_all_finite(temperature, "temperature must be finite"),
+        tf.debugging.assert_greater_equal(
+            top_k, tf.zeros_like(top_k), message="top_k must be >= 0 (0 turns it off)"
+        ),
+        tf.debugging.assert_greater(
+            top_p, tf.zeros_like(top_p), message="top_p must be in (0, 1]"
+        ),
+        tf.debugging.assert_less_equal(
+            top_p, tf.ones_like(top_p), message="top_p must be in (0, 1]"
+        ),
+    ]
+
+
+def _clamp_num_chars(num_chars):
+    return tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
+
+
+class ServingFunctions:
+    """The signature functions, as plain graph code over one model and vocabulary."""
+
+    def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
+        self.model = model
+        self.vocab = vocab
+
+    def _prompt_ids(self, prompt):
+        return self.vocab.tf_encode(prompt).to_tensor(default_value=UNKNOWN_ID)
+
+    def generate(self, prompt, num_chars, temperature, top_k, top_p, seed):
+        with tf.control_dependencies(_check_request(temperature, top_k, top_p)):
+            ids = generate_ids(
+                self.model,
+                self._prompt_ids(prompt),
+                _clamp_num_chars(num_chars),
+                temperature,
+                top_k,
+                top_p,
+                seed,
+            )
+        return {"text": self.vocab.tf_decode(ids)}
+
+    def generate_rows(self, prompt, num_chars, temperature, top_k, top_p, seed):
+        """Every setting per row; row r's text depends only on row r's inputs."""
+        with tf.control_dependencies(_check_request(temperature, top_k, top_p)):
+            num_chars = _clamp_num_chars(num_chars)
+            ids = self._prompt_ids(prompt)
+            model = self.model
+            state = model.prime(ids, mask=tf.not_equal(ids, UNKNOWN_ID))
+            logits = model.next_logits(state)
+
+            def one_row(row):
+                logits_r, state_r, n, t, k, p, s = row
+                picks = sample_loop(
+                    model.step,
+                    logits_r[None],
+                    tf.nest.map_structure(lambda x: x[None], state_r),
+                    n,
+                    s,
+                    t,
+                    k,
+                    p,
+                )[0]
+                # Rows differ in length: pad to the longest allowed request.
+                return tf.pad(picks, [[0, MAX_NUM_CHARS - n]])
+
+            picks = tf.map_fn(
+                one_row,
+                (logits, state, num_chars, temperature, top_k, top_p, seed),
+                fn_output_signature=tf.TensorSpec([MAX_NUM_CHARS], tf.int32),
+            )
+            longest = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
+        return {"text": self.vocab.tf_decode(picks[:, :longest])}
+
+    def step(self, ids, h, c):
+        state = tuple((h[:, k], c[:, k]) for k in range(self.model.num_layers))
+        logits, state = self.model.step(ids, state)
+        return {
+            "logits": logits,
+            "h": tf.stack([s[0] for s in state], axis=1),
+            "c": tf.stack([s[1] for s in state], axis=1),
+        }
+
+    def score(self, text):
+        """Log-likelihood of each text; its first character is scored from the initial
+        state, and characters outside the vocabulary are skipped."""
+        ids = self._prompt_ids(text)
+        mask = tf.not_equal(ids, UNKNOWN_ID)
+        batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
+        first = self.model.next_logits(self.model.initial_state(batch))[:, None]
+        following = self.model(ids, padding_mask=mask)[:, :-1]
+        logits = tf.concat([first, following], axis=1)[:, :length]
+        log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)
+        weights = tf.cast(mask, log_probs.dtype)
+        log_likelihood = tf.reduce_sum(log_probs * weights, axis=1)
+        count = tf.reduce_sum(weights, axis=1)
+        bits = -log_likelihood / tf.maximum(count, 1.0) / math.log(2.0)
+        return {
+            "log_likelihood": log_likelihood,
+            "bits_per_char": bits,
+            "num_chars": tf.cast(count, tf.int32),
+        }
+
+
+def _signatures(functions: ServingFunctions, config: ModelConfig):
+    scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+    row = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
+    state = lambda name: tf.TensorSpec(  # noqa: E731
+        [None, config.num_layers, config.units], tf.float32, name=name
+    )
+
+    def generate_spec(kind):
+        return [
+            row(tf.string, "prompt"),
+            kind(tf.int32, "num_chars"),
+            kind(tf.float32, "temperature"),
+            kind(tf.int32, "top_k"),
+            kind(tf.float32, "top_p"),
+            kind(tf.int64, "seed"),
+        ]
+
+    return {
+        "serving_default": (functions.generate, generate_spec(scalar)),
+        "generate_rows": (functions.generate_rows, generate_spec(row)),
+        "step": (functions.step, [row(tf.int32, "ids"), state("h"), state("c")]),
+        "score": (functions.score, [row(tf.string, "text")]),
+    }
+
+
+def serving_model(model: CharLanguageModel, config: ModelConfig) -> CharLanguageModel:
+    """A copy of `model` on the "gates" implementation, so no cuDNN op is exported."""
+    if model.implementation == "gates":
+        return model
+    copy = CharLanguageModel.from_model_config(
+        ModelConfig(**{**config.__dict__, "implementation": "gates"})
+    )
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def next_version(export_base: str) -> int:
+    versions = [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+    return max(versions, default=0) + 1
+
+
+def export_for_serving(
+    run_dir: str,
+    export_base: str,
+    checkpoint: str = "best",
+    version: int | None = None,
+    warmup: bool = True,
+) -> str:
+    """Write the run's model to `export_base/<version>/`; returns that path."""
+    model_config, _ = load_run_config(run_dir)
+    model, vocab = load_trained_model(run_dir, checkpoint)
+    model_config.vocab_size = model.vocab_size
+    functions = ServingFunctions(serving_model(model, model_config), vocab)
+
+    try:
+        os.makedirs(export_base, exist_ok=True)
+    except OSError as e:
+        raise TextgenError(f"cannot create {export_base}: {e.strerror}") from None
+    if version is None:
+        version = next_version(export_base)
+    elif version < 1:
+        raise TextgenError(f"--version must be a positive integer, got {version}")
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise TextgenError(f"{final} already exists; pick another --version or leave it out")
+
+    archive = keras.export.ExportArchive()
+    archive.track(functions.model)
+    for name, (fn, spec) in _signatures(functions, model_config).items():
+        archive.add_endpoint(name, fn, input_signature=spec)
+
+    # A dot-name keeps TF Serving's version scan from picking up the half-written folder.
+    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        archive.write_out(tmp, verbose=False)
+        extra = os.path.join(tmp, EXTRA_DIR)
+        os.makedirs(extra, exist_ok=True)
+        vocab.save(extra)
+        atomic_write_text(
+            os.path.join(extra, CONFIG_FILE),
+            json.dumps(
+                {"model": model_config.__dict__, "max_num_chars": MAX_NUM_CHARS}, indent=2
+            )
+            + "\n",
+        )
+        if warmup:
+            from lstm_textgen.serving import write_warmup_requests
+
+            write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_config)
+        os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TextgenError(f"could not write the export to {export_base}: {e.strerror}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def latest_version(export_base: str) -> str:
+    """Path of the highest version under `export_base` (or `export_base` itself if it
+    is a version folder)."""
+    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
+        return export_base
+    if not os.path.isdir(export_base):
+        raise TextgenError(f"saved model folder {export_base} does not exist")
+    versions = [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+    if not versions:
+        raise TextgenError(
+            f"{export_base} holds no numbered SavedModel version; "
+            "export one with `lstm-textgen export`"
+        )
+    return os.path.join(export_base, str(max(versions)))
+
+
+def read_saved_model_proto(saved_model_dir: str):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def graph_op_types(saved_model_dir: str) -> set[str]:
+    """Every op type in the SavedModel's graphs, function library included."""
+    ops = set()
+    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return ops
+
+
+def signature_input_dtypes(saved_model_dir: str) -> dict[str, dict[str, tf.DType]]:
+    """`{signature: {input alias: dtype}}` of the "serve" graph, as TF Serving reads it."""
+    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags:
+            return {
+                name: {alias: tf.as_dtype(info.dtype) for alias, info in sig.inputs.items()}
+                for name, sig in meta_graph.signature_def.items()
+                if not name.startswith("__")
+            }
+    raise TextgenError(f"{saved_model_dir} has no graph tagged 'serve'")
+
+
+def denied_ops(saved_model_dir: str) -> list[str]:
+    return sorted(
+        op for op in graph_op_types(saved_model_dir) if any(op.startswith(d) for d in DENIED_OPS)
+    )
+
+
+def generate_from_saved_model(
+    saved_model: str, prompts, num_chars, temperature, top_k, top_p, seed
+) -> list[str]:
+    """Run an export's `serving_default` signature in this process."""
+    path = latest_version(saved_model)
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        raise TextgenError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from None
+    if "serving_default" not in loaded.signatures:
+        raise TextgenError(f"{path} has no serving_default signature")
+    outputs = loaded.signatures["serving_default"](
+        prompt=tf.constant(list(prompts)),
+        num_chars=tf.constant(num_chars, tf.int32),
+        temperature=tf.constant(temperature, tf.float32),
+        top_k=tf.constant(top_k, tf.int32),
+        top_p=tf.constant(top_p, tf.float32),
+        seed=tf.constant(seed, tf.int64),
+    )
+    return [t.decode("utf-8", "replace") for t in outputs["text"].numpy()]

@@ -1,0 +1,409 @@
+"""The SavedModel export, loaded and run the way TF Serving does it.
+
+Each request goes through `tests/serving/tf1_predict.py`, a fresh process that never
+imports lstm_textgen and serves PredictRequests from a TF1 Session after
+`tf.compat.v1.saved_model.loader.load`. The slow test also replays them through a C++
+program built against the pip wheel's `libtensorflow_cc` (`tests/serving/tf_predict.cc`).
+Expected values come from the library in this process (the same checkpoint), or from an
+independent step-by-step recomputation.
+"""
+
+import http.server
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from helpers import assert_close, error_lines, run_cli
+from lstm_textgen import serving
+from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.export import (
+    MAX_NUM_CHARS,
+    SIGNATURES,
+    denied_ops,
+    export_for_serving,
+    signature_input_dtypes,
+)
+from lstm_textgen.generate import TextGenerator
+from lstm_textgen.train import load_trained_model, train
+
+SERVING_DIR = Path(__file__).parent / "serving"
+GOLDEN = SERVING_DIR / "golden"
+LAYERS, UNITS = 2, 4
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, small_text):
+    root = tmp_path_factory.mktemp("export")
+    corpus = root / "corpus.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    run = root / "run"
+    train(
+        str(run),
+        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
+        TrainConfig(text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=3, checkpoint_every=3),
+        verbose=0,
+        log=lambda _: None,
+    )
+    base = root / "saved_models" / "tiny"
+    version_dir = export_for_serving(str(run), str(base))
+    model, vocab = load_trained_model(str(run))
+    return {
+        "run": run,
+        "base": base,
+        "version_dir": version_dir,
+        "generator": TextGenerator(model, vocab),
+        "model": model,
+        "vocab": vocab,
+    }
+
+
+def serve_tf1(version_dir, requests, workdir):
+    """Replay PredictRequests through tf1_predict.py; a response or an error string each."""
+    workdir.mkdir(exist_ok=True)
+    args = []
+    for k, request in enumerate(requests):
+        request_path = workdir / f"request{k}.pb"
+        request_path.write_bytes(request.SerializeToString())
+        args += [str(request_path), str(workdir / f"response{k}.pb")]
+    result = subprocess.run(
+        [sys.executable, str(SERVING_DIR / "tf1_predict.py"), str(version_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    return [read_response(workdir / f"response{k}.pb") for k in range(len(requests))]
+
+
+def read_response(path):
+    error = Path(str(path) + ".error")
+    if error.exists():
+        return error.read_text(encoding="utf-8")
+    return predict_pb2.PredictResponse.FromString(path.read_bytes())
+
+
+def outputs_of(response):
+    assert not isinstance(response, str), response
+    return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+
+def texts(array):
+    return [t.decode("utf-8") for t in array]
+
+
+def golden(name):
+    return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
+
+
+def request_from_rest(body, version_dir):
+    """A REST body -> PredictRequest, with TF Serving's JSON rules and the model's dtypes."""
+    dtypes = signature_input_dtypes(version_dir)[body["signature_name"]]
+    inputs, row_format = serving.rest_to_inputs(body, dtypes)
+    return serving.predict_request(body["signature_name"], inputs), row_format
+
+
+def expected_generate_rows(generator, instances):
+    out = []
+    for row in instances:
+        prompt = row["prompt"]
+        if isinstance(prompt, dict):
+            import base64
+
+            prompt = base64.b64decode(prompt["b64"]).decode("utf-8")
+        out.append(
+            generator.generate(
+                [prompt], row["num_chars"], row["temperature"], row["top_k"], row["top_p"], row["seed"]
+            )[0]
+        )
+    return out
+
+
+def reference_score(model, vocab, text):
+    """Log-likelihood by feeding characters one at a time (not the signature's code path)."""
+    state = model.initial_state(1)
+    logits = model.next_logits(state)
+    total, count = 0.0, 0
+    for char_id in vocab.encode(text):
+        if char_id == 0:
+            continue
+        total += float(tf.nn.log_softmax(logits)[0, char_id])
+        count += 1
+        logits, state = model.step(tf.constant([char_id]), state)
+    return total, count
+
+
+# --- layout, versions, op set ------------------------------------------------------------
+
+
+def test_versioned_layout_and_next_free_version(served, tmp_path):
+    version_dir = Path(served["version_dir"])
+    assert version_dir.name == "1"
+    for name in ("saved_model.pb", "variables", "assets.extra/vocab.json", "assets.extra/config.json"):
+        assert (version_dir / name).exists(), name
+    base = tmp_path / "models" / "m"
+    shutil.copytree(served["base"], base)
+    second = export_for_serving(str(served["run"]), str(base))
+    assert Path(second).name == "2"
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folder is left behind
+    with pytest.raises(TextgenError, match="already exists"):
+        export_for_serving(str(served["run"]), str(base), version=2)
+
+
+def test_no_op_a_cpu_tf_serving_lacks(served, tmp_path):
+    assert denied_ops(served["version_dir"]) == []
+
+    class Bad(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def f(self, x):
+            return tf.py_function(lambda v: v * 2, [x], tf.float32)
+
+    tf.saved_model.save(Bad(), str(tmp_path / "bad"))
+    assert denied_ops(str(tmp_path / "bad")) == ["EagerPyFunc"]
+
+
+def test_keras_implementation_exports_the_gate_loop(served, tmp_path):
+    from lstm_textgen.export import serving_model
+    from lstm_textgen.model import CharLanguageModel
+
+    config = ModelConfig(vocab_size=served["vocab"].size, embedding_dim=3, units=UNITS, num_layers=LAYERS, implementation="keras")
+    keras_model = CharLanguageModel.from_model_config(config)
+    keras_model.set_weights(served["model"].get_weights())
+    exported = serving_model(keras_model, config)
+    assert all(layer.implementation == "gates" for layer in exported.lstm_layers)
+    ids = tf.constant([[1, 2, 3]])
+    assert_close(exported(ids), keras_model(ids))
+
+
+# --- every signature through the TF1 loader ----------------------------------------------
+
+
+def test_signatures_through_the_tf1_loader(served, tmp_path):
+    version_dir = served["version_dir"]
+    generator = served["generator"]
+    bodies = [
+        golden("generate_columnar.json"),
+        golden("generate_rows_instances.json"),
+        golden("score_instances.json"),
+        golden("step_columnar.json"),
+    ]
+    requests = [request_from_rest(body, version_dir)[0] for body in bodies]
+    generate, rows, score, step = serve_tf1(version_dir, requests, tmp_path)
+
+    columns = bodies[0]["inputs"]
+    assert texts(outputs_of(generate)["text"]) == generator.generate(
+        columns["prompt"], columns["num_chars"], columns["temperature"], columns["top_k"], columns["top_p"], columns["seed"]
+    )
+    assert texts(outputs_of(rows)["text"]) == expected_generate_rows(generator, bodies[1]["instances"])
+
+    scores = outputs_of(score)
+    for k, text in enumerate(bodies[2]["instances"]):
+        total, count = reference_score(served["model"], served["vocab"], text)
+        assert_close(scores["log_likelihood"][k], total, atol=1e-4)
+        assert scores["num_chars"][k] == count
+        assert_close(scores["bits_per_char"][k], -total / max(count, 1) / math.log(2), atol=1e-4)
+
+    columns = bodies[3]["inputs"]
+    h, c = np.array(columns["h"], np.float32), np.array(columns["c"], np.float32)
+    state = tuple((h[:, k], c[:, k]) for k in range(LAYERS))
+    logits, new_state = served["model"].step(tf.constant(columns["ids"]), state)
+    got = outputs_of(step)
+    assert_close(got["logits"], logits)
+    assert_close(got["h"], np.stack([s[0] for s in new_state], axis=1))
+    assert_close(got["c"], np.stack([s[1] for s in new_state], axis=1))
+
+
+def test_rest_replies_in_both_formats(served, tmp_path):
+    version_dir = served["version_dir"]
+    columnar = golden("generate_columnar.json")
+    rows = golden("generate_rows_instances.json")
+    requests, formats = zip(*(request_from_rest(b, version_dir) for b in (columnar, rows)))
+    responses = serve_tf1(version_dir, list(requests), tmp_path)
+    replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
+    c = columnar["inputs"]
+    assert replies[0] == {
+        "outputs": served["generator"].generate(c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"])
+    }
+    assert replies[1] == {"predictions": expected_generate_rows(served["generator"], rows["instances"])}
+
+
+def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
+    base = golden("generate_columnar.json")
+
+    def request(**changes):
+        body = json.loads(json.dumps(base))
+        body["inputs"].update(changes)
+        body["inputs"]["prompt"] = ["a"]
+        return request_from_rest(body, served["version_dir"])[0]
+
+    responses = serve_tf1(
+        served["version_dir"],
+        [
+            request(temperature=-1.0),
+            request(top_p=0.0),
+            request(top_k=-3),
+            request(num_chars=10**9, temperature=0.0),
+            request(num_chars=-5),
+        ],
+        tmp_path,
+    )
+    assert "temperature must be >= 0" in responses[0]
+    assert "top_p must be in (0, 1]" in responses[1]
+    assert "top_k must be >= 0" in responses[2]
+    assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS]
+    assert texts(outputs_of(responses[4])["text"]) == [""]
+
+
+def test_warmup_file_has_one_request_per_signature_and_replays(served, tmp_path):
+    path = Path(served["version_dir"]) / "assets.extra" / "tf_serving_warmup_requests"
+    requests = serving.read_warmup_requests(str(path))
+    assert sorted(r.model_spec.signature_name for r in requests) == sorted(SIGNATURES)
+    for response in serve_tf1(served["version_dir"], requests, tmp_path):
+        assert not isinstance(response, str), response
+        assert len(response.outputs) >= 1
+
+
+# --- C++: tensorflow::LoadSavedModel from libtensorflow_cc ----------------------------------
+
+
+def build_cpp_runner(out_dir):
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    tf_dir = Path(tf.__file__).parent
+    if not (tf_dir / "libtensorflow_cc.so.2").exists():
+        pytest.skip("this TensorFlow wheel ships no libtensorflow_cc.so.2")
+    binary = out_dir / "tf_predict"
+    command = [
+        compiler, "-std=c++17", "-O1", "-w",
+        *[flag for flag in tf.sysconfig.get_compile_flags() if not flag.startswith("-I")],
+        f"-I{tf.sysconfig.get_include()}",
+        str(SERVING_DIR / "tf_predict.cc"), "-o", str(binary),
+        # The session factory lives in libtensorflow_cc: keep it linked although no
+        # symbol of it is referenced directly.
+        "-Wl,--no-as-needed", str(tf_dir / "libtensorflow_cc.so.2"),
+        str(tf_dir / "libtensorflow_framework.so.2"), f"-Wl,-rpath,{tf_dir}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return binary
+
+
+@pytest.mark.slow
+def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_path):
+    binary = build_cpp_runner(tmp_path)
+    version_dir = served["version_dir"]
+    warmup = serving.read_warmup_requests(str(Path(version_dir) / "assets.extra" / "tf_serving_warmup_requests"))
+    bodies = ["generate_columnar.json", "generate_rows_instances.json", "score_instances.json", "step_columnar.json"]
+    requests = list(warmup) + [request_from_rest(golden(b), version_dir)[0] for b in bodies]
+    python_responses = serve_tf1(version_dir, requests, tmp_path / "tf1")
+    for k, request in enumerate(requests):
+        request_path = tmp_path / f"cpp_request{k}.pb"
+        response_path = tmp_path / f"cpp_response{k}.pb"
+        request_path.write_bytes(request.SerializeToString())
+        result = subprocess.run(
+            [str(binary), str(version_dir), str(request_path), str(response_path)],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        cpp = outputs_of(predict_pb2.PredictResponse.FromString(response_path.read_bytes()))
+        python = outputs_of(python_responses[k])
+        assert sorted(cpp) == sorted(python)
+        for alias in cpp:
+            if cpp[alias].dtype == object:
+                assert cpp[alias].tolist() == python[alias].tolist(), alias
+            else:
+                assert_close(cpp[alias], python[alias])
+    # The C++ text for the golden generate request equals the library's.
+    golden_generate = outputs_of(predict_pb2.PredictResponse.FromString((tmp_path / f"cpp_response{len(warmup)}.pb").read_bytes()))
+    c = golden("generate_columnar.json")["inputs"]
+    assert texts(golden_generate["text"]) == served["generator"].generate(
+        c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
+    )
+
+
+# --- the CLI against the export and against a TF Serving REST endpoint ---------------------
+
+
+class FakeTFServing(http.server.ThreadingHTTPServer):
+    """Answers `/v1/models/NAME:predict` like TF Serving, running the export in-process."""
+
+    def __init__(self, model_name, version_dir):
+        self.model_name = model_name
+        self.loaded = tf.saved_model.load(version_dir)
+        self.dtypes = signature_input_dtypes(version_dir)
+        self.bodies = []
+        super().__init__(("127.0.0.1", 0), FakeTFServingHandler)
+
+
+class FakeTFServingHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, payload):
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server.bodies.append(body)
+        if self.path != f"/v1/models/{server.model_name}:predict":
+            return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
+        name = body.get("signature_name", "serving_default")
+        try:
+            inputs, row_format = serving.rest_to_inputs(body, server.dtypes[name])
+            outputs = server.loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        except (TextgenError, tf.errors.InvalidArgumentError) as e:
+            return self.reply(400, {"error": getattr(e, "message", str(e))})
+        self.reply(200, serving.outputs_to_rest({k: v.numpy() for k, v in outputs.items()}, row_format))
+
+
+@pytest.fixture
+def fake_tf_serving(served):
+    server = FakeTFServing("tiny", served["version_dir"])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_serving, tmp_path):
+    run = served["run"]
+    result = run_cli("export", "--run", run, "--export-base", tmp_path / "sm" / "tiny")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "sm" / "tiny" / "1")
+
+    args = ["--prompt", "the ", "--num-chars", "30", "--temperature", "0.9", "--top-k", "8", "--seed", "11", "--batch", "2"]
+    from_run = run_cli("generate", "--run", run, *args)
+    from_export = run_cli("generate", "--saved-model", tmp_path / "sm" / "tiny", *args)
+    port = fake_tf_serving.server_address[1]
+    from_server = run_cli("generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "tiny", *args)
+    for result in (from_run, from_export, from_server):
+        assert result.returncode == 0, result.stderr
+    assert from_export.stdout == from_run.stdout
+    assert from_server.stdout == from_run.stdout
+    assert fake_tf_serving.bodies[-1]["inputs"]["seed"] == 11
+
+    wrong_name = run_cli("generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "other")
+    assert wrong_name.returncode == 2
+    assert len(error_lines(wrong_name)) == 1 and "answered 404" in wrong_name.stderr
+    no_name = run_cli("generate", "--server", f"http://127.0.0.1:{port}")
+    assert no_name.returncode == 2 and "--model-name" in no_name.stderr
