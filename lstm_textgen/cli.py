@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import random
 import sys
 
 PROG = "lstm-textgen"
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+DEBUG_ENV = "LSTM_TEXTGEN_DEBUG"
+MAX_EXPORT_CHARS = 10_000  # lstm_textgen.export.MAX_NUM_CHARS, without importing TensorFlow
 
 
 def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
@@ -180,10 +183,36 @@ def _start_tensorflow() -> None:
     import tensorflow_datasets as tfds
 
     tfds.disable_progress_bar()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    library_log = logging.getLogger("lstm_textgen")
+    library_log.addHandler(handler)
+    library_log.setLevel(logging.WARNING)
+    library_log.propagate = False
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _warn_ignored_on_resume(args, model_config, train_config) -> None:
+    """--resume uses the run's saved config: say which given flags it overrides."""
+    from lstm_textgen.config import load_run_config
+
+    saved_model, saved_train = load_run_config(args.run)
+    defaults = vars(build_parser().parse_args(["train", "--run", args.run]))
+    for config, saved in ((model_config, saved_model), (train_config, saved_train)):
+        for name, value in vars(config).items():
+            if name in ("vocab_size", "max_steps", "epochs"):
+                continue
+            dest = {"num_layers": "layers", "text_files": "text_file"}.get(name, name)
+            given = value != defaults[dest] and value != []
+            if given and value != getattr(saved, name):
+                flag = "tfds" if dest == "tfds_name" else dest.replace("_", "-")
+                _log(
+                    f"warning: --{flag} is ignored with --resume "
+                    f"(the run keeps {getattr(saved, name)!r})"
+                )
 
 
 def cmd_train(args) -> int:
@@ -210,7 +239,9 @@ def cmd_train(args) -> int:
         eval_batches=args.eval_batches,
         seed=args.seed,
     )
-    if not args.resume:
+    if args.resume:
+        _warn_ignored_on_resume(args, model_config, train_config)
+    else:
         model_config.validate()
         train_config.validate()
     result = train(
@@ -234,6 +265,15 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _warn_unknown(vocab, prompt: str) -> None:
+    unknown = vocab.unknown_characters(prompt) if vocab is not None else []
+    if unknown:
+        _log(
+            f"warning: the model never saw {''.join(unknown)!r} in training; "
+            "those prompt characters are skipped"
+        )
+
+
 def cmd_generate(args) -> int:
     from lstm_textgen.errors import TextgenError
     from lstm_textgen.samplers import check_sampling_args
@@ -244,6 +284,15 @@ def cmd_generate(args) -> int:
         raise TextgenError(f"--num-chars must be >= 0, got {args.num_chars}")
     if args.server and not args.model_name:
         raise TextgenError("--server needs --model-name, the model's name on the server")
+    if args.server and not args.server.startswith(("http://", "https://")):
+        raise TextgenError(f"--server must be an http:// or https:// URL, got {args.server!r}")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise TextgenError(f"--seed must be in [0, 2**63), got {args.seed}")
+    if not args.run and args.num_chars > MAX_EXPORT_CHARS:
+        raise TextgenError(
+            f"--num-chars {args.num_chars} is more than an export generates per request "
+            f"({MAX_EXPORT_CHARS:,}); ask for fewer"
+        )
     check_sampling_args(args.temperature, args.top_k, args.top_p)
     prompts = [args.prompt] * args.batch
     settings = dict(
@@ -258,17 +307,12 @@ def cmd_generate(args) -> int:
         from lstm_textgen.train import load_trained_model
 
         model, vocab = load_trained_model(args.run, args.checkpoint)
-        generator = TextGenerator(model, vocab)
-        unknown = generator.unknown_characters([args.prompt])
-        if unknown:
-            _log(
-                f"warning: the model never saw {''.join(unknown)!r} in training; "
-                "those prompt characters are skipped"
-            )
-        texts = generator.generate(prompts, **settings)
+        _warn_unknown(vocab, args.prompt)
+        texts = TextGenerator(model, vocab).generate(prompts, **settings)
     elif args.saved_model:
-        from lstm_textgen.export import generate_from_saved_model
+        from lstm_textgen.export import export_vocabulary, generate_from_saved_model
 
+        _warn_unknown(export_vocabulary(args.saved_model), args.prompt)
         texts = generate_from_saved_model(args.saved_model, prompts, **settings)
     else:
         from lstm_textgen.serving import generate_body, rest_predict, texts_from_reply
@@ -293,7 +337,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from lstm_textgen.errors import TextgenError
     from lstm_textgen.evaluate import evaluate_run
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise TextgenError(f"--batch-size must be >= 1, got {args.batch_size}")
 
     result = evaluate_run(
         args.run,
@@ -339,6 +387,16 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        print(
+            f"{PROG}: error: {type(e).__name__}: {first_line} "
+            f"(set {DEBUG_ENV}=1 for the full traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def console_main() -> None:

@@ -88,6 +88,8 @@ class TrainConfig:
             raise TextgenError(
                 f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"
             )
+        if not 0 <= self.seed < 2**32:
+            raise TextgenError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise TextgenError(f"--eval-batches must be >= 1, got {self.eval_batches}")
 

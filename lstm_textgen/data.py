@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from lstm_textgen.errors import TextgenError
 from lstm_textgen.vocab import CharVocabulary
 
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
+log = logging.getLogger("lstm_textgen")
 VALIDATION_FRACTION = 0.05
 
 
@@ -94,12 +96,18 @@ def corpus_from_text_files(patterns) -> Corpus:
 
 
 def resolve_manual_dir(manual_dir: str | None) -> str | None:
+    """The manual download folder to give tfds, or None to let tfds download.
+
+    A folder that does not exist is reported and skipped, so the same command works on
+    an offline machine that has the files and on an online one that does not.
+    """
     manual_dir = manual_dir or os.environ.get(MANUAL_DIR_ENV) or None
     if manual_dir is not None and not os.path.isdir(manual_dir):
-        raise TextgenError(
-            f"tfds manual dir {manual_dir} does not exist; point --tfds-manual-dir "
-            f"(or ${MANUAL_DIR_ENV}) at the folder holding the downloaded files"
+        log.warning(
+            "tfds manual dir %s does not exist; tfds will try to download the dataset",
+            manual_dir,
         )
+        return None
     return manual_dir
 
 

@@ -49,9 +49,9 @@ def _check_request(temperature, top_k, top_p):
     """In-graph request validation: a bad request fails, it never crashes the server."""
     return [
         tf.debugging.assert_greater_equal(
-            temperature, tf.zeros_like(temperature), message="temperature must be >= 0"
+            temperature, tf.zeros_like(temperature), message="temperature must be finite and >= 0"
         ),
-        tf.debugging.assert_all_finite(temperature, "temperature must be finite"),
+        tf.debugging.assert_all_finite(temperature, "temperature must be finite and >= 0"),
         tf.debugging.assert_greater_equal(
             top_k, tf.zeros_like(top_k), message="top_k must be >= 0 (0 turns it off)"
         ),
@@ -228,7 +228,10 @@ def export_for_serving(
     tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        archive.write_out(tmp, verbose=False)
+        try:
+            archive.write_out(tmp, verbose=False)
+        except tf.errors.OpError as e:
+            raise OSError(e.message.splitlines()[0]) from None
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
@@ -246,7 +249,8 @@ def export_for_serving(
         os.rename(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise TextgenError(f"could not write the export to {export_base}: {e.strerror}") from None
+        reason = e.strerror or str(e)
+        raise TextgenError(f"could not write the export to {export_base}: {reason}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -301,9 +305,17 @@ def signature_input_dtypes(saved_model_dir: str) -> dict[str, dict[str, tf.DType
 
 
 def denied_ops(saved_model_dir: str) -> list[str]:
-    return sorted(
+    """Denied op types in the export, plus `jit_compile:NAME` for every function that
+    must be compiled with XLA (a CPU TF Serving may not run those around string ops)."""
+    found = {
         op for op in graph_op_types(saved_model_dir) if any(op.startswith(d) for d in DENIED_OPS)
-    )
+    }
+    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
+        for function in meta_graph.graph_def.library.function:
+            attr = function.attr.get("_XlaMustCompile")
+            if attr is not None and attr.b:
+                found.add(f"jit_compile:{function.signature.name}")
+    return sorted(found)
 
 
 def generate_from_saved_model(
@@ -313,7 +325,7 @@ def generate_from_saved_model(
     path = latest_version(saved_model)
     try:
         loaded = tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as e:
+    except Exception as e:  # a damaged export fails in many ways inside TensorFlow
         raise TextgenError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from None
     if "serving_default" not in loaded.signatures:
         raise TextgenError(f"{path} has no serving_default signature")
@@ -326,3 +338,11 @@ def generate_from_saved_model(
         seed=tf.constant(seed, tf.int64),
     )
     return [t.decode("utf-8", "replace") for t in outputs["text"].numpy()]
+
+
+def export_vocabulary(saved_model: str) -> CharVocabulary | None:
+    """The vocabulary stored beside an export, or None if it has none."""
+    extra = os.path.join(latest_version(saved_model), EXTRA_DIR)
+    if not os.path.isfile(os.path.join(extra, "vocab.json")):
+        return None
+    return CharVocabulary.load(extra)

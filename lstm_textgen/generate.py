@@ -107,6 +107,8 @@ class TextGenerator:
         check_sampling_args(temperature, top_k, top_p)
         if seed is None:
             seed = random.randint(0, MAX_SEED)
+        elif not 0 <= seed < 2**63:
+            raise TextgenError(f"seed must be in [0, 2**63), got {seed}")
         ids = self._generate_ids(
             tf.constant(encode_prompts(self.vocab, prompts)),
             tf.constant(num_chars, tf.int32),

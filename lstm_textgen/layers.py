@@ -52,7 +52,8 @@ class GateLSTM(keras.layers.Layer):
     `recurrent_kernel [H, 4H]`, `bias [4H]`), so
     `keras.layers.LSTM(H).set_weights(gate_lstm.get_weights())` and the reverse need no
     conversion. With `implementation="keras"` the layer delegates the sequence loop to
-    `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the same three weights.
+    `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the same three weights; calls with
+    a mask still take the gate loop, since cuDNN only handles right-padded masks.
 
     Masking is supported as Keras does it: at a masked step the state is carried over
     unchanged and the output repeats the previous one. There is no `stateful` mode: pass
@@ -197,7 +198,9 @@ class GateLSTM(keras.layers.Layer):
         return h_t, (h_t, c_t)
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
-        if self._keras_lstm is not None:
+        # Keras's cuDNN path accepts only right-padded masks (and fails at run time on a
+        # GPU otherwise), so masked calls always take the gate loop over the same weights.
+        if self._keras_lstm is not None and mask is None:
             sequence, h, c = self._keras_lstm(
                 inputs, initial_state=initial_state, mask=mask, training=training
             )

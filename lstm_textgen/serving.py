@@ -16,6 +16,7 @@ The JSON conversion follows TF Serving's REST API rules for `:predict`:
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -107,6 +108,10 @@ def _decode_json_value(value, dtype: tf.DType):
             return v.encode("utf-8")
         if isinstance(v, (dict, str)):
             raise TextgenError(f"expected a number for a {dtype.name} input, got {v!r}")
+        if dtype.is_integer and (isinstance(v, bool) or not isinstance(v, int)):
+            raise TextgenError(f"expected an integer for a {dtype.name} input, got {v!r}")
+        if dtype.is_floating and isinstance(v, bool):
+            raise TextgenError(f"expected a number for a {dtype.name} input, got {v!r}")
         return v
 
     converted = convert(value)
@@ -114,6 +119,11 @@ def _decode_json_value(value, dtype: tf.DType):
         array = np.array(converted, dtype=object)
         return array
     return np.array(converted, dtype=dtype.as_numpy_dtype)
+
+
+def _is_named_inputs(value) -> bool:
+    """An object of named inputs, as opposed to a bare value ({"b64": ...} is a value)."""
+    return isinstance(value, dict) and set(value) != {"b64"}
 
 
 def rest_to_inputs(body: dict, input_dtypes: dict[str, tf.DType]):
@@ -128,7 +138,7 @@ def rest_to_inputs(body: dict, input_dtypes: dict[str, tf.DType]):
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
             raise TextgenError('"instances" must be a non-empty list')
-        if len(names) == 1 and not isinstance(rows[0], dict):
+        if len(names) == 1 and not _is_named_inputs(rows[0]):
             rows = [{names[0]: row} for row in rows]
         for row in rows:
             if not isinstance(row, dict) or set(row) != set(names):
@@ -139,7 +149,7 @@ def rest_to_inputs(body: dict, input_dtypes: dict[str, tf.DType]):
         }
         return inputs, True
     columns = body["inputs"]
-    if len(names) == 1 and not isinstance(columns, dict):
+    if len(names) == 1 and not _is_named_inputs(columns):
         columns = {names[0]: columns}
     if not isinstance(columns, dict) or set(columns) != set(names):
         raise TextgenError(f'"inputs" needs exactly the inputs {names}')
@@ -182,6 +192,8 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:
             return json.loads(reply.read().decode("utf-8"))
+    except ValueError as e:  # a malformed URL
+        raise TextgenError(f"bad TF Serving URL {url}: {e}") from None
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
         try:
@@ -192,7 +204,12 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise TextgenError(f"cannot reach TF Serving at {url}: {reason}") from None
-    except json.JSONDecodeError:
+    except http.client.HTTPException as e:
+        raise TextgenError(
+            f"{url} did not answer like TF Serving's REST API ({type(e).__name__}); "
+            "is that the REST port (8501), not gRPC (8500)?"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise TextgenError(f"TF Serving at {url} did not answer with JSON") from None
 
 

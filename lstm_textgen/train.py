@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 
 import keras
@@ -37,6 +38,7 @@ from lstm_textgen.vocab import CharVocabulary
 LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.keras"
 STATE_FILE = "state.json"
+CHECKPOINT_INFO = "lstm_textgen.json"
 LN2 = math.log(2.0)
 
 
@@ -56,14 +58,24 @@ def read_state(run_dir: str) -> dict:
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.isfile(path):
         return {"step": 0, "best_val_loss": None, "best_step": None, "history": []}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TextgenError(f"{path} is corrupt ({e}); delete it to resume without history") from None
 
 
-def atomic_save_model(model: keras.Model, path: str) -> None:
+def atomic_save_model(model: keras.Model, path: str, info: dict) -> None:
+    """Save `model` to `path` atomically, with `info` (step, losses) inside the file.
+
+    Keeping the metadata inside the checkpoint means a checkpoint and its numbers can never
+    disagree, whenever training is killed.
+    """
     tmp = f"{path[: -len('.keras')]}.tmp-{os.getpid()}.keras"
     try:
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(CHECKPOINT_INFO, json.dumps(info))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -71,6 +83,26 @@ def atomic_save_model(model: keras.Model, path: str) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise TextgenError(f"could not write checkpoint {path}: {e.strerror or e}") from None
+
+
+def read_checkpoint_info(path: str) -> dict:
+    """The step and losses stored in a checkpoint by `atomic_save_model` ({} if none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(CHECKPOINT_INFO))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        return {}
+
+
+def load_checkpoint(path: str, compile: bool = True) -> keras.Model:
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as e:  # Keras raises ValueError, OSError, zip and h5 errors alike
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TextgenError(
+            f"cannot load checkpoint {path} ({first_line}); it is damaged or not an "
+            "lstm-textgen checkpoint"
+        ) from None
 
 
 def atomic_copy(src: str, dst: str) -> None:
@@ -124,9 +156,13 @@ class CheckpointAndReport(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         last = os.path.join(self.run_dir, LAST_CHECKPOINT)
-        atomic_save_model(self.model, last)
         best = self.state["best_val_loss"]
         improved = best is None or val_loss < best
+        atomic_save_model(
+            self.model,
+            last,
+            {"step": step, "train_loss": train_loss, "val_loss": val_loss},
+        )
         if improved:
             atomic_copy(last, os.path.join(self.run_dir, BEST_CHECKPOINT))
             self.state["best_val_loss"] = val_loss
@@ -196,6 +232,10 @@ def train(
     else:
         model_config = model_config or ModelConfig()
         train_config = train_config or TrainConfig()
+        # Absolute paths, so the run resumes and evaluates from any directory.
+        train_config.text_files = [
+            os.path.abspath(os.path.expanduser(p)) for p in train_config.text_files
+        ]
     if max_steps is not None or epochs is not None:
         train_config.max_steps, train_config.epochs = max_steps, epochs
     model_config.validate()
@@ -209,16 +249,21 @@ def train(
 
     if resume:
         vocab = CharVocabulary.load(run_dir)
-        model = keras.models.load_model(os.path.join(run_dir, LAST_CHECKPOINT))
+        model = load_checkpoint(os.path.join(run_dir, LAST_CHECKPOINT))
         state = read_state(run_dir)
+        # The best checkpoint carries its own loss, which wins over state.json if a kill
+        # landed between writing the two.
+        best_info = read_checkpoint_info(os.path.join(run_dir, BEST_CHECKPOINT))
+        if "val_loss" in best_info:
+            state["best_val_loss"], state["best_step"] = best_info["val_loss"], best_info["step"]
     else:
         vocab = CharVocabulary.from_text(corpus.train)
         model_config.vocab_size = vocab.size
         vocab.save(run_dir)
+        keras.utils.set_random_seed(train_config.seed)
         model = CharLanguageModel.from_model_config(model_config)
         compile_model(model, train_config, jit_compile)
         state = read_state(run_dir)
-    save_run_config(run_dir, model_config, train_config)
 
     train_ids = data.encode_text(corpus.train, vocab)
     val_ids = data.encode_text(corpus.validation, vocab)
@@ -227,6 +272,7 @@ def train(
     if step >= total_steps:
         log(f"{run_dir} is already trained to step {step} (target {total_steps}); nothing to do")
         return TrainResult(run_dir, step, state["best_val_loss"], state["history"])
+    save_run_config(run_dir, model_config, train_config)
 
     # Reseeding with the step keeps a resumed run from replaying the batches it saw.
     train_ds = data.make_dataset(
@@ -299,7 +345,7 @@ def load_trained_model(run_dir: str, checkpoint: str = "best") -> tuple[CharLang
                 f"train it first with `lstm-textgen train --run {run_dir}`"
             )
     vocab = CharVocabulary.load(run_dir)
-    model = keras.models.load_model(path, compile=False)
+    model = load_checkpoint(path, compile=False)
     if model.vocab_size != vocab.size:
         raise TextgenError(
             f"{path} predicts {model.vocab_size} ids but {run_dir}/vocab.json has "

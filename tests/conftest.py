@@ -48,13 +48,18 @@ def trained_text_run(tmp_path_factory, small_text):
     corpus = root / "corpus.txt"
     corpus.write_text(small_text, encoding="utf-8")
     run = root / "run"
-    train(
-        str(run),
-        ModelConfig(units=8, num_layers=1, embedding_dim=4),
-        TrainConfig(
-            text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=4, checkpoint_every=2
-        ),
-        verbose=0,
-        log=lambda _: None,
-    )
+    cwd = os.getcwd()
+    os.chdir(root)  # train on a relative path: the run must store it absolute
+    try:
+        train(
+            str(run),
+            ModelConfig(units=8, num_layers=1, embedding_dim=4),
+            TrainConfig(
+                text_files=["corpus.txt"], seq_len=16, batch_size=4, max_steps=4, checkpoint_every=2
+            ),
+            verbose=0,
+            log=lambda _: None,
+        )
+    finally:
+        os.chdir(cwd)
     return run, corpus

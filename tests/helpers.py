@@ -16,7 +16,7 @@ def assert_close(actual, expected, atol=ATOL, rtol=RTOL):
     np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol)
 
 
-def run_cli(*args, env=None, timeout=300):
+def run_cli(*args, env=None, timeout=300, cwd=REPO):
     """Run `python -m lstm_textgen ARGS` in a fresh process, as a user would."""
     full_env = dict(os.environ)
     full_env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # exercise the CLI's own quiet default
@@ -25,7 +25,7 @@ def run_cli(*args, env=None, timeout=300):
         [sys.executable, "-m", "lstm_textgen", *map(str, args)],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
         env=full_env,
         timeout=timeout,
     )

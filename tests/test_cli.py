@@ -16,7 +16,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export"])
 def test_every_command_documents_itself(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -97,3 +97,44 @@ def test_evaluate_reports_nats_and_bits(trained_text_run):
     state = json.loads((run / "state.json").read_text())
     assert state["step"] == 4
     assert_one_line_error(run_cli("evaluate", "--run", run, "--split", "test"), "no test split")
+
+
+def test_damaged_checkpoint_and_state_are_one_line_errors(trained_text_run, tmp_path):
+    import shutil
+
+    run, _ = trained_text_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "best.keras").write_bytes(b"not a zip file")
+    assert_one_line_error(run_cli("generate", "--run", broken), "cannot load checkpoint")
+    (broken / "state.json").write_text("{truncated")
+    assert_one_line_error(run_cli("train", "--run", broken, "--resume", "--max-steps", "9"), "state.json is corrupt")
+
+
+def test_out_of_range_numbers_are_one_line_errors(trained_text_run):
+    run, corpus = trained_text_run
+    assert_one_line_error(run_cli("evaluate", "--run", run, "--text-file", corpus, "--batch-size", "0"), "--batch-size")
+    assert_one_line_error(run_cli("generate", "--run", run, "--seed", str(2**70)), "--seed")
+    assert_one_line_error(run_cli("generate", "--server", "localhost:8501", "--model-name", "m"), "http://")
+    assert_one_line_error(run_cli("generate", "--saved-model", run, "--num-chars", "20000"), "10,000")
+
+
+def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run, tmp_path):
+    import shutil
+
+    run, _ = trained_text_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    config_before = (copy / "config.json").read_text()
+    # Relative --text-file paths were stored absolute, so resuming from elsewhere works.
+    result = run_cli("train", "--run", copy, "--resume", "--max-steps", "2", "--units", "999", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--units is ignored with --resume (the run keeps 8)" in result.stderr
+    assert "nothing to do" in result.stderr
+    assert (copy / "config.json").read_text() == config_before
+
+
+def test_export_cap_matches_the_cli_check():
+    from lstm_textgen import cli, export
+
+    assert cli.MAX_EXPORT_CHARS == export.MAX_NUM_CHARS

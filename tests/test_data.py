@@ -58,9 +58,14 @@ def test_bad_text_files_are_clear_errors(tmp_path, setup, match):
         data.read_text_files([str(setup(tmp_path))])
 
 
-def test_missing_manual_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(TextgenError, match="does not exist"):
-        data.resolve_manual_dir(str(tmp_path / "nowhere"))
+def test_missing_manual_dir_falls_back_to_downloading_with_a_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.delenv(data.MANUAL_DIR_ENV, raising=False)
+    with caplog.at_level("WARNING", logger="lstm_textgen"):
+        assert data.resolve_manual_dir(str(tmp_path / "nowhere")) is None
+    assert "does not exist" in caplog.text
+    assert data.resolve_manual_dir(str(tmp_path)) == str(tmp_path)
+    monkeypatch.setenv(data.MANUAL_DIR_ENV, str(tmp_path))
+    assert data.resolve_manual_dir(None) == str(tmp_path)
 
 
 def test_tiny_shakespeare_from_tfds(manual_dir):

@@ -32,6 +32,7 @@ from lstm_textgen.export import (
     SIGNATURES,
     denied_ops,
     export_for_serving,
+    graph_op_types,
     signature_input_dtypes,
 )
 from lstm_textgen.generate import TextGenerator
@@ -172,6 +173,15 @@ def test_no_op_a_cpu_tf_serving_lacks(served, tmp_path):
     tf.saved_model.save(Bad(), str(tmp_path / "bad"))
     assert denied_ops(str(tmp_path / "bad")) == ["EagerPyFunc"]
 
+    class Compiled(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)], jit_compile=True)
+        def f(self, x):
+            return x * 2
+
+    tf.saved_model.save(Compiled(), str(tmp_path / "compiled"))
+    flagged = denied_ops(str(tmp_path / "compiled"))
+    assert len(flagged) == 1 and flagged[0].startswith("jit_compile:")
+
 
 def test_keras_implementation_exports_the_gate_loop(served, tmp_path):
     from lstm_textgen.export import serving_model
@@ -197,9 +207,12 @@ def test_signatures_through_the_tf1_loader(served, tmp_path):
         golden("generate_rows_instances.json"),
         golden("score_instances.json"),
         golden("step_columnar.json"),
+        golden("score_b64_instances.json"),
     ]
     requests = [request_from_rest(body, version_dir)[0] for body in bodies]
-    generate, rows, score, step = serve_tf1(version_dir, requests, tmp_path)
+    generate, rows, score, step, score_b64 = serve_tf1(version_dir, requests, tmp_path)
+    # The b64 instance is the same text as the first plain one.
+    assert_close(outputs_of(score_b64)["log_likelihood"][0], outputs_of(score)["log_likelihood"][0])
 
     columns = bodies[0]["inputs"]
     assert texts(outputs_of(generate)["text"]) == generator.generate(
@@ -258,11 +271,72 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
         ],
         tmp_path,
     )
-    assert "temperature must be >= 0" in responses[0]
+    assert "temperature must be finite and >= 0" in responses[0]
     assert "top_p must be in (0, 1]" in responses[1]
     assert "top_k must be >= 0" in responses[2]
     assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS]
     assert texts(outputs_of(responses[4])["text"]) == [""]
+
+
+def test_bad_rows_fail_in_generate_rows(served, tmp_path):
+    base = golden("generate_rows_instances.json")
+
+    def request(**changes):
+        body = json.loads(json.dumps(base))
+        body["instances"][1].update(changes)
+        return request_from_rest(body, served["version_dir"])[0]
+
+    responses = serve_tf1(
+        served["version_dir"],
+        [request(temperature=-0.5), request(temperature=float("nan")), request(top_p=2.0), request(top_k=-1)],
+        tmp_path,
+    )
+    assert "temperature must be finite and >= 0" in responses[0]
+    assert "temperature must be finite and >= 0" in responses[1]
+    assert "top_p must be in (0, 1]" in responses[2]
+    assert "top_k must be >= 0" in responses[3]
+
+
+def test_rest_json_rules():
+    dtypes = {"text": tf.string}
+    inputs, row_format = serving.rest_to_inputs(golden("score_b64_instances.json"), dtypes)
+    assert row_format and inputs["text"].tolist() == [b"the lazy dog.\n", b"pack my box"]
+    inputs, row_format = serving.rest_to_inputs({"inputs": {"b64": "YWI="}}, dtypes)
+    assert not row_format and inputs["text"].tolist() == b"ab"
+    ints = {"n": tf.int32, "t": tf.float32}
+    inputs, _ = serving.rest_to_inputs({"inputs": {"n": 3, "t": 1}}, ints)
+    assert inputs["n"].dtype == np.int32 and inputs["t"].dtype == np.float32
+    for bad in ({"n": 2.7, "t": 1.0}, {"n": True, "t": 1.0}, {"n": 1, "t": False}, {"n": 1}):
+        with pytest.raises(TextgenError):
+            serving.rest_to_inputs({"inputs": bad}, ints)
+    with pytest.raises(TextgenError, match="exactly one"):
+        serving.rest_to_inputs({"inputs": {}, "instances": []}, ints)
+    assert serving.outputs_to_rest({"a": np.array([1, 2]), "b": np.array([b"x", b"y"], object)}, True) == {
+        "predictions": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    }
+
+
+def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    run = tmp_path / "run"
+    train(
+        str(run),
+        ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"),
+        TrainConfig(text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=2, checkpoint_every=2),
+        verbose=0,
+        log=lambda _: None,
+    )
+    version_dir = export_for_serving(str(run), str(tmp_path / "sm"), warmup=False)
+    assert denied_ops(version_dir) == []
+    assert not any(op.startswith("Cudnn") for op in graph_op_types(version_dir))
+    model, vocab = load_trained_model(str(run))
+    body = golden("generate_columnar.json")
+    (response,) = serve_tf1(version_dir, [request_from_rest(body, version_dir)[0]], tmp_path / "serve")
+    c = body["inputs"]
+    assert texts(outputs_of(response)["text"]) == TextGenerator(model, vocab).generate(
+        c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
+    )
 
 
 def test_warmup_file_has_one_request_per_signature_and_replays(served, tmp_path):
@@ -282,8 +356,7 @@ def build_cpp_runner(out_dir):
     if compiler is None:
         pytest.skip("no C++ compiler")
     tf_dir = Path(tf.__file__).parent
-    if not (tf_dir / "libtensorflow_cc.so.2").exists():
-        pytest.skip("this TensorFlow wheel ships no libtensorflow_cc.so.2")
+    assert (tf_dir / "libtensorflow_cc.so.2").exists(), "the TensorFlow wheel lacks libtensorflow_cc"
     binary = out_dir / "tf_predict"
     command = [
         compiler, "-std=c++17", "-O1", "-w",

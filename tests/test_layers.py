@@ -36,6 +36,29 @@ def test_forward_and_states_match_keras_lstm(return_sequences):
         assert_close(a, b)
 
 
+def test_two_stacked_layers_match_keras_lstm_forward_and_states():
+    first, first_ref = paired(return_sequences=True, return_state=True)
+    second, second_ref = paired(input_dim=H, return_sequences=True, return_state=True)
+    x = inputs()
+    ours_1, ref_1 = first(x), first_ref(x)
+    ours_2, ref_2 = second(ours_1[0]), second_ref(ref_1[0])
+    for a, b in zip(ours_1 + ours_2, ref_1 + ref_2):
+        assert_close(a, b)
+
+
+def test_keras_implementation_with_a_mask_takes_the_gate_loop():
+    ours, ref = paired(return_sequences=True, return_state=True)
+    delegate = GateLSTM(H, return_sequences=True, return_state=True, implementation="keras")
+    delegate.build((None, None, D))
+    delegate.set_weights(ours.get_weights())
+    # Left padding and a fully masked row: cuDNN would reject these masks on a GPU.
+    mask = tf.constant([[False, False, True, True, True], [False] * T, [True, False, True, False, True]])
+    x = inputs()
+    for a, b, c in zip(delegate(x, mask=mask), ours(x, mask=mask), ref(x, mask=mask)):
+        assert_close(a, b)
+        assert_close(a, c)
+
+
 def test_initial_state_and_mask_match_keras_lstm():
     ours, ref = paired(return_sequences=True, return_state=True)
     x = inputs()

@@ -1,0 +1,65 @@
+"""Training runs in-process on a small text: seeding, checkpoint metadata, resume."""
+
+import json
+
+import pytest
+
+from lstm_textgen.config import ModelConfig, TrainConfig, load_run_config
+from lstm_textgen.train import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint_info, train
+
+
+def tiny_train(run, corpus, resume=False, max_steps=None, seed=3):
+    return train(
+        str(run),
+        None if resume else ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1),
+        None if resume else TrainConfig(text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2, seed=seed),
+        resume=resume,
+        max_steps=max_steps,
+        verbose=0,
+        log=lambda _: None,
+    )
+
+
+@pytest.fixture
+def corpus(tmp_path, small_text):
+    path = tmp_path / "corpus.txt"
+    path.write_text(small_text, encoding="utf-8")
+    return path
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path, corpus):
+    a = tiny_train(tmp_path / "a", corpus)
+    b = tiny_train(tmp_path / "b", corpus)
+    c = tiny_train(tmp_path / "c", corpus, seed=4)
+    assert a.history == b.history
+    assert a.history != c.history
+
+
+def test_checkpoints_carry_their_step_and_loss(tmp_path, corpus):
+    result = tiny_train(tmp_path / "run", corpus)
+    last = read_checkpoint_info(str(tmp_path / "run" / LAST_CHECKPOINT))
+    best = read_checkpoint_info(str(tmp_path / "run" / BEST_CHECKPOINT))
+    assert last["step"] == 4 and last["val_loss"] == result.history[-1]["val_loss"]
+    assert best["val_loss"] == result.best_val_loss == min(h["val_loss"] for h in result.history)
+
+
+def test_resume_trusts_the_best_checkpoint_over_a_stale_state_file(tmp_path, corpus):
+    run = tmp_path / "run"
+    first = tiny_train(run, corpus)
+    # A kill between copying best.keras and writing state.json leaves state.json stale.
+    state = json.loads((run / "state.json").read_text())
+    state["best_val_loss"] = 99.0
+    (run / "state.json").write_text(json.dumps(state))
+    resumed = tiny_train(run, corpus, resume=True, max_steps=6)
+    assert resumed.step == 6
+    assert resumed.best_val_loss <= first.best_val_loss
+    assert read_checkpoint_info(str(run / BEST_CHECKPOINT))["val_loss"] == resumed.best_val_loss
+
+
+def test_resume_with_fewer_steps_changes_nothing(tmp_path, corpus):
+    run = tmp_path / "run"
+    tiny_train(run, corpus)
+    before = load_run_config(str(run))
+    result = tiny_train(run, corpus, resume=True, max_steps=2)
+    assert result.step == 4
+    assert load_run_config(str(run)) == before
