@@ -28,6 +28,97 @@ def lstm_cell(z, c):
     return h_t, c_t
 
 
+@tf.custom_gradient
+def lstm_sequence(projected, h0, c0, recurrent_kernel):
+    """The LSTM recurrence over pre-projected inputs, with a hand-written backward pass.
+
+    Args:
+        projected: `[T, B, 4H]`, `x_t @ kernel + bias` for every step (time-major).
+        h0, c0: `[B, H]`, the initial state.
+        recurrent_kernel: `[H, 4H]`.
+
+    Returns:
+        `(outputs [T, B, H], h_T, c_T)`.
+
+    Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
+    gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
+    instead of one small product per step as automatic differentiation would do.
+    """
+    steps = tf.shape(projected)[0]
+    dtype = projected.dtype
+    inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
+
+    def forward(t, h, c, hs, cs, gates):
+        z = inputs.read(t) + tf.matmul(h, recurrent_kernel)
+        z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        gates = gates.write(t, tf.concat([i, f, g, o], axis=-1))
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates
+
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
+    _, h_last, c_last, hs, cs, gates = tf.while_loop(
+        lambda t, *_: t < steps,
+        forward,
+        (tf.constant(0), h0, c0, *arrays),
+        maximum_iterations=steps,
+    )
+    outputs = _stack(hs, h0)
+    cells = _stack(cs, c0)
+    gate_values = _stack(gates, tf.concat([h0] * 4, axis=-1))
+
+    def grad(d_outputs, d_h_last, d_c_last):
+        d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
+        d_h = tf.zeros_like(h0) if d_h_last is None else d_h_last
+        d_c = tf.zeros_like(c0) if d_c_last is None else d_c_last
+        previous_cells = tf.concat([c0[None], cells[:-1]], axis=0)
+        d_out_steps = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
+        gate_steps = tf.TensorArray(dtype, size=steps).unstack(gate_values)
+        cell_steps = tf.TensorArray(dtype, size=steps).unstack(cells)
+        previous_steps = tf.TensorArray(dtype, size=steps).unstack(previous_cells)
+        transposed_kernel = tf.transpose(recurrent_kernel)
+
+        def backward(k, d_h, d_c, d_z_steps):
+            t = steps - 1 - k
+            i, f, g, o = tf.split(gate_steps.read(t), 4, axis=-1)
+            tanh_c = tf.tanh(cell_steps.read(t))
+            d_h = d_h + d_out_steps.read(t)
+            d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
+            d_z = tf.concat(
+                [
+                    d_c * g * i * (1.0 - i),
+                    d_c * previous_steps.read(t) * f * (1.0 - f),
+                    d_c * i * (1.0 - g * g),
+                    d_h * tanh_c * o * (1.0 - o),
+                ],
+                axis=-1,
+            )
+            return k + 1, tf.matmul(d_z, transposed_kernel), d_c * f, d_z_steps.write(t, d_z)
+
+        _, d_h0, d_c0, d_z_steps = tf.while_loop(
+            lambda k, *_: k < steps,
+            backward,
+            (tf.constant(0), d_h, d_c, tf.TensorArray(dtype, size=steps)),
+            maximum_iterations=steps,
+        )
+        d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1))
+        previous_outputs = tf.concat([h0[None], outputs[:-1]], axis=0)
+        d_kernel = tf.einsum("tbh,tbk->hk", previous_outputs, d_projected)
+        return d_projected, d_h0, d_c0, d_kernel
+
+    return (outputs, h_last, c_last), grad
+
+
+def _stack(array, like):
+    """Stack a TensorArray of `like`-shaped steps; zero steps give `[0, *like.shape]`."""
+    return tf.cond(
+        array.size() > 0,
+        array.stack,
+        lambda: tf.zeros(tf.concat([[0], tf.shape(like)], axis=0), like.dtype),
+    )
+
+
 @keras.saving.register_keras_serializable(package="lstm_textgen")
 class GateLSTM(keras.layers.Layer):
     """Long short-term memory layer with the gate arithmetic spelled out.
@@ -226,7 +317,18 @@ class GateLSTM(keras.layers.Layer):
 
         # One [B*T, D] x [D, 4H] product for all steps, then walk it time-major.
         projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
+        if mask is None and recurrent_keep is None:
+            sequence, h, c = lstm_sequence(
+                projected, h, c, tf.convert_to_tensor(self.recurrent_kernel)
+            )
+            sequence = tf.transpose(sequence, [1, 0, 2])
+            sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
+            return self._format(sequence if self.return_sequences else None, h, h, c)
+
         steps = tf.shape(projected)[0]
+        # Read steps through a TensorArray: the gradient of slicing a captured tensor
+        # inside the loop would build a full [T, B, 4H] tensor at every step.
+        projected_steps = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
         step_mask = None
         if mask is not None:
             step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
@@ -234,7 +336,7 @@ class GateLSTM(keras.layers.Layer):
 
         def body(t, h, c, last, outputs):
             h_in = h if recurrent_keep is None else h * recurrent_keep
-            h_t, c_t = lstm_cell(projected[t] + tf.matmul(h_in, recurrent_kernel), c)
+            h_t, c_t = lstm_cell(projected_steps.read(t) + tf.matmul(h_in, recurrent_kernel), c)
             if step_mask is not None:
                 # A masked step keeps the state; its output repeats the last output, which
                 # (as in Keras) is zeros before the first unmasked step, whatever h0 is.

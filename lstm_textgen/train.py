@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 import keras
+import tensorflow as tf
 
 from lstm_textgen import data
 from lstm_textgen.config import (
@@ -109,6 +110,28 @@ def atomic_copy(src: str, dst: str) -> None:
     tmp = f"{dst}.tmp-{os.getpid()}"
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def configure_threads(inter_op: int | None = None, intra_op: int | None = None) -> tuple[int, int]:
+    """Set TensorFlow's thread pools (None keeps its default); returns (inter, intra).
+
+    Must run before TensorFlow executes its first op. On 2 cores, GateLSTM trained as fast
+    with 1 or 2 inter-op threads (1510 vs 1413 ms/step at H=512, within noise) while
+    keras.layers.LSTM slowed by a third with 1, so the defaults stay: one intra-op thread
+    per core, and TensorFlow's own inter-op pool (`scripts/bench_train.py --inter-op N`).
+    """
+    try:
+        if inter_op is not None:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        if intra_op is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    except RuntimeError:
+        pass  # TensorFlow already started: its pools can no longer change
+    cores = os.cpu_count() or 1
+    return (
+        tf.config.threading.get_inter_op_parallelism_threads() or cores,
+        tf.config.threading.get_intra_op_parallelism_threads() or cores,
+    )
 
 
 def compile_model(model: keras.Model, config: TrainConfig, jit_compile: bool) -> None:
@@ -290,6 +313,11 @@ def train(
     epochs_needed = initial_epoch + math.ceil((total_steps - step) / every)
     keras.utils.set_random_seed(train_config.seed + step)
 
+    inter_op, intra_op = configure_threads()
+    log(
+        f"threads: {inter_op} inter-op, {intra_op} intra-op; train step "
+        f"{'compiled with XLA' if model.jit_compile else 'in graph mode (no XLA)'}"
+    )
     log(
         f"training {model.count_params():,} parameters on {corpus.name}: "
         f"{len(train_ids):,} train / {len(val_ids):,} validation characters, "

@@ -35,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 from lstm_textgen.config import ModelConfig  # noqa: E402
 from lstm_textgen.model import CharLanguageModel  # noqa: E402
+from lstm_textgen.train import configure_threads  # noqa: E402
 
 VOCAB, EMBED, LAYERS = 66, 64, 2
 
@@ -148,14 +149,13 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
+    parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
+    parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
     args = parser.parse_args()
 
-    threads = (
-        tf.config.threading.get_inter_op_parallelism_threads(),
-        tf.config.threading.get_intra_op_parallelism_threads(),
-    )
+    threads = configure_threads(args.inter_op, args.intra_op)
     ceiling = matmul_gflops()
-    print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0] or 'auto'}/{threads[1] or 'auto'}")
+    print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0]}/{threads[1]}")
     print(f"fp32 matmul ceiling (2048^3): {ceiling:.1f} GFLOP/s")
     print(f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, vocab {VOCAB}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
