@@ -87,7 +87,11 @@ def sample_next(logits, seed, temperature, top_k=0, top_p=1.0):
     t = _per_row(temperature, batch, logits.dtype)
     # Rows with t == 0 take the greedy pick; dividing by 1 there keeps their logits finite.
     scaled = logits / tf.where(t > 0, t, tf.ones_like(t))[:, None]
-    scaled = filter_logits(scaled, top_k, top_p)
+    # The filters sort the logits twice: skip them when no row asks for them.
+    filtering = tf.reduce_any(tf.cast(top_k, tf.int32) > 0) | tf.reduce_any(
+        tf.cast(top_p, logits.dtype) < 1.0
+    )
+    scaled = tf.cond(filtering, lambda: filter_logits(scaled, top_k, top_p), lambda: scaled)
     sampled = tf.random.stateless_categorical(
         scaled, 1, seed=seed, dtype=tf.int32
     )[:, 0]

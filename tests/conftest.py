@@ -41,8 +41,8 @@ def small_text():
 @pytest.fixture(scope="session")
 def trained_text_run(tmp_path_factory, small_text):
     """A tiny model trained for a few steps on a small text file (seconds, not minutes)."""
-    from lstm_textgen.config import ModelConfig, TrainConfig
-    from lstm_textgen.train import train
+    from helpers import train_tiny
+    from lstm_textgen.config import ModelConfig
 
     root = tmp_path_factory.mktemp("text_run")
     corpus = root / "corpus.txt"
@@ -51,15 +51,7 @@ def trained_text_run(tmp_path_factory, small_text):
     cwd = os.getcwd()
     os.chdir(root)  # train on a relative path: the run must store it absolute
     try:
-        train(
-            str(run),
-            ModelConfig(units=8, num_layers=1, embedding_dim=4),
-            TrainConfig(
-                text_files=["corpus.txt"], seq_len=16, batch_size=4, max_steps=4, checkpoint_every=2
-            ),
-            verbose=0,
-            log=lambda _: None,
-        )
+        train_tiny(run, "corpus.txt", ModelConfig(units=8, num_layers=1, embedding_dim=4))
     finally:
         os.chdir(cwd)
     return run, corpus

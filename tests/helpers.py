@@ -33,3 +33,20 @@ def run_cli(*args, env=None, timeout=300, cwd=REPO):
 
 def error_lines(result):
     return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def train_tiny(run, text_file, model_config, *, resume=False, max_steps=None, **train_fields):
+    """Train (or resume) a tiny model on one text file, quietly; returns the TrainResult."""
+    from lstm_textgen.config import TrainConfig
+    from lstm_textgen.train import train
+
+    fields = {"seq_len": 16, "batch_size": 4, "max_steps": 4, "checkpoint_every": 2, **train_fields}
+    return train(
+        str(run),
+        None if resume else model_config,
+        None if resume else TrainConfig(text_files=[str(text_file)], **fields),
+        resume=resume,
+        max_steps=max_steps,
+        verbose=0,
+        log=lambda _: None,
+    )

@@ -23,9 +23,9 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from helpers import assert_close, error_lines, run_cli
+from helpers import assert_close, error_lines, run_cli, train_tiny
 from lstm_textgen import serving
-from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import (
     MAX_NUM_CHARS,
@@ -36,7 +36,7 @@ from lstm_textgen.export import (
     signature_input_dtypes,
 )
 from lstm_textgen.generate import TextGenerator
-from lstm_textgen.train import load_trained_model, train
+from lstm_textgen.train import load_trained_model
 
 SERVING_DIR = Path(__file__).parent / "serving"
 GOLDEN = SERVING_DIR / "golden"
@@ -49,13 +49,7 @@ def served(tmp_path_factory, small_text):
     corpus = root / "corpus.txt"
     corpus.write_text(small_text, encoding="utf-8")
     run = root / "run"
-    train(
-        str(run),
-        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
-        TrainConfig(text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=3, checkpoint_every=3),
-        verbose=0,
-        log=lambda _: None,
-    )
+    train_tiny(run, corpus, ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3), max_steps=3)
     base = root / "saved_models" / "tiny"
     version_dir = export_for_serving(str(run), str(base))
     model, vocab = load_trained_model(str(run))
@@ -320,13 +314,7 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(small_text, encoding="utf-8")
     run = tmp_path / "run"
-    train(
-        str(run),
-        ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"),
-        TrainConfig(text_files=[str(corpus)], seq_len=16, batch_size=4, max_steps=2, checkpoint_every=2),
-        verbose=0,
-        log=lambda _: None,
-    )
+    train_tiny(run, corpus, ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"), max_steps=2)
     version_dir = export_for_serving(str(run), str(tmp_path / "sm"), warmup=False)
     assert denied_ops(version_dir) == []
     assert not any(op.startswith("Cudnn") for op in graph_op_types(version_dir))

@@ -4,20 +4,14 @@ import json
 
 import pytest
 
-from lstm_textgen.config import ModelConfig, TrainConfig, load_run_config
-from lstm_textgen.train import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint_info, train
+from helpers import train_tiny
+from lstm_textgen.config import ModelConfig, load_run_config
+from lstm_textgen.train import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint_info
 
 
 def tiny_train(run, corpus, resume=False, max_steps=None, seed=3):
-    return train(
-        str(run),
-        None if resume else ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1),
-        None if resume else TrainConfig(text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2, seed=seed),
-        resume=resume,
-        max_steps=max_steps,
-        verbose=0,
-        log=lambda _: None,
-    )
+    model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
+    return train_tiny(run, corpus, model, resume=resume, max_steps=max_steps, seq_len=12, batch_size=3, seed=seed)
 
 
 @pytest.fixture
