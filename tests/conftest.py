@@ -41,12 +41,11 @@ def small_text():
 @pytest.fixture(scope="session")
 def trained_text_run(tmp_path_factory, small_text):
     """A tiny model trained for a few steps on a small text file (seconds, not minutes)."""
-    from helpers import train_tiny
+    from helpers import train_tiny, write_corpus
     from lstm_textgen.config import ModelConfig
 
     root = tmp_path_factory.mktemp("text_run")
-    corpus = root / "corpus.txt"
-    corpus.write_text(small_text, encoding="utf-8")
+    corpus = write_corpus(root, small_text)
     run = root / "run"
     cwd = os.getcwd()
     os.chdir(root)  # train on a relative path: the run must store it absolute

@@ -35,6 +35,12 @@ def error_lines(result):
     return [line for line in result.stderr.splitlines() if line.strip()]
 
 
+def write_corpus(folder, text, name="corpus.txt"):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def train_tiny(run, text_file, model_config, *, resume=False, max_steps=None, **train_fields):
     """Train (or resume) a tiny model on one text file, quietly; returns the TrainResult."""
     from lstm_textgen.config import TrainConfig

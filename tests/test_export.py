@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from helpers import assert_close, error_lines, run_cli, train_tiny
+from helpers import assert_close, error_lines, run_cli, train_tiny, write_corpus
 from lstm_textgen import serving
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
@@ -46,10 +46,8 @@ LAYERS, UNITS = 2, 4
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, small_text):
     root = tmp_path_factory.mktemp("export")
-    corpus = root / "corpus.txt"
-    corpus.write_text(small_text, encoding="utf-8")
     run = root / "run"
-    train_tiny(run, corpus, ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3), max_steps=3)
+    train_tiny(run, write_corpus(root, small_text), ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3), max_steps=3)
     base = root / "saved_models" / "tiny"
     version_dir = export_for_serving(str(run), str(base))
     model, vocab = load_trained_model(str(run))
@@ -311,10 +309,8 @@ def test_rest_json_rules():
 
 
 def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(small_text, encoding="utf-8")
     run = tmp_path / "run"
-    train_tiny(run, corpus, ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"), max_steps=2)
+    train_tiny(run, write_corpus(tmp_path, small_text), ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"), max_steps=2)
     version_dir = export_for_serving(str(run), str(tmp_path / "sm"), warmup=False)
     assert denied_ops(version_dir) == []
     assert not any(op.startswith("Cudnn") for op in graph_op_types(version_dir))

@@ -27,6 +27,14 @@ def paired(units=H, input_dim=D, **kwargs):
     return ours, ref
 
 
+def keras_delegate_for(layer):
+    """The same layer on implementation="keras", with `layer`'s weights."""
+    delegate = GateLSTM(H, return_sequences=True, return_state=True, implementation="keras")
+    delegate.build((None, None, D))
+    delegate.set_weights(layer.get_weights())
+    return delegate
+
+
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_forward_and_states_match_keras_lstm(return_sequences):
     ours, ref = paired(return_sequences=return_sequences, return_state=True)
@@ -48,9 +56,7 @@ def test_two_stacked_layers_match_keras_lstm_forward_and_states():
 
 def test_keras_implementation_with_a_mask_takes_the_gate_loop():
     ours, ref = paired(return_sequences=True, return_state=True)
-    delegate = GateLSTM(H, return_sequences=True, return_state=True, implementation="keras")
-    delegate.build((None, None, D))
-    delegate.set_weights(ours.get_weights())
+    delegate = keras_delegate_for(ours)
     # Left padding and a fully masked row: cuDNN would reject these masks on a GPU.
     mask = tf.constant([[False, False, True, True, True], [False] * T, [True, False, True, False, True]])
     x = inputs()
@@ -97,9 +103,7 @@ def test_gradients_match_keras_lstm(num_layers):
 
 def test_keras_implementation_uses_the_same_weights():
     ours, _ = paired(return_sequences=True, return_state=True)
-    delegate = GateLSTM(H, return_sequences=True, return_state=True, implementation="keras")
-    delegate.build((None, None, D))
-    delegate.set_weights(ours.get_weights())
+    delegate = keras_delegate_for(ours)
     assert [w.shape for w in delegate.weights] == [w.shape for w in ours.weights]
     x = inputs()
     for a, b in zip(delegate(x), ours(x)):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from helpers import train_tiny
+from helpers import train_tiny, write_corpus
 from lstm_textgen.config import ModelConfig, load_run_config
 from lstm_textgen.train import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint_info
 
@@ -16,9 +16,7 @@ def tiny_train(run, corpus, resume=False, max_steps=None, seed=3):
 
 @pytest.fixture
 def corpus(tmp_path, small_text):
-    path = tmp_path / "corpus.txt"
-    path.write_text(small_text, encoding="utf-8")
-    return path
+    return write_corpus(tmp_path, small_text)
 
 
 def test_the_same_seed_gives_the_same_run(tmp_path, corpus):
