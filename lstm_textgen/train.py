@@ -204,6 +204,16 @@ class CheckpointAndReport(keras.callbacks.Callback):
         )
 
 
+def _remove_partial_writes(run_dir: str) -> None:
+    """Delete temporary files a killed run left half-written (never a complete file)."""
+    for name in os.listdir(run_dir):
+        if ".tmp-" in name:
+            try:
+                os.remove(os.path.join(run_dir, name))
+            except OSError:
+                pass
+
+
 def _check_new_run_dir(run_dir: str) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise TextgenError(f"--run {run_dir} exists and is not a directory")
@@ -265,6 +275,7 @@ def train(
     train_config.validate()
     if not resume:
         _check_new_run_dir(run_dir)
+    _remove_partial_writes(run_dir)
 
     corpus = data.load_corpus(train_config.text_files, train_config.tfds_name, manual_dir)
     data.check_length(corpus.train, train_config.seq_len, "training")

@@ -1,0 +1,71 @@
+"""Training never loses work: SIGKILL at random moments, then --resume."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from helpers import write_corpus
+from lstm_textgen.train import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def start_training(run, corpus, *extra):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [
+        sys.executable, "-m", "lstm_textgen", "train", "--run", str(run), "--text-file", str(corpus),
+        "--units", "16", "--layers", "1", "--embedding-dim", "8", "--seq-len", "32",
+        "--batch-size", "8", "--learning-rate", "0.01", "--max-steps", "240",
+        "--checkpoint-every", "10", *extra,
+    ]
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def checkpointed_step(run):
+    try:
+        return json.loads((run / "state.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def kill_after(process, run, min_step, rng, timeout=300):
+    """SIGKILL `process` at a random moment once it has checkpointed `min_step`."""
+    deadline = time.monotonic() + timeout
+    while checkpointed_step(run) < min_step:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 1.0))  # anywhere in the next interval, writes included
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path, small_text):
+    corpus = write_corpus(tmp_path, small_text * 3)
+    run = tmp_path / "run"
+    rng = random.Random(0)
+
+    kill_after(start_training(run, corpus), run, 20, rng)
+    for target in (60, 120):
+        for name in ("last.keras", "best.keras"):
+            load_checkpoint(str(run / name), compile=False)  # never corrupt
+        kill_after(start_training(run, corpus, "--resume"), run, target, rng)
+
+    finish = start_training(run, corpus, "--resume")
+    assert finish.wait(timeout=600) == 0, finish.stderr.read()
+    state = json.loads((run / "state.json").read_text())
+    steps = [h["step"] for h in state["history"]]
+    assert state["step"] == 240 == steps[-1]
+    assert steps == sorted(steps)
+    # Every resume continued from its checkpoint: no interval's loss jumps back to the
+    # level of the first one.
+    first = state["history"][0]["train_loss"]
+    assert all(h["train_loss"] < first - 0.3 for h in state["history"][3:])
+    assert not [name for name in os.listdir(run) if ".tmp-" in name]
