@@ -137,7 +137,9 @@ class GateLSTM(keras.layers.Layer):
 
     The input projection `x_t @ kernel + bias` is computed for every time step in one
     matrix product before the recurrence, so each step costs one `[batch, units] x
-    [units, 4 * units]` product plus elementwise work.
+    [units, 4 * units]` product plus elementwise work. Without a mask or recurrent dropout
+    the recurrence runs in `lstm_sequence`, whose backward pass is written by hand (see
+    there); with them, in a loop that TensorFlow differentiates.
 
     Weights use `keras.layers.LSTM`'s layout, names and gate order (`kernel [D, 4H]`,
     `recurrent_kernel [H, 4H]`, `bias [4H]`), so

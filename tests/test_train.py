@@ -55,3 +55,27 @@ def test_resume_with_fewer_steps_changes_nothing(tmp_path, corpus):
     result = tiny_train(run, corpus, resume=True, max_steps=2)
     assert result.step == 4
     assert load_run_config(str(run)) == before
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
+    import numpy as np
+
+    from lstm_textgen import train as train_module
+    from lstm_textgen.errors import TextgenError
+
+    run = tmp_path / "run"
+    tiny_train(run, corpus)
+    good = read_checkpoint_info(str(run / LAST_CHECKPOINT))
+    load = train_module.load_checkpoint
+
+    def exploding(path, compile=True):
+        model = load(path, compile)
+        model.optimizer.learning_rate.assign(3e38)  # the next updates overflow float32
+        return model
+
+    monkeypatch.setattr(train_module, "load_checkpoint", exploding)
+    with pytest.raises(TextgenError, match="NaN or infinite.*last good checkpoint \\(step 4\\)"):
+        tiny_train(run, corpus, resume=True, max_steps=8)
+    assert read_checkpoint_info(str(run / LAST_CHECKPOINT)) == good
+    model = load(str(run / LAST_CHECKPOINT), compile=False)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
