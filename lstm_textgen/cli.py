@@ -1,6 +1,6 @@
 """The `lstm-textgen` command: parses argv and calls the library API.
 
-Sub-commands: `train`, `generate`, `export`, `evaluate`. Bad input ends with one line on stderr,
+Sub-commands: `train`, `generate`, `export`, `evaluate`, `bench`. Bad input ends with one line on stderr,
 `lstm-textgen: error: ...`, and exit status 2.
 """
 
@@ -140,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
     x.add_argument("--version", type=int, help="version number (default: the next free one)")
 
+    b = sub.add_parser(
+        "bench",
+        help="measure training or generation speed (benchmarks)",
+        description="Benchmarks: `bench train` times GateLSTM against keras.layers.LSTM; "
+        "`bench generate` times an export's in-graph generation against a Python loop. "
+        "Pass --help after the name for their options.",
+    )
+    b.add_argument("which", choices=["train", "generate"], help="which benchmark")
+    b.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
+
     e = sub.add_parser(
         "evaluate",
         help="report loss in nats/char and bits/char",
@@ -172,11 +182,14 @@ def _quiet_stderr_fd():
         os.close(saved)
 
 
-def _start_tensorflow() -> None:
+def _start_tensorflow(init_devices: bool = True) -> None:
     with _quiet_stderr_fd():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()
+        # Starting the devices here keeps their log lines quiet, but fixes the thread
+        # pools, which the benchmarks still want to set.
+        if init_devices:
+            tf.config.list_logical_devices()
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
@@ -336,6 +349,15 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    if args.which == "train":
+        from lstm_textgen.bench_train import main as bench_main
+    else:
+        from lstm_textgen.bench_generate import main as bench_main
+    bench_main(args.options)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from lstm_textgen.errors import TextgenError
     from lstm_textgen.evaluate import evaluate_run
@@ -366,13 +388,14 @@ COMMANDS = {
     "generate": cmd_generate,
     "export": cmd_export,
     "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
 }
 
 
 def main(argv=None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    _start_tensorflow()
+    _start_tensorflow(init_devices=args.command != "bench")
     from lstm_textgen.errors import TextgenError
 
     try:

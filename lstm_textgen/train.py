@@ -115,10 +115,11 @@ def atomic_copy(src: str, dst: str) -> None:
 def configure_threads(inter_op: int | None = None, intra_op: int | None = None) -> tuple[int, int]:
     """Set TensorFlow's thread pools (None keeps its default); returns (inter, intra).
 
-    Must run before TensorFlow executes its first op. On 2 cores, GateLSTM trained as fast
-    with 1 or 2 inter-op threads (1510 vs 1413 ms/step at H=512, within noise) while
-    keras.layers.LSTM slowed by a third with 1, so the defaults stay: one intra-op thread
-    per core, and TensorFlow's own inter-op pool (`scripts/bench_train.py --inter-op N`).
+    A setting must be made before TensorFlow runs its first op. On 2 cores, GateLSTM
+    trained as fast with 1 or 2 inter-op threads (1510 vs 1413 ms/step at H=512, within
+    noise) while keras.layers.LSTM slowed by a third with 1, so the defaults stay: one
+    intra-op thread per core, and TensorFlow's own inter-op pool
+    (`lstm-textgen bench train --inter-op N` compares settings).
     """
     try:
         if inter_op is not None:
@@ -126,7 +127,10 @@ def configure_threads(inter_op: int | None = None, intra_op: int | None = None) 
         if intra_op is not None:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op)
     except RuntimeError:
-        pass  # TensorFlow already started: its pools can no longer change
+        raise TextgenError(
+            "thread settings must be made before TensorFlow runs its first op; "
+            "set them at the start of the process"
+        ) from None
     cores = os.cpu_count() or 1
     return (
         tf.config.threading.get_inter_op_parallelism_threads() or cores,

@@ -16,11 +16,12 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export", "bench"])
 def test_every_command_documents_itself(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
-    assert "--run" in result.stdout and "usage:" in result.stdout
+    assert "usage:" in result.stdout
+    assert command == "bench" or "--run" in result.stdout
 
 
 def test_train_bad_corpora(tmp_path):
@@ -138,3 +139,18 @@ def test_export_cap_matches_the_cli_check():
     from lstm_textgen import cli, export
 
     assert cli.MAX_EXPORT_CHARS == export.MAX_NUM_CHARS
+
+
+def test_benchmarks_run_and_apply_thread_settings():
+    result = run_cli("bench", "train", "--units", "4", "--steps", "1", "--warmup", "1", "--batch", "2", "--seq-len", "3", "--inter-op", "1", "--intra-op", "2")
+    assert result.returncode == 0, result.stderr
+    assert "TF threads inter/intra: 1/2" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("4 ")]
+    assert [row[1] for row in rows] == ["gates+xla", "gates", "keras", "keras+xla"]
+    assert rows[2][-1] == "1.00x"
+
+    result = run_cli("bench", "generate", "--units", "4", "--layers", "1", "--chars", "5", "--batches", "1", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    variants = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")]
+    assert variants == ["in-graph", "py-loop", "floor"]
+    assert "cold start" in result.stdout

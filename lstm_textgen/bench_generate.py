@@ -1,0 +1,182 @@
+"""Generation throughput of an export: in-graph sampling loop against a Python loop.
+
+    lstm-textgen bench generate                       # 2 x 256 units, 1,000 chars
+    lstm-textgen bench generate --units 512 --chars 2000
+
+(`python scripts/bench_generate.py ARGS` runs the same.)
+
+A randomly initialised model (speed does not depend on the weights) is exported with
+`export_for_serving`, then, side by side in one process:
+
+  in-graph    the SavedModel's `serving_default`: the whole 1,000-step sampling loop runs
+              inside TensorFlow (one call per request).
+  py-loop     the approach of the TensorFlow text-generation tutorial: a Python loop that
+              calls a one-step `tf.function` (embedding -> LSTM step -> logits -> sample)
+              once per character, carrying the state in Python.
+  floor       one step's matrix products alone (every layer's x @ W and h @ U, and the
+              output layer), run 1,000 times in a graph loop: the per-step latency floor.
+
+Each figure is the median of --repeats calls after one warm-up call. Cold start is timed
+in a fresh process: interpreter start -> `import tensorflow` -> `tf.saved_model.load` ->
+first text returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from lstm_textgen.config import ModelConfig, TrainConfig, save_run_config
+from lstm_textgen.export import export_for_serving
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.samplers import sample_next
+from lstm_textgen.train import BEST_CHECKPOINT
+from lstm_textgen.vocab import CharVocabulary
+
+CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
+
+
+def make_export(workdir, units, layers):
+    vocab = CharVocabulary(CHARACTERS)
+    config = ModelConfig(vocab_size=vocab.size, embedding_dim=64, units=units, num_layers=layers)
+    model = CharLanguageModel.from_model_config(config)
+    run = os.path.join(workdir, "run")
+    os.makedirs(run)
+    vocab.save(run)
+    save_run_config(run, config, TrainConfig())
+    model.save(os.path.join(run, BEST_CHECKPOINT))
+    return model, export_for_serving(run, os.path.join(workdir, "export"), warmup=False)
+
+
+def median_time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def python_loop(model, batch, chars):
+    """The tutorial's loop: one tf.function call per generated character."""
+
+    @tf.function
+    def one_step(ids, state, seed):
+        logits, state = model.step(ids, state)
+        return sample_next(logits, seed, 1.0), state
+
+    def run():
+        ids = tf.ones([batch], tf.int32)
+        state = model.initial_state(batch)
+        for t in range(chars):
+            ids, state = one_step(ids, state, tf.constant([1, t], tf.int64))
+        return ids.numpy()
+
+    return run
+
+
+def floor_loop(model, batch, chars):
+    """Only the matrix products of one step, repeated `chars` times in one graph."""
+    layers = model.lstm_layers
+    kernels = [(layer.kernel, layer.recurrent_kernel) for layer in layers]
+    head = model.head.kernel
+
+    @tf.function
+    def run():
+        x0 = tf.ones([batch, model.embedding_dim])
+        h0 = tf.ones([batch, model.units])
+
+        def body(t, acc):
+            x = x0
+            for w, u in kernels:
+                x = tf.matmul(x, w)[:, : model.units] + tf.matmul(h0, u)[:, : model.units]
+            return t + 1, acc + tf.reduce_sum(tf.matmul(x, head))
+
+        return tf.while_loop(lambda t, _: t < chars, body, (0, 0.0))[1]
+
+    return lambda: run().numpy()
+
+
+def cold_start(export_dir, chars):
+    code = (
+        "import time, os; t0 = time.perf_counter()\n"
+        "import tensorflow as tf; t1 = time.perf_counter()\n"
+        f"m = tf.saved_model.load({export_dir!r}); t2 = time.perf_counter()\n"
+        "out = m.signatures['serving_default'](prompt=tf.constant(['ROMEO:']), "
+        f"num_chars=tf.constant({chars}), temperature=tf.constant(1.0), top_k=tf.constant(0), "
+        "top_p=tf.constant(1.0), seed=tf.constant(1, tf.int64))['text'].numpy()\n"
+        "t3 = time.perf_counter(); print(t1 - t0, t2 - t1, t3 - t2)\n"
+    )
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+    )
+    total = time.perf_counter() - start
+    return total, [float(v) for v in result.stdout.split()]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="lstm-textgen bench generate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--chars", type=int, default=1000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        model, export_dir = make_export(workdir, args.units, args.layers)
+        serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+        print(
+            f"model: embedding 64, {args.layers} x {args.units} units, vocabulary 66; "
+            f"{args.chars} characters per request; median of {args.repeats} after a warm-up"
+        )
+        print()
+        print(f"{'batch':>5} {'variant':<9} {'seconds':>8} {'chars/s':>9} {'ms/step':>8} {'vs loop':>8} {'vs floor':>8}")
+        for batch in args.batches:
+            request = dict(
+                prompt=tf.constant(["ROMEO:"] * batch),
+                num_chars=tf.constant(args.chars),
+                temperature=tf.constant(1.0),
+                top_k=tf.constant(0),
+                top_p=tf.constant(1.0),
+                seed=tf.constant(1, tf.int64),
+            )
+            timings = {
+                "in-graph": median_time(lambda: serve(**request)["text"].numpy(), args.repeats),
+                "py-loop": median_time(python_loop(model, batch, args.chars), args.repeats),
+                "floor": median_time(floor_loop(model, batch, args.chars), args.repeats),
+            }
+            for name, seconds in timings.items():
+                print(
+                    f"{batch:>5} {name:<9} {seconds:>8.3f} {batch * args.chars / seconds:>9.0f} "
+                    f"{1e3 * seconds / args.chars:>8.3f} {timings['py-loop'] / seconds:>7.1f}x "
+                    f"{seconds / timings['floor']:>7.1f}x"
+                )
+        total, (import_s, load_s, first_s) = cold_start(export_dir, 100)
+        print()
+        print(
+            f"cold start (fresh process, 100 characters): {total:.2f} s in all = "
+            f"import tensorflow {import_s:.2f} s + load SavedModel {load_s:.2f} s + "
+            f"first request {first_s:.2f} s (+ interpreter start)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Training throughput of the char LM: GateLSTM against keras.layers.LSTM, side by side.
+
+    lstm-textgen bench train                 # H = 256, 512, 1024
+    lstm-textgen bench train --units 512 --steps 7
+
+(`python scripts/bench_train.py ARGS` runs the same.)
+
+Model: Embedding(V, 64) -> 2 x LSTM(H) -> Dense(V), sequences of 100, batches of 64, Adam,
+V = 66 (tiny Shakespeare's 65 characters + the unknown id), random ids.
+
+Variants, timed step by step in alternation so that machine noise hits all of them alike:
+  gates+xla   our GateLSTM, train step compiled with XLA (the default `train` path)
+  gates       our GateLSTM, no XLA
+  keras       keras.layers.LSTM, Keras defaults (no XLA on CPU)
+  keras+xla   keras.layers.LSTM with jit_compile=True
+  torch       torch.nn.LSTM on CPU, when torch is installed (--torch)
+
+Each figure is the median of --steps timed steps after --warmup untimed ones.
+FLOPs per training step are counted as 3 x the forward matmuls (backward ~ 2 x forward):
+  forward = B * T * (sum over layers of 2 * 4H * (D_in + H)  +  2 * H * V)
+with D_in = 64 for the first layer and H after. The ceiling is the median GFLOP/s of a
+2048 x 2048 fp32 tf.matmul on the same threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.train import configure_threads
+
+VOCAB, EMBED, LAYERS = 66, 64, 2
+
+
+def loss_fn():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def gate_model(units, jit):
+    model = CharLanguageModel.from_model_config(
+        ModelConfig(vocab_size=VOCAB, embedding_dim=EMBED, units=units, num_layers=LAYERS)
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_fn(), jit_compile=jit)
+    return model
+
+
+def keras_model(units, jit):
+    model = keras.Sequential(
+        [keras.Input((None,), dtype="int32"), keras.layers.Embedding(VOCAB, EMBED)]
+        + [keras.layers.LSTM(units, return_sequences=True) for _ in range(LAYERS)]
+        + [keras.layers.Dense(VOCAB)]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_fn(), jit_compile=jit)
+    return model
+
+
+def torch_step_fn(units, batch, seq_len):
+    import torch
+
+    torch.set_num_threads(tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(VOCAB, EMBED)
+            self.lstm = torch.nn.LSTM(EMBED, units, num_layers=LAYERS, batch_first=True)
+            self.head = torch.nn.Linear(units, VOCAB)
+
+        def forward(self, x):
+            return self.head(self.lstm(self.embed(x))[0])
+
+    net = Net()
+    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+    x = torch.randint(1, VOCAB, (batch, seq_len))
+    y = torch.randint(1, VOCAB, (batch, seq_len))
+
+    def step():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x).reshape(-1, VOCAB), y.reshape(-1))
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def matmul_gflops(n=2048, repeats=7):
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    f = tf.function(lambda a, b: tf.matmul(a, b))
+    f(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def step_flops(units, batch, seq_len):
+    per_char = 0
+    d_in = EMBED
+    for _ in range(LAYERS):
+        per_char += 2 * 4 * units * (d_in + units)
+        d_in = units
+    per_char += 2 * units * VOCAB
+    return 3 * per_char * batch * seq_len
+
+
+def bench(units, batch, seq_len, steps, warmup, with_torch):
+    x = np.random.default_rng(0).integers(1, VOCAB, size=(batch, seq_len)).astype("int32")
+    y = np.random.default_rng(1).integers(1, VOCAB, size=(batch, seq_len)).astype("int32")
+    variants = {
+        "gates+xla": gate_model(units, True),
+        "gates": gate_model(units, False),
+        "keras": keras_model(units, False),
+        "keras+xla": keras_model(units, True),
+    }
+    steps_fn = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in variants.items()}
+    if with_torch:
+        try:
+            steps_fn["torch"] = torch_step_fn(units, batch, seq_len)
+        except ImportError:
+            print("torch is not installed: skipping it")
+    for fn in steps_fn.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in steps_fn}
+    for _ in range(steps):
+        for name, fn in steps_fn.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="lstm-textgen bench train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--units", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seq-len", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
+    parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
+    parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
+    args = parser.parse_args(argv)
+
+    threads = configure_threads(args.inter_op, args.intra_op)
+    ceiling = matmul_gflops()
+    print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0]}/{threads[1]}")
+    print(f"fp32 matmul ceiling (2048^3): {ceiling:.1f} GFLOP/s")
+    print(f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, vocab {VOCAB}; "
+          f"median of {args.steps} steps after {args.warmup} warm-up")
+    print()
+    print(f"{'H':>5} {'variant':<10} {'ms/step':>9} {'chars/s':>9} {'GFLOP/s':>8} {'% ceiling':>9} {'vs keras':>8}")
+    for units in args.units:
+        medians = bench(units, args.batch, args.seq_len, args.steps, args.warmup, args.torch)
+        flops = step_flops(units, args.batch, args.seq_len)
+        for name, seconds in medians.items():
+            gflops = flops / seconds / 1e9
+            print(
+                f"{units:>5} {name:<10} {seconds * 1e3:>9.1f} {args.batch * args.seq_len / seconds:>9.0f} "
+                f"{gflops:>8.1f} {100 * gflops / ceiling:>8.1f}% {medians['keras'] / seconds:>7.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
