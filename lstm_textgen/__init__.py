@@ -38,6 +38,7 @@ _EXPORTS = {
     "rest_to_inputs": "lstm_textgen.serving",
     "outputs_to_rest": "lstm_textgen.serving",
     "write_warmup_requests": "lstm_textgen.serving",
+    "plot_run": "lstm_textgen.plot",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

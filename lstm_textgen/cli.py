@@ -1,6 +1,6 @@
 """The `lstm-textgen` command: parses argv and calls the library API.
 
-Sub-commands: `train`, `generate`, `export`, `evaluate`, `bench`. Bad input ends with one line on stderr,
+Sub-commands: `train`, `generate`, `export`, `evaluate`, `plot`, `bench`. Bad input ends with one line on stderr,
 `lstm-textgen: error: ...`, and exit status 2.
 """
 
@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--export-base", required=True, metavar="DIR", help="model folder, e.g. saved_models/shakespeare")
     x.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
     x.add_argument("--version", type=int, help="version number (default: the next free one)")
+
+    pl = sub.add_parser(
+        "plot",
+        help="draw a run's loss curves as a PNG",
+        description="Write a PNG of the train and validation loss at every checkpoint. "
+        "TensorBoard logs of the same run are in RUN/logs (tensorboard --logdir RUN/logs).",
+    )
+    pl.add_argument("--run", required=True, metavar="DIR", help="training run directory")
+    pl.add_argument("--out", metavar="FILE", help="PNG to write (default: RUN/loss.png)")
 
     b = sub.add_parser(
         "bench",
@@ -349,6 +358,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from lstm_textgen.plot import plot_run
+
+    print(plot_run(args.run, args.out))
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.which == "train":
         from lstm_textgen.bench_train import main as bench_main
@@ -388,6 +404,7 @@ COMMANDS = {
     "generate": cmd_generate,
     "export": cmd_export,
     "evaluate": cmd_evaluate,
+    "plot": cmd_plot,
     "bench": cmd_bench,
 }
 

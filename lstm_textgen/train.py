@@ -40,6 +40,7 @@ LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.keras"
 STATE_FILE = "state.json"
 CHECKPOINT_INFO = "lstm_textgen.json"
+LOG_DIR = "logs"  # TensorBoard
 LN2 = math.log(2.0)
 
 
@@ -350,7 +351,10 @@ def train(
         shuffle=False,  # the dataset shuffles itself
         validation_data=val_ds,
         validation_steps=train_config.eval_batches,
-        callbacks=[reporter],
+        callbacks=[
+            reporter,
+            keras.callbacks.TensorBoard(os.path.join(run_dir, LOG_DIR), update_freq="epoch"),
+        ],
         verbose=verbose,
     )
     if reporter.bad_loss_step is not None:

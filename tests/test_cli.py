@@ -1,6 +1,7 @@
 """The CLI as a user meets it: bad input ends in one clear line, never a traceback."""
 
 import json
+import os
 
 import pytest
 
@@ -154,3 +155,15 @@ def test_benchmarks_run_and_apply_thread_settings():
     variants = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")]
     assert variants == ["in-graph", "py-loop", "floor"]
     assert "cold start" in result.stdout
+
+
+def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
+    run, _ = trained_text_run
+    out = tmp_path / "curves.png"
+    result = run_cli("plot", "--run", run, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    for split in ("train", "validation"):
+        assert any(name.startswith("events.out.tfevents") for name in os.listdir(run / "logs" / split))
+    assert_one_line_error(run_cli("plot", "--run", tmp_path), "holds no state.json")

@@ -1,0 +1,41 @@
+"""A PNG of a run's training and validation loss over steps."""
+
+from __future__ import annotations
+
+import os
+
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.train import STATE_FILE, bits, read_state
+
+
+def plot_run(run_dir: str, out_path: str | None = None) -> str:
+    """Draw train and validation loss (nats/char, with bits/char on the right axis) at
+    every checkpoint of `run_dir`; returns the PNG's path (default `RUN/loss.png`)."""
+    if not os.path.isfile(os.path.join(run_dir, STATE_FILE)):
+        raise TextgenError(f"{run_dir} holds no {STATE_FILE}: train it first")
+    history = read_state(run_dir)["history"]
+    if not history:
+        raise TextgenError(f"{run_dir} has no checkpoint yet, so there is nothing to plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    figure, axis = plt.subplots(figsize=(7, 4), dpi=120)
+    axis.plot(steps, [h["train_loss"] for h in history], marker="o", label="train (mean over interval)")
+    axis.plot(steps, [h["val_loss"] for h in history], marker="o", label="validation")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss (nats/char)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    right = axis.secondary_yaxis("right", functions=(bits, lambda b: b * 0.6931471805599453))
+    right.set_ylabel("bits/char")
+    axis.set_title(os.path.basename(os.path.normpath(run_dir)))
+    figure.tight_layout()
+    out_path = out_path or os.path.join(run_dir, "loss.png")
+    tmp = f"{out_path}.tmp-{os.getpid()}.png"
+    figure.savefig(tmp)
+    plt.close(figure)
+    os.replace(tmp, out_path)
+    return out_path
