@@ -39,6 +39,7 @@ _EXPORTS = {
     "outputs_to_rest": "lstm_textgen.serving",
     "write_warmup_requests": "lstm_textgen.serving",
     "plot_run": "lstm_textgen.plot",
+    "inspect_run": "lstm_textgen.inspect_gates",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

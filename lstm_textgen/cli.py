@@ -1,6 +1,6 @@
 """The `lstm-textgen` command: parses argv and calls the library API.
 
-Sub-commands: `train`, `generate`, `export`, `evaluate`, `plot`, `bench`. Bad input ends with one line on stderr,
+Sub-commands: `train`, `generate`, `export`, `evaluate`, `plot`, `inspect`, `bench`. Bad input ends with one line on stderr,
 `lstm-textgen: error: ...`, and exit status 2.
 """
 
@@ -16,7 +16,6 @@ import sys
 PROG = "lstm-textgen"
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 DEBUG_ENV = "LSTM_TEXTGEN_DEBUG"
-MAX_EXPORT_CHARS = 10_000  # lstm_textgen.export.MAX_NUM_CHARS, without importing TensorFlow
 
 
 def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
@@ -148,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--run", required=True, metavar="DIR", help="training run directory")
     pl.add_argument("--out", metavar="FILE", help="PNG to write (default: RUN/loss.png)")
+
+    ins = sub.add_parser(
+        "inspect",
+        help="show what the gates do on a text (HTML and PNG)",
+        description="Run a text through the model and write a self-contained HTML page "
+        "(and a PNG beside it) colouring each character by chosen units' cell state and "
+        "forget, input and output gates. Units whose cell state tracks being inside "
+        "quotes, the position in the line or the line start are found and listed.",
+    )
+    ins.add_argument("--run", required=True, metavar="DIR", help="training run directory")
+    what = ins.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="the text to run through the model")
+    what.add_argument("--text-file", metavar="PATH", help="read the text from a UTF-8 file")
+    ins.add_argument("--units", metavar="LIST", help="comma-separated units to show (default: the tracking units found)")
+    ins.add_argument("--layer", type=int, default=-1, help="LSTM layer, 0-based; -1 is the last (default: %(default)s)")
+    ins.add_argument("--out", default="inspect.html", metavar="FILE", help="HTML to write; the PNG goes beside it (default: %(default)s)")
+    ins.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
 
     b = sub.add_parser(
         "bench",
@@ -310,11 +326,14 @@ def cmd_generate(args) -> int:
         raise TextgenError(f"--server must be an http:// or https:// URL, got {args.server!r}")
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise TextgenError(f"--seed must be in [0, 2**63), got {args.seed}")
-    if not args.run and args.num_chars > MAX_EXPORT_CHARS:
-        raise TextgenError(
-            f"--num-chars {args.num_chars} is more than an export generates per request "
-            f"({MAX_EXPORT_CHARS:,}); ask for fewer"
-        )
+    if not args.run:
+        from lstm_textgen.export import MAX_NUM_CHARS
+
+        if args.num_chars > MAX_NUM_CHARS:
+            raise TextgenError(
+                f"--num-chars {args.num_chars} is more than an export generates per "
+                f"request ({MAX_NUM_CHARS:,}); ask for fewer"
+            )
     check_sampling_args(args.temperature, args.top_k, args.top_p)
     prompts = [args.prompt] * args.batch
     settings = dict(
@@ -365,6 +384,26 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from lstm_textgen.data import read_text_file
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.inspect_gates import inspect_run
+
+    try:
+        units = [int(u) for u in args.units.split(",")] if args.units else None
+    except ValueError:
+        raise TextgenError(f"--units must be comma-separated integers, got {args.units!r}") from None
+    text = read_text_file(args.text_file) if args.text_file else args.text
+    html_path, png_path, findings = inspect_run(
+        args.run, text, args.out, units=units, layer=args.layer, checkpoint=args.checkpoint
+    )
+    for finding in findings:
+        print(f"unit {finding.unit}: {finding.feature} (r = {finding.correlation:+.2f})")
+    print(html_path)
+    print(png_path)
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.which == "train":
         from lstm_textgen.bench_train import main as bench_main
@@ -405,6 +444,7 @@ COMMANDS = {
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "plot": cmd_plot,
+    "inspect": cmd_inspect,
     "bench": cmd_bench,
 }
 

@@ -173,7 +173,8 @@ def count_windows(num_chars: int, seq_len: int) -> int:
     return max(0, (num_chars - 1) // seq_len)
 
 
-def check_length(text: str, seq_len: int, what: str) -> None:
+def check_length(text, seq_len: int, what: str) -> None:
+    """Fail clearly when `text` (a string or ids) holds not even one training window."""
     if count_windows(len(text), seq_len) < 1:
         raise TextgenError(
             f"the {what} text has {len(text)} characters, fewer than seq_len + 1 = "
@@ -196,12 +197,8 @@ def make_dataset(
     character but the first is a target exactly once per pass; a window's input is its
     first `seq_len` ids and its target the last `seq_len`.
     """
+    check_length(ids, seq_len, "given")
     num_windows = count_windows(len(ids), seq_len)
-    if num_windows < 1:
-        raise TextgenError(
-            f"{len(ids)} characters are too few for one window of seq_len + 1 = "
-            f"{seq_len + 1}; use a smaller --seq-len or more text"
-        )
     data = tf.constant(ids[: num_windows * seq_len + 1], dtype=tf.int32)
 
     def window(start):

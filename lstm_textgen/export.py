@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from lstm_textgen.config import CONFIG_FILE, ModelConfig, atomic_write_text, load_run_config
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.generate import generate_ids
+from lstm_textgen.generate import generate_ids, prime_prompts
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop
 from lstm_textgen.train import load_trained_model
@@ -95,10 +95,8 @@ class ServingFunctions:
         """Every setting per row; row r's text depends only on row r's inputs."""
         with tf.control_dependencies(_check_request(temperature, top_k, top_p)):
             num_chars = _clamp_num_chars(num_chars)
-            ids = self._prompt_ids(prompt)
             model = self.model
-            state = model.prime(ids, mask=tf.not_equal(ids, UNKNOWN_ID))
-            logits = model.next_logits(state)
+            logits, state = prime_prompts(model, self._prompt_ids(prompt))
 
             def one_row(row):
                 logits_r, state_r, n, t, k, p, s = row
@@ -189,9 +187,13 @@ def serving_model(model: CharLanguageModel, config: ModelConfig) -> CharLanguage
     return copy
 
 
+def _versions(export_base: str) -> list[int]:
+    """The numbered version folders under `export_base`, as TF Serving sees them."""
+    return [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+
+
 def next_version(export_base: str) -> int:
-    versions = [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
-    return max(versions, default=0) + 1
+    return max(_versions(export_base), default=0) + 1
 
 
 def export_for_serving(
@@ -264,7 +266,7 @@ def latest_version(export_base: str) -> str:
         return export_base
     if not os.path.isdir(export_base):
         raise TextgenError(f"saved model folder {export_base} does not exist")
-    versions = [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+    versions = _versions(export_base)
     if not versions:
         raise TextgenError(
             f"{export_base} holds no numbered SavedModel version; "

@@ -16,18 +16,21 @@ from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 MAX_SEED = 2**31 - 1
 
 
-def generate_ids(model, prompt_ids, num_chars, temperature, top_k, top_p, seed):
-    """Graph code: continue each prompt by `num_chars` sampled ids.
+def prime_prompts(model, prompt_ids):
+    """Graph code: the state after each prompt and the logits of what follows it.
 
     `prompt_ids [B, T]` are right-padded with the unknown id 0; those positions (padding
-    and characters the model never saw) are skipped when priming, so prompts of different
-    lengths share one batch. Returns int32 `[B, num_chars]`.
+    and characters the model never saw) are skipped, so prompts of different lengths
+    share one batch.
     """
-    mask = tf.not_equal(prompt_ids, UNKNOWN_ID)
-    state = model.prime(prompt_ids, mask=mask)
-    return sample_loop(
-        model.step, model.next_logits(state), state, num_chars, seed, temperature, top_k, top_p
-    )
+    state = model.prime(prompt_ids, mask=tf.not_equal(prompt_ids, UNKNOWN_ID))
+    return model.next_logits(state), state
+
+
+def generate_ids(model, prompt_ids, num_chars, temperature, top_k, top_p, seed):
+    """Graph code: continue each prompt by `num_chars` sampled ids; int32 `[B, num_chars]`."""
+    logits, state = prime_prompts(model, prompt_ids)
+    return sample_loop(model.step, logits, state, num_chars, seed, temperature, top_k, top_p)
 
 
 def encode_prompts(vocab: CharVocabulary, prompts) -> np.ndarray:

@@ -290,6 +290,42 @@ class GateLSTM(keras.layers.Layer):
         h_t, c_t = lstm_cell(z, c)
         return h_t, (h_t, c_t)
 
+    def trace(self, inputs, initial_state=None):
+        """Every step's gate activations, for inspection (not training).
+
+        Args:
+            inputs: `[B, T, D]`.
+            initial_state: optional `[h0, c0]`; zeros otherwise.
+
+        Returns:
+            a dict of `[B, T, H]` tensors: `input_gate` (i), `forget_gate` (f),
+            `candidate` (g), `output_gate` (o), `cell` (c_t) and `hidden` (h_t).
+        """
+        batch = tf.shape(inputs)[0]
+        zeros = tf.zeros([batch, self.units], self.compute_dtype)
+        h, c = (zeros, zeros) if initial_state is None else initial_state
+        projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
+
+        def one_step(carry, z_x):
+            h, c = carry[4], carry[5]
+            z = z_x + tf.matmul(h, self.recurrent_kernel)
+            z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+            i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
+            c = f * c + i * g
+            return (i, f, g, o, o * tf.tanh(c), c)
+
+        start = (zeros, zeros, zeros, zeros, h, c)
+        i, f, g, o, hidden, cell = tf.scan(one_step, projected, initializer=start)
+        batch_major = lambda x: tf.transpose(x, [1, 0, 2])  # noqa: E731
+        return {
+            "input_gate": batch_major(i),
+            "forget_gate": batch_major(f),
+            "candidate": batch_major(g),
+            "output_gate": batch_major(o),
+            "cell": batch_major(cell),
+            "hidden": batch_major(hidden),
+        }
+
     def call(self, inputs, initial_state=None, mask=None, training=False):
         # Keras's cuDNN path accepts only right-padded masks (and fails at run time on a
         # GPU otherwise), so masked calls always take the gate loop over the same weights.

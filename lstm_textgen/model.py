@@ -127,6 +127,17 @@ class CharLanguageModel(keras.Model):
         _, final_state = self._run(ids, state=state, mask=mask)
         return final_state
 
+    def trace(self, ids):
+        """Gate activations of every layer for ids `[B, T]`: a list of `GateLSTM.trace`
+        dicts, one per layer (inference mode, no dropout)."""
+        x = self.embedding(ids)
+        traces = []
+        for layer in self.lstm_layers:
+            trace = layer.trace(x)
+            traces.append(trace)
+            x = trace["hidden"]
+        return traces
+
     def next_logits(self, state):
         """Logits `[B, V]` of the character that follows `state`."""
         return self.head(state[-1][0])

@@ -17,7 +17,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export", "bench"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export", "plot", "inspect", "bench"])
 def test_every_command_documents_itself(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -134,12 +134,6 @@ def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run,
     assert "--units is ignored with --resume (the run keeps 8)" in result.stderr
     assert "nothing to do" in result.stderr
     assert (copy / "config.json").read_text() == config_before
-
-
-def test_export_cap_matches_the_cli_check():
-    from lstm_textgen import cli, export
-
-    assert cli.MAX_EXPORT_CHARS == export.MAX_NUM_CHARS
 
 
 def test_benchmarks_run_and_apply_thread_settings():

@@ -1,0 +1,57 @@
+"""Gate inspection: traced activations equal a NumPy recomputation; the report is written."""
+
+import numpy as np
+
+from helpers import assert_close, error_lines, run_cli
+from lstm_textgen.inspect_gates import find_tracking_units, text_features
+from lstm_textgen.layers import GateLSTM
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_trace_equals_a_numpy_recomputation():
+    rng = np.random.default_rng(0)
+    layer = GateLSTM(3)
+    layer.build((None, None, 4))
+    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()])
+    x = rng.normal(size=(2, 5, 4)).astype("float32")
+    trace = {k: v.numpy() for k, v in layer.trace(x).items()}
+    kernel, recurrent, bias = layer.get_weights()
+    h = c = np.zeros((2, 3))
+    for t in range(5):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f, g, o = sigmoid(z[:, :3]), sigmoid(z[:, 3:6]), np.tanh(z[:, 6:9]), sigmoid(z[:, 9:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        for name, value in (("input_gate", i), ("forget_gate", f), ("candidate", g), ("output_gate", o), ("cell", c), ("hidden", h)):
+            assert_close(trace[name][:, t], value)
+    # The trace is the same computation as the layer itself.
+    sequence_layer = GateLSTM(3, return_sequences=True)
+    sequence_layer.build((None, None, 4))
+    sequence_layer.set_weights(layer.get_weights())
+    assert_close(trace["hidden"], sequence_layer(x))
+
+
+def test_a_planted_tracking_unit_is_found():
+    text = 'ab "cd" e\nfg "h" ij\n' * 3
+    features = text_features(text)
+    cell = np.random.default_rng(1).normal(scale=0.1, size=(len(text), 5))
+    cell[:, 3] += features["position in line"] / 10.0
+    cell[:, 1] += features["inside double quotes"]
+    found = {f.feature: f.unit for f in find_tracking_units(cell, features)}
+    assert found["position in line"] == 3
+    assert found["inside double quotes"] == 1
+
+
+def test_inspect_writes_html_and_png(trained_text_run, tmp_path):
+    run, _ = trained_text_run
+    out = tmp_path / "gates.html"
+    result = run_cli("inspect", "--run", run, "--text", 'the "lazy" dog.\npack my box', "--units", "0,3", "--out", out)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "layer 0, unit 3" in page and "forget gate" in page and "↵" in page
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    bad = run_cli("inspect", "--run", run, "--text", "the", "--units", "99")
+    assert bad.returncode == 2 and "outside [0, 7]" in error_lines(bad)[0]
