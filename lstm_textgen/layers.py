@@ -8,7 +8,7 @@ import tensorflow as tf
 IMPLEMENTATIONS = ("gates", "keras")
 
 
-def lstm_cell(z, c):
+def lstm_gates(z, c):
     """One LSTM update from the fused pre-activations of the four gates.
 
     Args:
@@ -16,7 +16,8 @@ def lstm_cell(z, c):
         c: `[batch, units]`, the previous cell state.
 
     Returns:
-        `(h_t, c_t)`.
+        `(i, f, g, o, h_t, c_t)`: the input gate, forget gate, candidate, output gate, and
+        the new output and cell state.
     """
     z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
     i = tf.sigmoid(z_i)
@@ -25,7 +26,12 @@ def lstm_cell(z, c):
     o = tf.sigmoid(z_o)
     c_t = f * c + i * g
     h_t = o * tf.tanh(c_t)
-    return h_t, c_t
+    return i, f, g, o, h_t, c_t
+
+
+def lstm_cell(z, c):
+    """`(h_t, c_t)` of `lstm_gates`, for callers that do not need the gates."""
+    return lstm_gates(z, c)[4:]
 
 
 @tf.custom_gradient
@@ -49,11 +55,7 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
 
     def forward(t, h, c, hs, cs, gates):
-        z = inputs.read(t) + tf.matmul(h, recurrent_kernel)
-        z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
-        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
-        c = f * c + i * g
-        h = o * tf.tanh(c)
+        i, f, g, o, h, c = lstm_gates(inputs.read(t) + tf.matmul(h, recurrent_kernel), c)
         gates = gates.write(t, tf.concat([i, f, g, o], axis=-1))
         return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates
 
@@ -308,11 +310,7 @@ class GateLSTM(keras.layers.Layer):
 
         def one_step(carry, z_x):
             h, c = carry[4], carry[5]
-            z = z_x + tf.matmul(h, self.recurrent_kernel)
-            z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
-            i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
-            c = f * c + i * g
-            return (i, f, g, o, o * tf.tanh(c), c)
+            return lstm_gates(z_x + tf.matmul(h, self.recurrent_kernel), c)
 
         start = (zeros, zeros, zeros, zeros, h, c)
         i, f, g, o, hidden, cell = tf.scan(one_step, projected, initializer=start)
