@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import sys
+import time
 
 PROG = "lstm-textgen"
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
@@ -43,7 +44,22 @@ def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def preset_defaults(name: str | None) -> dict:
+    """The `train` flags' defaults under preset `name` (by argparse dest)."""
+    if name is None:
+        return {}
+    from lstm_textgen.config import PRESETS, preset_configs
+
+    preset_configs(name)  # a clear error for an unknown name
+    dests = {"num_layers": "layers", "text_files": "text_file"}
+    values = {**PRESETS[name]["model"], **PRESETS[name]["train"]}
+    return {dests.get(field, field): value for field, value in values.items()}
+
+
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; `preset` makes that preset's values the `train` defaults."""
+    from lstm_textgen.config import PRESETS
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Character-level text generation with a gate-level LSTM.",
@@ -62,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --run from its last checkpoint with its saved config",
     )
+    t.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a documented configuration (see README); flags given beside it "
+        "override its values",
+    )
     _add_corpus_args(t, training=True)
     m = t.add_argument_group("model")
     m.add_argument("--units", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
@@ -79,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seq-len", type=int, default=100, help="characters per training window (default: %(default)s)")
     o.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: %(default)s)")
     o.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default: %(default)s)")
+    o.add_argument(
+        "--lr-schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="constant, or cosine: linear warm-up, then decay to 10%% of the rate at the "
+        "last step (default: %(default)s)",
+    )
+    o.add_argument("--warmup-steps", type=int, default=0, metavar="N", help="warm-up steps of the cosine schedule (default: %(default)s)")
     o.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (default: %(default)s)")
     o.add_argument("--epochs", type=int, help="passes over the training text (default: 1 unless --max-steps)")
     o.add_argument("--max-steps", type=int, help="train for this many steps in all")
@@ -97,6 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not compile the train step with XLA",
     )
+    d = t.add_argument_group("scaling out (see README, Scaling out)")
+    d.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi-worker"],
+        default="default",
+        help="default: one device; mirrored: every GPU of this machine (or --cpu-replicas "
+        "logical CPUs); multi-worker: one process per machine, described by TF_CONFIG "
+        "(default: %(default)s)",
+    )
+    d.add_argument(
+        "--cpu-replicas",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices for --strategy mirrored (for trying it "
+        "out without GPUs; not faster)",
+    )
+    d.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="compute in float16 on a GPU (bfloat16 on a CPU), keeping variables, logits, "
+        "loss and the gate loop of the gates implementation in float32",
+    )
+    t.set_defaults(**preset_defaults(preset))
 
     g = sub.add_parser(
         "generate",
@@ -169,10 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure training or generation speed (benchmarks)",
         description="Benchmarks: `bench train` times GateLSTM against keras.layers.LSTM; "
-        "`bench generate` times an export's in-graph generation against a Python loop. "
+        "`bench generate` times an export's in-graph generation against a Python loop; "
+        "`bench memory` reports peak memory of training on large text files. "
         "Pass --help after the name for their options.",
     )
-    b.add_argument("which", choices=["train", "generate"], help="which benchmark")
+    b.add_argument("which", choices=["train", "generate", "memory"], help="which benchmark")
     b.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
 
     e = sub.add_parser(
@@ -182,8 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--run", required=True, metavar="DIR", help="training run directory")
     e.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
-    e.add_argument("--split", choices=["train", "validation", "test"], default="validation", help="split of the run's corpus (default: %(default)s)")
-    e.add_argument("--batch-size", type=int, help="windows per batch (default: the run's)")
+    e.add_argument(
+        "--split",
+        choices=["train", "validation", "test", "validation+test"],
+        default="validation",
+        help="split of the run's corpus; validation+test joins the two (default: %(default)s)",
+    )
+    e.add_argument("--batch-size", type=int, help="windows (with --carry-state: streams) per batch (default: the run's)")
+    e.add_argument(
+        "--carry-state",
+        action="store_true",
+        help="read the text as contiguous streams, carrying the LSTM state across windows "
+        "(default: each window starts from zero state, as in training)",
+    )
     _add_corpus_args(e, training=False)
     return parser
 
@@ -238,7 +303,7 @@ def _warn_ignored_on_resume(args, model_config, train_config) -> None:
     from lstm_textgen.config import load_run_config
 
     saved_model, saved_train = load_run_config(args.run)
-    defaults = vars(build_parser().parse_args(["train", "--run", args.run]))
+    defaults = vars(build_parser(args.preset).parse_args(["train", "--run", args.run]))
     for config, saved in ((model_config, saved_model), (train_config, saved_train)):
         for name, value in vars(config).items():
             if name in ("vocab_size", "max_steps", "epochs"):
@@ -257,6 +322,11 @@ def cmd_train(args) -> int:
     from lstm_textgen.config import ModelConfig, TrainConfig
     from lstm_textgen.train import train
 
+    if args.preset and args.epochs is not None:
+        if args.max_steps == preset_defaults(args.preset).get("max_steps"):
+            args.max_steps = None  # --epochs replaces the preset's length
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+
     model_config = ModelConfig(
         embedding_dim=args.embedding_dim,
         units=args.units,
@@ -270,22 +340,32 @@ def cmd_train(args) -> int:
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps,
         clip_norm=args.clip_norm,
         epochs=args.epochs,
         max_steps=args.max_steps,
         checkpoint_every=args.checkpoint_every,
         eval_batches=args.eval_batches,
         seed=args.seed,
+        mixed_precision=args.mixed_precision,
     )
     if args.resume:
         _warn_ignored_on_resume(args, model_config, train_config)
     else:
         model_config.validate()
         train_config.validate()
+    strategy = None
+    if args.strategy != "default" or args.cpu_replicas is not None:
+        from lstm_textgen.distribute import make_strategy
+
+        with _quiet_stderr_fd():
+            strategy = make_strategy(args.strategy, args.cpu_replicas)
     result = train(
         args.run,
         model_config,
         train_config,
+        strategy=strategy,
         resume=args.resume,
         manual_dir=args.tfds_manual_dir,
         max_steps=args.max_steps if args.resume else None,
@@ -293,12 +373,15 @@ def cmd_train(args) -> int:
         jit_compile=args.jit_compile,
         log=_log,
     )
-    if result.best_val_loss is not None:
+    if result.best_val_loss is not None and result.chief:
         from lstm_textgen.train import bits
 
+        wall = time.perf_counter() - started_wall
+        cpu = time.process_time() - started_cpu
         _log(
             f"done: step {result.step}, best validation {result.best_val_loss:.4f} "
-            f"nats/char = {bits(result.best_val_loss):.4f} bits/char; model in {args.run}"
+            f"nats/char = {bits(result.best_val_loss):.4f} bits/char; model in {args.run} "
+            f"({wall / 60:.1f} min, {cpu / 60:.1f} CPU-min)"
         )
     return 0
 
@@ -407,8 +490,10 @@ def cmd_inspect(args) -> int:
 def cmd_bench(args) -> int:
     if args.which == "train":
         from lstm_textgen.bench_train import main as bench_main
-    else:
+    elif args.which == "generate":
         from lstm_textgen.bench_generate import main as bench_main
+    else:
+        from lstm_textgen.bench_memory import main as bench_main
     bench_main(args.options)
     return 0
 
@@ -427,8 +512,10 @@ def cmd_evaluate(args) -> int:
         manual_dir=args.tfds_manual_dir,
         checkpoint=args.checkpoint,
         batch_size=args.batch_size,
+        carry_state=args.carry_state,
     )
     what = "text files" if args.text_file else args.split
+    what += ", state carried" if args.carry_state else ""
     print(
         f"{what}: {result.nats_per_char:.4f} nats/char = {result.bits_per_char:.4f} "
         f"bits/char over {result.num_chars:,} characters"
@@ -452,7 +539,14 @@ COMMANDS = {
 def main(argv=None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    _start_tensorflow(init_devices=args.command != "bench")
+    if getattr(args, "preset", None):
+        args = build_parser(args.preset).parse_args(argv)
+    # The benchmarks set thread pools and a distribution strategy sets up devices and
+    # collective ops: both must come before TensorFlow starts its devices.
+    distributed = args.command == "train" and (
+        args.strategy != "default" or args.cpu_replicas is not None
+    )
+    _start_tensorflow(init_devices=args.command != "bench" and not distributed)
     from lstm_textgen.errors import TextgenError
 
     try:

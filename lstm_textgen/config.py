@@ -16,6 +16,8 @@ from lstm_textgen.errors import TextgenError
 CONFIG_FILE = "config.json"
 CONFIG_FORMAT = 1
 IMPLEMENTATIONS = ("gates", "keras")
+LR_SCHEDULES = ("constant", "cosine")
+MIN_LR_FRACTION = 0.1
 
 
 @dataclass
@@ -55,6 +57,10 @@ class TrainConfig:
     The corpus is either the tfds dataset `tfds_name` (default tiny_shakespeare, with its
     own train/validation/test splits) or the user's `text_files` (paths or globs; the last
     5% of their concatenation is the validation split).
+
+    `lr_schedule` is "constant" or "cosine": a linear warm-up over `warmup_steps`, then a
+    cosine decay to `MIN_LR_FRACTION` of `learning_rate` at the last step of the run as
+    first planned (a run extended on resume keeps the final rate).
     """
 
     tfds_name: str = "tiny_shakespeare"
@@ -62,12 +68,15 @@ class TrainConfig:
     seq_len: int = 100
     batch_size: int = 64
     learning_rate: float = 2e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     clip_norm: float = 1.0
     epochs: int | None = None
     max_steps: int | None = None
     checkpoint_every: int = 200
     eval_batches: int | None = None
     seed: int = 1337
+    mixed_precision: bool = False
 
     def validate(self) -> None:
         if self.seq_len < 1:
@@ -76,6 +85,12 @@ class TrainConfig:
             raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.learning_rate <= 0:
             raise TextgenError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TextgenError(
+                f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.warmup_steps < 0:
+            raise TextgenError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         if self.clip_norm <= 0:
             raise TextgenError(f"--clip-norm must be > 0, got {self.clip_norm}")
         if self.epochs is not None and self.max_steps is not None:
@@ -92,6 +107,35 @@ class TrainConfig:
             raise TextgenError(f"--seed must be in [0, 2**32), got {self.seed}")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise TextgenError(f"--eval-batches must be >= 1, got {self.eval_batches}")
+
+
+# Named, documented configurations (`lstm-textgen train --preset NAME`); flags given
+# beside a preset override its values.
+PRESETS = {
+    # tiny_shakespeare on a 2-core CPU in under 30 minutes: `scripts/reproduce_shakespeare.sh`.
+    "shakespeare": {
+        "model": {"units": 384, "num_layers": 2, "embedding_dim": 64, "dropout": 0.1},
+        "train": {
+            "tfds_name": "tiny_shakespeare",
+            "seq_len": 100,
+            "batch_size": 64,
+            "learning_rate": 3e-3,
+            "lr_schedule": "cosine",
+            "warmup_steps": 100,
+            "clip_norm": 1.0,
+            "max_steps": 1400,
+            "checkpoint_every": 200,
+        },
+    },
+}
+
+
+def preset_configs(name: str) -> tuple[ModelConfig, TrainConfig]:
+    """The `ModelConfig` and `TrainConfig` of the preset `name` (see `PRESETS`)."""
+    if name not in PRESETS:
+        raise TextgenError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    return ModelConfig(**preset["model"]), TrainConfig(**preset["train"])
 
 
 def atomic_write_text(path: str, text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import glob
 import logging
 import os
@@ -16,6 +17,7 @@ from lstm_textgen.vocab import CharVocabulary
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
 log = logging.getLogger("lstm_textgen")
 VALIDATION_FRACTION = 0.05
+CHUNK_BYTES = 1 << 22  # text files are read and encoded 4 MiB at a time
 
 
 @dataclass
@@ -37,7 +39,9 @@ class Corpus:
                     f"corpus {self.name} has no test split (your own text is split into "
                     "train and validation only); evaluate on a file with --text-file"
                 )
-            raise TextgenError(f"unknown split {name!r}; use train, validation or test")
+            raise TextgenError(
+                f"unknown split {name!r}; use train, validation, test or validation+test"
+            )
         return text
 
 
@@ -61,6 +65,13 @@ def expand_text_files(patterns) -> list[str]:
     return paths
 
 
+def _not_utf8(path: str, byte: int, offset: int) -> TextgenError:
+    return TextgenError(
+        f"{path} is not UTF-8 text (byte 0x{byte:02x} at offset {offset}); "
+        "convert it first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
+    )
+
+
 def read_text_file(path: str) -> str:
     """The UTF-8 text of `path` (a leading byte-order mark is dropped)."""
     with open(path, "rb") as f:
@@ -68,24 +79,47 @@ def read_text_file(path: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise TextgenError(
-            f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "convert it first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
-        ) from None
+        raise _not_utf8(path, data[e.start], e.start) from None
     if not text:
         raise TextgenError(f"{path} is empty; give a file with some text in it")
     return text
 
 
-def read_text_files(patterns) -> str:
-    """All files named by `patterns` concatenated, each ending with a newline."""
+def iter_text_files(patterns, chunk_bytes: int | None = None):
+    """The text of all files named by `patterns`, in pieces of about `chunk_bytes`.
+
+    Each file ends with a newline (one is added where missing) and loses a leading
+    byte-order mark, as in `read_text_files`, but no more than one piece is in memory.
+    """
     if not patterns:
         raise TextgenError("no text file given")
-    parts = []
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     for path in expand_text_files(patterns):
-        text = read_text_file(path)
-        parts.append(text if text.endswith("\n") else text + "\n")
-    return "".join(parts)
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        offset, last = 0, ""
+        with open(path, "rb") as f:
+            while True:
+                raw = f.read(chunk_bytes)
+                pending = len(decoder.getstate()[0])
+                try:
+                    piece = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as e:
+                    raise _not_utf8(path, e.object[e.start], offset - pending + e.start) from None
+                offset += len(raw)
+                if piece:
+                    last = piece[-1]
+                    yield piece
+                if not raw:
+                    break
+        if not last:
+            raise TextgenError(f"{path} is empty; give a file with some text in it")
+        if last != "\n":
+            yield "\n"
+
+
+def read_text_files(patterns) -> str:
+    """All files named by `patterns` concatenated, each ending with a newline."""
+    return "".join(iter_text_files(patterns))
 
 
 def corpus_from_text_files(patterns) -> Corpus:
@@ -168,6 +202,99 @@ def encode_text(text: str, vocab: CharVocabulary) -> np.ndarray:
     return np.asarray(vocab.encode(text), dtype=np.int32)
 
 
+def _id_dtype(vocab: CharVocabulary):
+    return np.uint8 if vocab.size <= 2**8 else np.uint16 if vocab.size <= 2**16 else np.uint32
+
+
+def _encode_piece(piece: str, codepoints: np.ndarray, dtype) -> np.ndarray:
+    """`vocab.encode` for a long string, vectorized: ids of its characters (0 if unknown)."""
+    cps = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
+    position = np.minimum(np.searchsorted(codepoints, cps), len(codepoints) - 1)
+    found = codepoints[position] == cps
+    return np.where(found, position + 1, 0).astype(dtype)
+
+
+class IdFile:
+    """The ids of a text, stored on disk and read window by window.
+
+    Training on a large corpus reads only the windows of the current batch (`os.pread`),
+    so memory does not grow with the corpus: the text is never held as a Python string
+    or as an array of ids.
+    """
+
+    def __init__(self, path: str, dtype, length: int):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.length = int(length)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        with open(self.path, "rb") as f:
+            return np.frombuffer(
+                os.pread(f.fileno(), count * self.dtype.itemsize, start * self.dtype.itemsize),
+                dtype=self.dtype,
+            )
+
+    def read_windows(self, starts: np.ndarray, width: int) -> np.ndarray:
+        """`[len(starts), width]` ids, row k holding ids `starts[k] : starts[k] + width`."""
+        size = self.dtype.itemsize
+        out = np.empty((len(starts), width), dtype=self.dtype)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for row, start in enumerate(starts):
+                out[row] = np.frombuffer(os.pread(fd, width * size, int(start) * size), self.dtype)
+        finally:
+            os.close(fd)
+        return out
+
+
+def encode_text_files(
+    patterns, out_dir: str, vocab: CharVocabulary | None = None
+) -> tuple[CharVocabulary, IdFile, IdFile]:
+    """Split the user's text files 95 / 5 into train and validation ids on disk.
+
+    The same split and ids as `corpus_from_text_files` and `vocab.encode`, but streamed:
+    the files are read three times in pieces (count the characters, collect the training
+    vocabulary unless `vocab` is given, write the ids to `out_dir/{train,validation}.ids`),
+    so a corpus of any size needs memory for one piece only.
+    """
+    total = sum(len(piece) for piece in iter_text_files(patterns))
+    cut = int(total * (1.0 - VALIDATION_FRACTION))
+    if vocab is None:
+        characters, seen = set(), 0
+        for piece in iter_text_files(patterns):
+            characters.update(piece[: cut - seen])
+            seen += len(piece)
+            if seen >= cut:
+                break
+        vocab = CharVocabulary(characters)
+    codepoints = np.array([ord(c) for c in vocab.characters], dtype=np.uint32)
+    dtype = _id_dtype(vocab)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, f"{name}.ids") for name in ("train", "validation")]
+    temps = [f"{path}.tmp-{os.getpid()}" for path in paths]
+    try:
+        with open(temps[0], "wb") as train_file, open(temps[1], "wb") as val_file:
+            written = 0
+            for piece in iter_text_files(patterns):
+                ids = _encode_piece(piece, codepoints, dtype)
+                head = max(0, min(len(ids), cut - written))
+                train_file.write(ids[:head].tobytes())
+                val_file.write(ids[head:].tobytes())
+                written += len(ids)
+        for temp, path in zip(temps, paths):
+            os.replace(temp, path)
+    except OSError as e:
+        raise TextgenError(f"cannot write the encoded corpus to {out_dir}: {e.strerror or e}") from None
+    finally:
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
+    return vocab, IdFile(paths[0], dtype, cut), IdFile(paths[1], dtype, total - cut)
+
+
 def count_windows(num_chars: int, seq_len: int) -> int:
     """How many (input, target) windows of `seq_len` fit in `num_chars` characters."""
     return max(0, (num_chars - 1) // seq_len)
@@ -182,36 +309,84 @@ def check_length(text, seq_len: int, what: str) -> None:
         )
 
 
-def make_dataset(
-    ids: np.ndarray,
-    seq_len: int,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int | None = None,
-    repeat: bool = False,
-    drop_remainder: bool = False,
-) -> tf.data.Dataset:
-    """(input, target) batches from a sequence of ids.
+def _window_reader(ids, seq_len: int, batch_size: int | None = None):
+    """A function from window numbers `[n]` to (inputs, targets), each int32 `[n, seq_len]`.
 
-    The ids are cut into windows of `seq_len + 1` that overlap by one character, so every
-    character but the first is a target exactly once per pass; a window's input is its
-    first `seq_len` ids and its target the last `seq_len`.
+    `batch_size`, when every batch has it, is set as the static shape (XLA needs it).
+
+    Window k holds ids `k * seq_len : k * seq_len + seq_len + 1`, so windows overlap by
+    one character and every character but the first is a target exactly once per pass.
+    """
+    width = seq_len + 1
+    offsets = tf.range(width, dtype=tf.int64)
+    if isinstance(ids, IdFile):
+
+        def read(windows):
+            block = tf.numpy_function(
+                lambda w: ids.read_windows(w * seq_len, width), [windows], tf.as_dtype(ids.dtype)
+            )
+            block.set_shape([batch_size, width])
+            return tf.cast(block, tf.int32)
+
+    else:
+        constant = tf.constant(
+            np.asarray(ids[: count_windows(len(ids), seq_len) * seq_len + 1]), tf.int32
+        )
+
+        def read(windows):
+            return tf.gather(constant, windows[:, None] * seq_len + offsets)
+
+    def inputs_and_targets(windows):
+        block = read(windows)
+        return block[:, :-1], block[:, 1:]
+
+    return inputs_and_targets
+
+
+def make_dataset(ids, seq_len: int, batch_size: int) -> tf.data.Dataset:
+    """(input, target) batches of every window of `ids` in order, for evaluation.
+
+    `ids` is an array of ids or an `IdFile`; the last batch may be smaller.
     """
     check_length(ids, seq_len, "given")
+    windows = tf.data.Dataset.range(count_windows(len(ids), seq_len)).batch(batch_size)
+    return windows.map(_window_reader(ids, seq_len)).prefetch(tf.data.AUTOTUNE)
+
+
+def window_order(num_windows: int, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
+    """Window numbers, epoch after epoch, each epoch a fresh permutation.
+
+    Epoch e's permutation depends on `(seed, e)` only, so the stream can be restarted at
+    any point and continues exactly as an uninterrupted one would.
+    """
+    seed = int(seed)
+
+    def permutation(epoch):
+        return tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(
+                tf.range(num_windows, dtype=tf.int64),
+                seed=tf.stack([tf.constant(seed, tf.int64), epoch]),
+            )
+        )
+
+    return tf.data.Dataset.range(first_epoch, 2**62).flat_map(permutation)
+
+
+def make_train_dataset(
+    ids, seq_len: int, batch_size: int, seed: int, start_step: int = 0
+) -> tf.data.Dataset:
+    """Endless shuffled (input, target) batches, starting with the batch of `start_step`.
+
+    Batch s holds positions `s * batch_size ...` of `window_order`, so a run resumed at
+    step s sees exactly the batches an uninterrupted run would (batches may straddle two
+    epochs when the window count is not a multiple of the batch size).
+    """
+    check_length(ids, seq_len, "training")
     num_windows = count_windows(len(ids), seq_len)
-    data = tf.constant(ids[: num_windows * seq_len + 1], dtype=tf.int32)
-
-    def window(start):
-        chunk = data[start : start + seq_len + 1]
-        return chunk[:-1], chunk[1:]
-
-    starts = tf.data.Dataset.range(num_windows).map(
-        lambda i: tf.cast(i, tf.int32) * seq_len
+    first = start_step * batch_size
+    order = window_order(num_windows, seed, first_epoch=first // num_windows)
+    order = order.skip(first % num_windows).batch(batch_size, drop_remainder=True)
+    dataset = order.map(
+        _window_reader(ids, seq_len, batch_size), num_parallel_calls=tf.data.AUTOTUNE
     )
-    if shuffle:
-        starts = starts.shuffle(num_windows, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        starts = starts.repeat()
-    dataset = starts.map(window, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -56,6 +56,10 @@ class CharLanguageModel(keras.Model):
         self.embedding = keras.layers.Embedding(
             self.vocab_size, self.embedding_dim, name="embedding"
         )
+        # Under a mixed-precision policy the gate loop stays in float32: the cell state
+        # adds up many small updates that bfloat16's 8-bit mantissa would lose. Keras's
+        # own LSTM (cuDNN on a GPU) takes the policy. The logits, and so the softmax and
+        # the loss, are float32 either way.
         self.lstm_layers = [
             GateLSTM(
                 self.units,
@@ -63,11 +67,12 @@ class CharLanguageModel(keras.Model):
                 return_state=True,
                 implementation=implementation,
                 name=f"lstm_{k}",
+                dtype="float32" if implementation == "gates" else None,
             )
             for k in range(self.num_layers)
         ]
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
-        self.head = keras.layers.Dense(self.vocab_size, name="logits")
+        self.head = keras.layers.Dense(self.vocab_size, name="logits", dtype="float32")
 
     @classmethod
     def from_model_config(cls, config: ModelConfig) -> "CharLanguageModel":
@@ -93,17 +98,20 @@ class CharLanguageModel(keras.Model):
         self.built = True
 
     def initial_state(self, batch_size):
-        zeros = tf.zeros([batch_size, self.units], dtype=self.compute_dtype)
+        zeros = tf.zeros([batch_size, self.units], dtype=tf.float32)
         return tuple((zeros, zeros) for _ in range(self.num_layers))
 
     def _run(self, ids, state=None, mask=None, training=False):
         x = self.embedding(ids)
         final_state = []
         for k, layer in enumerate(self.lstm_layers):
-            initial = None if state is None else list(state[k])
+            initial = None
+            if state is not None:
+                initial = [tf.cast(part, layer.compute_dtype) for part in state[k]]
             x, h, c = layer(x, initial_state=initial, mask=mask, training=training)
             x = self.dropout_layer(x, training=training)
-            final_state.append((h, c))
+            # Generation carries the state in float32, whatever the layers compute in.
+            final_state.append((tf.cast(h, tf.float32), tf.cast(c, tf.float32)))
         return x, tuple(final_state)
 
     def call(self, ids, training=False, padding_mask=None):
@@ -114,6 +122,12 @@ class CharLanguageModel(keras.Model):
         """
         sequence, _ = self._run(ids, mask=padding_mask, training=training)
         return self.head(sequence)
+
+    def logits_and_state(self, ids, state=None):
+        """Logits `[B, T, V]` for ids `[B, T]` starting from `state` (zeros if None), and
+        the state after the last position: text can be scored piece by piece."""
+        sequence, final_state = self._run(ids, state=state)
+        return self.head(sequence), final_state
 
     def prime(self, ids, mask=None, state=None):
         """Run a prompt through the LSTM layers; return the state after its last character.
@@ -144,13 +158,37 @@ class CharLanguageModel(keras.Model):
 
     def step(self, ids, state):
         """Feed one id per row: `ids [B]`, state -> (logits `[B, V]`, new state)."""
-        x = self.embedding(ids)
+        x = tf.cast(self.embedding(ids), tf.float32)
         new_state = []
         for layer, layer_state in zip(self.lstm_layers, state):
             x, (h, c) = layer.step(x, layer_state)
             new_state.append((h, c))
         new_state = tuple(new_state)
         return self.next_logits(new_state), new_state
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a distribution strategy, Keras's `fit` learns the input shapes by
+        # averaging one batch across the replicas (keras/src/backend/tensorflow/
+        # trainer.py); under MultiWorkerMirroredStrategy that all-reduce fails on integer
+        # ids, and it uses up a batch. The shapes are known: build from a dummy batch.
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            ids = tf.zeros([1, 1], tf.int32)
+            iterator, data_batch = None, (ids, ids)
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def train_step(self, data):
+        return self._per_worker_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._per_worker_logs(super().test_step(data))
+
+    def _per_worker_logs(self, logs):
+        # Across several workers Keras averages each log value with
+        # `strategy.reduce("MEAN", value, axis=0)`, which needs an axis: give the scalar
+        # losses one of length 1 (the reduction returns scalars again).
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def get_config(self):
         config = super().get_config()

@@ -6,7 +6,10 @@ A run directory holds:
 - `vocab.json`: the `CharVocabulary`;
 - `last.keras`: model and optimizer state at the latest checkpoint;
 - `best.keras`: the checkpoint with the lowest validation loss so far;
-- `state.json`: step, best validation loss and the history of evaluations.
+- `state.json`: step, best validation loss and the history of evaluations;
+- `data/`: the user's text files encoded as ids (`train.ids`, `validation.ids`), which
+  training streams from disk;
+- `logs/`: TensorBoard logs.
 
 Every file is written to a temporary name and renamed, so a run killed at any moment
 leaves the previous complete version of each file behind.
@@ -18,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -26,12 +30,14 @@ import tensorflow as tf
 
 from lstm_textgen import data
 from lstm_textgen.config import (
+    MIN_LR_FRACTION,
     ModelConfig,
     TrainConfig,
     atomic_write_text,
     load_run_config,
     save_run_config,
 )
+from lstm_textgen.distribute import is_chief, set_mixed_precision, strategy_name
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.vocab import CharVocabulary
@@ -41,6 +47,7 @@ BEST_CHECKPOINT = "best.keras"
 STATE_FILE = "state.json"
 CHECKPOINT_INFO = "lstm_textgen.json"
 LOG_DIR = "logs"  # TensorBoard
+DATA_DIR = "data"  # the encoded text files
 LN2 = math.log(2.0)
 
 
@@ -54,6 +61,7 @@ class TrainResult:
     step: int
     best_val_loss: float
     history: list = field(default_factory=list)
+    chief: bool = True  # False on the workers of a multi-worker run that do not write
 
 
 def read_state(run_dir: str) -> dict:
@@ -113,6 +121,70 @@ def atomic_copy(src: str, dst: str) -> None:
     os.replace(tmp, dst)
 
 
+def load_training_data(
+    config: TrainConfig, run_dir: str, manual_dir: str | None, vocab: CharVocabulary | None = None
+):
+    """(corpus name, vocabulary, train ids, validation ids) for a run.
+
+    The user's text files are encoded into `run_dir/data/` and streamed from there; the
+    tfds corpus is small and stays in memory. `vocab` (on resume) is used as it is;
+    otherwise it is built from the training split.
+    """
+    if config.text_files:
+        vocab, train_ids, val_ids = data.encode_text_files(
+            config.text_files, os.path.join(run_dir, DATA_DIR), vocab
+        )
+        name = "text files"
+    else:
+        corpus = data.corpus_from_tfds(config.tfds_name, manual_dir=manual_dir)
+        vocab = vocab or CharVocabulary.from_text(corpus.train)
+        train_ids = data.encode_text(corpus.train, vocab)
+        val_ids = data.encode_text(corpus.validation, vocab)
+        name = corpus.name
+    data.check_length(train_ids, config.seq_len, "training")
+    data.check_length(val_ids, config.seq_len, "validation")
+    return name, vocab, train_ids, val_ids
+
+
+def _why_no_xla(model_config: ModelConfig, strategy) -> str | None:
+    """Why the train step must not be compiled with XLA here (None: it may be).
+
+    Dropout's random masks made an XLA step slower on CPU (2.0 against 1.2 s/step
+    without XLA, 2 x 384 units); under several replicas Keras would compile the
+    all-reduce into the step as well.
+    """
+    if model_config.dropout > 0.0:
+        return "slower with dropout"
+    if strategy.num_replicas_in_sync > 1:
+        return "not with several replicas"
+    return None
+
+
+def _shard_by_data() -> tf.data.Options:
+    # The datasets are built from ids, not files: each worker takes its part of every
+    # global batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def _seed_variables(model: keras.Model) -> list:
+    # Keras does not save the dropout generators' states in a .keras file.
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+def seed_states(model: keras.Model) -> list:
+    return [v.numpy().tolist() for v in _seed_variables(model)]
+
+
+def restore_seed_states(model: keras.Model, info: dict) -> None:
+    states = info.get("seed_states")
+    variables = _seed_variables(model)
+    if states is not None and len(states) == len(variables):
+        for variable, value in zip(variables, states):
+            variable.assign(value)
+
+
 def configure_threads(inter_op: int | None = None, intra_op: int | None = None) -> tuple[int, int]:
     """Set TensorFlow's thread pools (None keeps its default); returns (inter, intra).
 
@@ -139,10 +211,28 @@ def configure_threads(inter_op: int | None = None, intra_op: int | None = None) 
     )
 
 
-def compile_model(model: keras.Model, config: TrainConfig, jit_compile: bool) -> None:
+def learning_rate(config: TrainConfig, total_steps: int):
+    """The learning rate, or schedule, that `config` asks for over `total_steps` steps."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    warmup = min(config.warmup_steps, max(0, total_steps - 1))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=max(1, total_steps - warmup),
+        alpha=MIN_LR_FRACTION,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_model(
+    model: keras.Model, config: TrainConfig, jit_compile: bool, total_steps: int | None = None
+) -> None:
+    if total_steps is None:
+        total_steps = config.max_steps or 1
     model.compile(
         optimizer=keras.optimizers.Adam(
-            learning_rate=config.learning_rate, global_clipnorm=config.clip_norm
+            learning_rate=learning_rate(config, total_steps), global_clipnorm=config.clip_norm
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
@@ -153,8 +243,9 @@ class CheckpointAndReport(keras.callbacks.Callback):
     """After each evaluation: report nats and bits per char, save last and best, stop at
     `total_steps`, and stop (keeping the last good checkpoint) on a non-finite loss."""
 
-    def __init__(self, run_dir, state, total_steps, log):
+    def __init__(self, run_dir, state, total_steps, log, chief=True):
         super().__init__()
+        self.chief = chief
         self.run_dir = run_dir
         self.state = state
         self.total_steps = total_steps
@@ -186,27 +277,38 @@ class CheckpointAndReport(keras.callbacks.Callback):
         last = os.path.join(self.run_dir, LAST_CHECKPOINT)
         best = self.state["best_val_loss"]
         improved = best is None or val_loss < best
-        atomic_save_model(
-            self.model,
-            last,
-            {"step": step, "train_loss": train_loss, "val_loss": val_loss},
-        )
+        if self.chief:
+            self._save(last, step, train_loss, val_loss, improved)
         if improved:
-            atomic_copy(last, os.path.join(self.run_dir, BEST_CHECKPOINT))
             self.state["best_val_loss"] = val_loss
             self.state["best_step"] = step
         self.state["step"] = step
         self.state["history"].append(
             {"step": step, "train_loss": train_loss, "val_loss": val_loss}
         )
-        atomic_write_text(
-            os.path.join(self.run_dir, STATE_FILE), json.dumps(self.state, indent=1) + "\n"
-        )
+        if self.chief:
+            atomic_write_text(
+                os.path.join(self.run_dir, STATE_FILE), json.dumps(self.state, indent=1) + "\n"
+            )
         self.log(
             f"step {step}/{self.total_steps}: train {train_loss:.4f} nats/char, "
             f"validation {val_loss:.4f} nats/char = {bits(val_loss):.4f} bits/char"
             + (" (best, saved)" if improved else f" (best {self.state['best_val_loss']:.4f})")
         )
+
+    def _save(self, last, step, train_loss, val_loss, improved):
+        atomic_save_model(
+            self.model,
+            last,
+            {
+                "step": step,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "seed_states": seed_states(self.model),
+            },
+        )
+        if improved:
+            atomic_copy(last, os.path.join(self.run_dir, BEST_CHECKPOINT))
 
 
 def _remove_partial_writes(run_dir: str) -> None:
@@ -252,6 +354,7 @@ def train(
     max_steps: int | None = None,
     epochs: int | None = None,
     jit_compile: bool = True,
+    strategy: tf.distribute.Strategy | None = None,
     verbose="auto",
     log=print,
 ) -> TrainResult:
@@ -259,6 +362,9 @@ def train(
 
     On resume the run's saved configuration is used; `max_steps` or `epochs` may extend it.
     `manual_dir` is the tfds manual download folder (for offline machines).
+    `strategy` (from `lstm_textgen.distribute.make_strategy`) spreads training over
+    replicas; only the chief process writes to `run_dir`, which every worker must be able
+    to read (shared storage) to resume.
     """
     if resume:
         if not os.path.isfile(os.path.join(run_dir, LAST_CHECKPOINT)):
@@ -278,69 +384,117 @@ def train(
         train_config.max_steps, train_config.epochs = max_steps, epochs
     model_config.validate()
     train_config.validate()
-    if not resume:
-        _check_new_run_dir(run_dir)
-    _remove_partial_writes(run_dir)
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if train_config.batch_size % replicas:
+        raise TextgenError(
+            f"--batch-size {train_config.batch_size} does not split evenly over {replicas} "
+            f"replicas; use a multiple of {replicas}"
+        )
+    chief = is_chief(strategy)
+    if chief:
+        if not resume:
+            _check_new_run_dir(run_dir)
+        _remove_partial_writes(run_dir)
+    # Other workers read the run directory but never write to it.
+    data_dir = os.path.join(run_dir, DATA_DIR) if chief else tempfile.mkdtemp(prefix="lstm-textgen-")
+    if not chief:
+        log, verbose = (lambda _: None), 0  # the chief reports for everyone
+    previous_policy = keras.mixed_precision.global_policy()
+    policy = set_mixed_precision(train_config.mixed_precision)
+    try:
+        return _train(
+            run_dir, model_config, train_config, resume, manual_dir, jit_compile,
+            strategy, chief, data_dir, policy, verbose, log,
+        )  # fmt: skip
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if not chief:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
-    corpus = data.load_corpus(train_config.text_files, train_config.tfds_name, manual_dir)
-    data.check_length(corpus.train, train_config.seq_len, "training")
-    data.check_length(corpus.validation, train_config.seq_len, "validation")
 
-    if resume:
-        vocab = CharVocabulary.load(run_dir)
-        model = load_checkpoint(os.path.join(run_dir, LAST_CHECKPOINT))
-        state = read_state(run_dir)
-        # The best checkpoint carries its own loss, which wins over state.json if a kill
-        # landed between writing the two.
-        best_info = read_checkpoint_info(os.path.join(run_dir, BEST_CHECKPOINT))
-        if "val_loss" in best_info:
-            state["best_val_loss"], state["best_step"] = best_info["val_loss"], best_info["step"]
-    else:
-        vocab = CharVocabulary.from_text(corpus.train)
-        model_config.vocab_size = vocab.size
-        vocab.save(run_dir)
-        keras.utils.set_random_seed(train_config.seed)
-        model = CharLanguageModel.from_model_config(model_config)
-        compile_model(model, train_config, jit_compile)
-        state = read_state(run_dir)
+def _train(
+    run_dir, model_config, train_config, resume, manual_dir, jit_compile, strategy, chief,
+    data_dir, policy, verbose, log,
+) -> TrainResult:
+    """The body of `train`, once the strategy, the dtype policy and the run's configs are
+    settled."""
+    with strategy.scope():
+        if resume:
+            vocab = CharVocabulary.load(run_dir)
+            model = load_checkpoint(os.path.join(run_dir, LAST_CHECKPOINT))
+            restore_seed_states(model, read_checkpoint_info(os.path.join(run_dir, LAST_CHECKPOINT)))
+            state = read_state(run_dir)
+            # The best checkpoint carries its own loss, which wins over state.json if a
+            # kill landed between writing the two.
+            best_info = read_checkpoint_info(os.path.join(run_dir, BEST_CHECKPOINT))
+            if "val_loss" in best_info:
+                state["best_val_loss"], state["best_step"] = best_info["val_loss"], best_info["step"]
+            corpus_name, _, train_ids, val_ids = load_training_data(
+                train_config, data_dir, manual_dir, vocab
+            )
+        else:
+            corpus_name, vocab, train_ids, val_ids = load_training_data(
+                train_config, data_dir, manual_dir
+            )
+            model_config.vocab_size = vocab.size
+            if chief:
+                vocab.save(run_dir)
+            keras.utils.set_random_seed(train_config.seed)
+            model = CharLanguageModel.from_model_config(model_config)
+            state = read_state(run_dir)
 
-    train_ids = data.encode_text(corpus.train, vocab)
-    val_ids = data.encode_text(corpus.validation, vocab)
+        total_steps = _total_steps(
+            train_config, data.count_windows(len(train_ids), train_config.seq_len)
+        )
+        if not resume:
+            no_xla = _why_no_xla(model_config, strategy)
+            compile_model(model, train_config, jit_compile and no_xla is None, total_steps)
     step = int(model.optimizer.iterations.numpy())
-    total_steps = _total_steps(train_config, data.count_windows(len(train_ids), train_config.seq_len))
     if step >= total_steps:
         log(f"{run_dir} is already trained to step {step} (target {total_steps}); nothing to do")
         return TrainResult(run_dir, step, state["best_val_loss"], state["history"])
-    save_run_config(run_dir, model_config, train_config)
+    if chief:
+        save_run_config(run_dir, model_config, train_config)
 
-    # Reseeding with the step keeps a resumed run from replaying the batches it saw.
-    train_ds = data.make_dataset(
-        train_ids,
-        train_config.seq_len,
-        train_config.batch_size,
-        shuffle=True,
-        seed=train_config.seed + step,
-        repeat=True,
-        drop_remainder=True,
-    )
-    val_ds = data.make_dataset(val_ids, train_config.seq_len, train_config.batch_size)
+    # The batches depend on (seed, step) only, and the dropout generators' states travel
+    # in the checkpoint: a resumed run continues exactly as an uninterrupted one. Under a
+    # distribution strategy each batch is the global batch, split over the replicas.
+    train_ds = data.make_train_dataset(
+        train_ids, train_config.seq_len, train_config.batch_size, train_config.seed, step
+    ).with_options(_shard_by_data())
+    val_ds = data.make_dataset(
+        val_ids, train_config.seq_len, train_config.batch_size
+    ).with_options(_shard_by_data())
     every = train_config.checkpoint_every
     initial_epoch = step // every
     epochs_needed = initial_epoch + math.ceil((total_steps - step) / every)
-    keras.utils.set_random_seed(train_config.seed + step)
 
     inter_op, intra_op = configure_threads()
     log(
         f"threads: {inter_op} inter-op, {intra_op} intra-op; train step "
         f"{'compiled with XLA' if model.jit_compile else 'in graph mode (no XLA)'}"
+        + (f" ({_why_no_xla(model_config, strategy)})" if jit_compile and not model.jit_compile else "")
+        + (f"; dtype policy {policy}" if policy != "float32" else "")
     )
+    if strategy.num_replicas_in_sync > 1:
+        log(
+            f"{strategy_name(strategy)}: {strategy.num_replicas_in_sync} replicas, "
+            f"{train_config.batch_size // strategy.num_replicas_in_sync} windows each "
+            f"per global batch of {train_config.batch_size}"
+        )
     log(
-        f"training {model.count_params():,} parameters on {corpus.name}: "
+        f"training {model.count_params():,} parameters on {corpus_name}: "
         f"{len(train_ids):,} train / {len(val_ids):,} validation characters, "
         f"vocabulary {vocab.size - 1}, steps {step} -> {total_steps}, "
         f"checkpoint every {every} -> {run_dir}"
     )
-    reporter = CheckpointAndReport(run_dir, state, total_steps, log)
+    reporter = CheckpointAndReport(run_dir, state, total_steps, log, chief)
+    callbacks = [reporter]
+    if chief:
+        callbacks.append(
+            keras.callbacks.TensorBoard(os.path.join(run_dir, LOG_DIR), update_freq="epoch")
+        )
     if verbose == "auto":
         verbose = 1 if _stdout_is_tty() else 2
     model.fit(
@@ -351,10 +505,7 @@ def train(
         shuffle=False,  # the dataset shuffles itself
         validation_data=val_ds,
         validation_steps=train_config.eval_batches,
-        callbacks=[
-            reporter,
-            keras.callbacks.TensorBoard(os.path.join(run_dir, LOG_DIR), update_freq="epoch"),
-        ],
+        callbacks=callbacks,
         verbose=verbose,
     )
     if reporter.bad_loss_step is not None:
@@ -363,7 +514,7 @@ def train(
             f"stopped and the last good checkpoint (step {state['step']}) is kept; "
             "try a lower --learning-rate or --clip-norm"
         )
-    return TrainResult(run_dir, state["step"], state["best_val_loss"], state["history"])
+    return TrainResult(run_dir, state["step"], state["best_val_loss"], state["history"], chief)
 
 
 def _stdout_is_tty() -> bool:

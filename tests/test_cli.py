@@ -151,6 +151,16 @@ def test_benchmarks_run_and_apply_thread_settings():
     assert "cold start" in result.stdout
 
 
+def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
+    source = tmp_path / "source.txt"
+    source.write_text(small_text, encoding="utf-8")
+    result = run_cli("bench", "memory", "--sizes-mb", "0.05", "0.02", "--steps", "1", "--source", source)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("| 0.0")]
+    assert len(rows) == 2
+    assert all(float(peak.split()[0].replace(",", "")) > 50 for _, peak, _ in rows)  # MB, TF alone is more
+
+
 def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
     run, _ = trained_text_run
     out = tmp_path / "curves.png"

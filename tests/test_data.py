@@ -17,11 +17,67 @@ def test_windows_shift_targets_by_one_and_cover_every_character_once():
     np.testing.assert_array_equal(np.sort(targets.ravel()), np.arange(1, 21))
 
 
-def test_shuffled_repeated_batches_have_fixed_shape():
-    ds = data.make_dataset(np.arange(50, dtype=np.int32), 4, 3, shuffle=True, seed=1, repeat=True, drop_remainder=True)
-    for x, y in ds.take(20):
-        assert x.shape == (3, 4) and y.shape == (3, 4)
+def windows_of(dataset, count):
+    return [x.numpy()[:, 0] // 4 for x, _ in dataset.take(count)]  # window numbers
+
+
+def test_training_batches_cover_each_window_once_per_epoch_and_restart_exactly():
+    ids = np.arange(50, dtype=np.int32)  # 12 windows of 4, batches of 3: 4 steps per epoch
+    stream = data.make_train_dataset(ids, 4, 3, seed=1)
+    for x, y in stream.take(10):
+        assert x.shape == (3, 4)
         np.testing.assert_array_equal(y.numpy(), x.numpy() + 1)
+    batches = windows_of(stream, 12)
+    for epoch in range(3):
+        assert sorted(np.concatenate(batches[4 * epoch : 4 * epoch + 4])) == list(range(12))
+    assert not np.array_equal(np.concatenate(batches[:4]), np.concatenate(batches[4:8]))
+    for start in (1, 4, 7):  # a run resumed at step `start` sees the same batches
+        resumed = windows_of(data.make_train_dataset(ids, 4, 3, seed=1, start_step=start), 3)
+        np.testing.assert_array_equal(resumed, batches[start : start + 3])
+    other_seed = windows_of(data.make_train_dataset(ids, 4, 3, seed=2), 4)
+    assert not np.array_equal(other_seed, batches[:4])
+
+
+def test_batches_larger_than_an_epoch_straddle_epochs():
+    ids = np.arange(13, dtype=np.int32)  # 3 windows of 4, batches of 5
+    stream = windows_of(data.make_train_dataset(ids, 4, 5, seed=0), 3)
+    flat = np.concatenate(stream)
+    for epoch in range(5):
+        assert sorted(flat[3 * epoch : 3 * epoch + 3]) == [0, 1, 2]
+    resumed = windows_of(data.make_train_dataset(ids, 4, 5, seed=0, start_step=2), 1)
+    np.testing.assert_array_equal(resumed[0], stream[2])
+
+
+def test_text_files_stream_to_the_same_ids_as_the_in_memory_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_BYTES", 7)  # pieces end inside multi-byte characters
+    (tmp_path / "a.txt").write_text("naïve café — ünïcödé 🙂\n" * 20, encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes("\ufeffsmörgåsbord".encode("utf-8"))  # BOM, no newline
+    files = [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    corpus = data.corpus_from_text_files(files)
+    vocab, train_ids, val_ids = data.encode_text_files(files, str(tmp_path / "ids"))
+    assert vocab.characters == sorted(set(corpus.train))
+    assert (len(train_ids), len(val_ids)) == (len(corpus.train), len(corpus.validation))
+    np.testing.assert_array_equal(train_ids.read(0, len(train_ids)), vocab.encode(corpus.train))
+    np.testing.assert_array_equal(val_ids.read(0, len(val_ids)), vocab.encode(corpus.validation))
+    assert "🙂" in vocab and "å" not in vocab  # "å" occurs in the validation part only
+    np.testing.assert_array_equal(
+        train_ids.read_windows(np.array([3, 0]), 5), [vocab.encode(corpus.train[3:8]), vocab.encode(corpus.train[:5])]
+    )
+    from_file = list(data.make_dataset(val_ids, 6, 4))
+    in_memory = list(data.make_dataset(data.encode_text(corpus.validation, vocab), 6, 4))
+    assert len(from_file) == len(in_memory)
+    for (x1, y1), (x2, y2) in zip(from_file, in_memory):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+    again, _, _ = data.encode_text_files(files, str(tmp_path / "ids2"), vocab=vocab)
+    assert again == vocab and not list((tmp_path / "ids").glob("*.tmp-*"))
+
+
+def test_a_bad_byte_deep_in_a_streamed_file_is_reported_with_its_offset(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_BYTES", 5)
+    (tmp_path / "bad.txt").write_bytes("ab€cdefgh".encode("utf-8") + b"\xff tail")
+    with pytest.raises(TextgenError, match=r"byte 0xff at offset 11"):
+        data.encode_text_files([str(tmp_path / "bad.txt")], str(tmp_path / "ids"))
 
 
 def test_text_too_short_for_one_window():

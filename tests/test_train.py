@@ -27,6 +27,18 @@ def test_the_same_seed_gives_the_same_run(tmp_path, corpus):
     assert a.history != c.history
 
 
+def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path, corpus):
+    # Dropout is on, so this also needs the dropout generators' states restored.
+    whole = tiny_train(tmp_path / "whole", corpus, max_steps=6)
+    tiny_train(tmp_path / "split", corpus, max_steps=2)
+    tiny_train(tmp_path / "split", corpus, resume=True, max_steps=4)
+    resumed = tiny_train(tmp_path / "split", corpus, resume=True, max_steps=6)
+    assert [h["step"] for h in resumed.history] == [2, 4, 6]
+    for a, b in zip(whole.history, resumed.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+
+
 def test_checkpoints_carry_their_step_and_loss(tmp_path, corpus):
     result = tiny_train(tmp_path / "run", corpus)
     last = read_checkpoint_info(str(tmp_path / "run" / LAST_CHECKPOINT))

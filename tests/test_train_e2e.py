@@ -59,6 +59,11 @@ def test_evaluate_test_split(shakespeare_run, manual_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("test: ")
     assert float(result.stdout.split()[1]) < 2.6
+    union = run_cli("evaluate", "--run", run, "--split", "validation+test", "--carry-state", *extra)
+    assert union.returncode == 0, union.stderr
+    assert union.stdout.startswith("validation+test, state carried: ")
+    # 2 x 55,770 characters: 111,539 targets, less fewer than 64 left over by the streams.
+    assert 111_539 - 64 < int(union.stdout.split()[-2].replace(",", "")) <= 111_539
 
 
 def test_resume_continues_where_training_stopped(shakespeare_run):

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Reproduce the README's tiny Shakespeare result on CPU: train the `shakespeare` preset,
+# then report validation, test and their union (the last 10% of the text) in nats/char
+# and bits/char, window by window as in training and with the state carried, and sample.
+#
+#   scripts/reproduce_shakespeare.sh [RUN_DIR]        (default runs/shakespeare)
+#
+# Offline, point tfds at karpathy's input.txt with LSTM_TEXTGEN_TFDS_MANUAL_DIR (default
+# ../shared/data/tinyshakespeare when it exists); online, tfds downloads it.
+set -euo pipefail
+
+run=${1:-runs/shakespeare}
+manual_dir=${LSTM_TEXTGEN_TFDS_MANUAL_DIR:-../shared/data/tinyshakespeare}
+corpus_args=()
+if [ -d "$manual_dir" ]; then
+    corpus_args=(--tfds-manual-dir "$manual_dir")
+fi
+
+resume=()
+if [ -f "$run/last.keras" ]; then
+    resume=(--resume)  # a killed reproduction continues where it stopped
+fi
+lstm-textgen train --preset shakespeare --run "$run" "${resume[@]}" "${corpus_args[@]}"
+
+echo "| split | windows of 100, zero state | state carried |"
+echo "| --- | ---: | ---: |"
+for split in validation test validation+test; do
+    windows=$(lstm-textgen evaluate --run "$run" --split "$split" "${corpus_args[@]}")
+    carried=$(lstm-textgen evaluate --run "$run" --split "$split" --carry-state "${corpus_args[@]}")
+    # "SPLIT: X nats/char = Y bits/char over N characters" -> "X nats (Y bits)"
+    echo "| $split | $(awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}' <<<"$windows") | $(awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}' <<<"$carried") |"
+done
+
+echo
+lstm-textgen generate --run "$run" --prompt "ROMEO:" --num-chars 500 --temperature 0.8 --seed 1

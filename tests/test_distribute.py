@@ -1,0 +1,149 @@
+"""Scaling out: MirroredStrategy over two logical CPUs, MultiWorkerMirroredStrategy over
+two processes on 127.0.0.1, and mixed precision. Each distributed run must compute what
+one process computes with the same global batch and seed."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from helpers import error_lines, run_cli, write_corpus
+from lstm_textgen.config import ModelConfig
+
+TINY = ["--units", "8", "--layers", "2", "--embedding-dim", "4", "--seq-len", "8",
+        "--batch-size", "4", "--max-steps", "6", "--checkpoint-every", "2", "--seed", "5"]
+
+
+@pytest.fixture
+def corpus(tmp_path, small_text):
+    return write_corpus(tmp_path, small_text)
+
+
+def history(run):
+    return json.loads((run / "state.json").read_text())["history"]
+
+
+def assert_same_losses(actual, expected, atol=1e-4):
+    assert [h["step"] for h in actual] == [h["step"] for h in expected]
+    for a, e in zip(actual, expected):
+        assert a["train_loss"] == pytest.approx(e["train_loss"], abs=atol)
+        assert a["val_loss"] == pytest.approx(e["val_loss"], abs=atol)
+
+
+@pytest.fixture
+def single_process_run(tmp_path, corpus):
+    run = tmp_path / "single"
+    result = run_cli("train", "--run", run, "--text-file", corpus, *TINY, "--no-jit")
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path, corpus, single_process_run):
+    run = tmp_path / "mirrored"
+    result = run_cli("train", "--run", run, "--text-file", corpus, *TINY,
+                     "--strategy", "mirrored", "--cpu-replicas", "2")
+    assert result.returncode == 0, result.stderr
+    assert "MirroredStrategy: 2 replicas, 2 windows each per global batch of 4" in result.stderr
+    assert_same_losses(history(run), history(single_process_run))
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_match_one_process_then_export_and_generate(
+    tmp_path, corpus, single_process_run
+):
+    run = tmp_path / "workers"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "lstm_textgen", "train", "--run", str(run), "--text-file", str(corpus),
+             *TINY, "--strategy", "multi-worker"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+    assert "MultiWorkerMirroredStrategy: 2 replicas" in outputs[0][1]
+    assert "step 6/6" in outputs[0][1] and "step 6/6" not in outputs[1][1]  # the chief reports
+    assert_same_losses(history(run), history(single_process_run))
+    assert not list(run.glob("*.tmp-*"))
+
+    exported = run_cli("export", "--run", run, "--export-base", tmp_path / "export")
+    assert exported.returncode == 0, exported.stderr
+    texts = [
+        run_cli(*source, "--prompt", "the ", "--num-chars", "30", "--seed", "3").stdout
+        for source in (["generate", "--run", run], ["generate", "--saved-model", tmp_path / "export"])
+    ]
+    assert texts[0] == texts[1] and len(texts[0]) == len("the ") + 30 + 1
+
+
+def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path, corpus):
+    result = run_cli("train", "--run", tmp_path / "run", "--text-file", corpus, "--strategy", "multi-worker",
+                     env={"TF_CONFIG": ""})
+    lines = error_lines(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "needs TF_CONFIG" in lines[0]
+    bad = run_cli("train", "--run", tmp_path / "run", "--text-file", corpus, "--strategy", "multi-worker",
+                  env={"TF_CONFIG": '{"cluster": {}}'})
+    assert bad.returncode == 2 and "TF_CONFIG is not valid" in error_lines(bad)[0], bad.stderr
+
+
+def test_mixed_precision_keeps_logits_and_the_gate_loop_in_float32():
+    import keras
+
+    from lstm_textgen.model import CharLanguageModel
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = CharLanguageModel(vocab_size=7, embedding_dim=4, units=3, num_layers=2)
+        model.build()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.embedding.compute_dtype == "bfloat16"
+    assert [layer.compute_dtype for layer in model.lstm_layers] == ["float32", "float32"]
+    assert model.head.compute_dtype == "float32"
+    assert model(np.array([[1, 2, 3]])).dtype == "float32"
+    logits, state = model.step(np.array([1, 2]), model.initial_state(2))
+    assert logits.dtype == "float32" and state[0][0].dtype == "float32"
+
+
+def test_mixed_precision_trains(tmp_path, corpus):
+    import keras
+
+    from lstm_textgen.config import TrainConfig
+    from lstm_textgen.generate import TextGenerator
+    from lstm_textgen.train import load_trained_model, train
+
+    messages = []
+    result = train(
+        str(tmp_path / "run"),
+        ModelConfig(units=8, num_layers=2, embedding_dim=4),
+        TrainConfig(text_files=[str(corpus)], seq_len=8, batch_size=4, max_steps=40,
+                    checkpoint_every=20, learning_rate=0.02, mixed_precision=True),
+        verbose=0,
+        log=messages.append,
+    )
+    assert "dtype policy mixed_bfloat16" in messages[0]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    losses = [h["val_loss"] for h in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < np.log(30) - 0.3  # below a uniform guess
+    model, vocab = load_trained_model(str(tmp_path / "run"))  # loads for inference in float32
+    text = TextGenerator(model, vocab).generate("the ", num_chars=10, seed=1)[0]
+    assert len(text) == 10 and set(text) <= set(vocab.characters)

@@ -1,0 +1,47 @@
+"""Evaluation: window-by-window and with the state carried across windows."""
+
+import numpy as np
+import pytest
+
+from helpers import assert_close
+from lstm_textgen.evaluate import evaluate_text
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.vocab import CharVocabulary
+
+
+@pytest.fixture
+def model_and_vocab():
+    vocab = CharVocabulary.from_text("abcde ")
+    model = CharLanguageModel(vocab_size=vocab.size, embedding_dim=3, units=4, num_layers=2)
+    model.build()
+    return model, vocab
+
+
+def cross_entropy(logits, targets):
+    logits = logits - logits.max(-1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0]
+
+
+def test_carried_state_equals_reading_each_stream_in_one_pass(model_and_vocab):
+    model, vocab = model_and_vocab
+    text = "abc de" * 7 + "ab"  # 44 characters: 43 targets, 3 streams of 14, one left out
+    result = evaluate_text(model, vocab, text, seq_len=4, batch_size=3, carry_state=True)
+    ids = np.array(vocab.encode(text))
+    rows = np.stack([ids[k * 14 : k * 14 + 15] for k in range(3)])
+    logits = model(rows[:, :-1]).numpy()  # one call over the whole stream, no windows
+    assert result.num_chars == 42
+    assert_close(result.nats_per_char, cross_entropy(logits, rows[:, 1:]).mean())
+
+
+def test_windows_start_from_zero_state(model_and_vocab):
+    model, vocab = model_and_vocab
+    text = "abc de" * 7 + "ab"
+    result = evaluate_text(model, vocab, text, seq_len=4, batch_size=3)
+    ids = np.array(vocab.encode(text))
+    windows = np.stack([ids[k * 4 : k * 4 + 5] for k in range(10)])  # (44 - 1) // 4 windows
+    logits = model(windows[:, :-1]).numpy()
+    assert result.num_chars == 40
+    assert_close(result.nats_per_char, cross_entropy(logits, windows[:, 1:]).mean())
+    carried = evaluate_text(model, vocab, text, seq_len=4, batch_size=3, carry_state=True)
+    assert abs(carried.nats_per_char - result.nats_per_char) > 1e-4
