@@ -160,6 +160,14 @@ def _why_no_xla(model_config: ModelConfig, strategy) -> str | None:
     return None
 
 
+def _xla_note(model, requested: bool, reason: str | None) -> str:
+    if model.jit_compile:
+        return "compiled with XLA"
+    if requested and reason:
+        return f"in graph mode (XLA off: {reason})"
+    return "in graph mode (no XLA)"
+
+
 def _shard_by_data() -> tf.data.Options:
     # The datasets are built from ids, not files: each worker takes its part of every
     # global batch.
@@ -424,6 +432,8 @@ def _train(
             vocab = CharVocabulary.load(run_dir)
             model = load_checkpoint(os.path.join(run_dir, LAST_CHECKPOINT))
             restore_seed_states(model, read_checkpoint_info(os.path.join(run_dir, LAST_CHECKPOINT)))
+            if _why_no_xla(model_config, strategy):
+                model.jit_compile = False  # e.g. a one-device run resumed on several replicas
             state = read_state(run_dir)
             # The best checkpoint carries its own loss, which wins over state.json if a
             # kill landed between writing the two.
@@ -473,8 +483,7 @@ def _train(
     inter_op, intra_op = configure_threads()
     log(
         f"threads: {inter_op} inter-op, {intra_op} intra-op; train step "
-        f"{'compiled with XLA' if model.jit_compile else 'in graph mode (no XLA)'}"
-        + (f" ({_why_no_xla(model_config, strategy)})" if jit_compile and not model.jit_compile else "")
+        + _xla_note(model, jit_compile, _why_no_xla(model_config, strategy))
         + (f"; dtype policy {policy}" if policy != "float32" else "")
     )
     if strategy.num_replicas_in_sync > 1:

@@ -171,3 +171,18 @@ def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
     for split in ("train", "validation"):
         assert any(name.startswith("events.out.tfevents") for name in os.listdir(run / "logs" / split))
     assert_one_line_error(run_cli("plot", "--run", tmp_path), "holds no state.json")
+
+
+def test_a_preset_sets_the_defaults_and_given_flags_override_it():
+    from lstm_textgen.cli import build_parser, preset_defaults
+    from lstm_textgen.config import PRESETS, preset_configs
+
+    model, train = preset_configs("shakespeare")
+    assert (model.units, train.lr_schedule) == (PRESETS["shakespeare"]["model"]["units"], "cosine")
+    argv = ["train", "--run", "r", "--preset", "shakespeare"]
+    args = build_parser("shakespeare").parse_args(argv + ["--units", "100"])
+    assert args.units == 100 and args.layers == model.num_layers and args.dropout == model.dropout
+    assert args.max_steps == train.max_steps == preset_defaults("shakespeare")["max_steps"]
+    assert build_parser().parse_args(argv).units == 256  # the preset applies only when asked
+    with pytest.raises(Exception, match="unknown preset"):
+        preset_configs("nope")

@@ -43,13 +43,17 @@ def single_process_run(tmp_path, corpus):
     return run
 
 
-def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path, corpus, single_process_run):
+def test_mirrored_over_two_logical_cpus_matches_one_device_and_resumes(tmp_path, corpus, single_process_run):
     run = tmp_path / "mirrored"
-    result = run_cli("train", "--run", run, "--text-file", corpus, *TINY,
-                     "--strategy", "mirrored", "--cpu-replicas", "2")
+    mirrored = ["--strategy", "mirrored", "--cpu-replicas", "2"]
+    result = run_cli("train", "--run", run, "--text-file", corpus, *TINY, *mirrored, "--max-steps", "4")
     assert result.returncode == 0, result.stderr
     assert "MirroredStrategy: 2 replicas, 2 windows each per global batch of 4" in result.stderr
+    resumed = run_cli("train", "--run", run, "--resume", "--max-steps", "6", *mirrored)
+    assert resumed.returncode == 0, resumed.stderr
     assert_same_losses(history(run), history(single_process_run))
+    uneven = run_cli("train", "--run", tmp_path / "uneven", "--text-file", corpus, *TINY, *mirrored, "--batch-size", "3")
+    assert uneven.returncode == 2 and "does not split evenly over 2 replicas" in error_lines(uneven)[0], uneven.stderr
 
 
 def free_ports(count):
@@ -62,26 +66,33 @@ def free_ports(count):
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_on_localhost_match_one_process_then_export_and_generate(
-    tmp_path, corpus, single_process_run
-):
-    run = tmp_path / "workers"
+def run_workers(train_args):
+    """Run `lstm-textgen train ARGS --strategy multi-worker` as two workers on 127.0.0.1;
+    returns their stderr."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "lstm_textgen", "train", "--run", str(run), "--text-file", str(corpus),
-             *TINY, "--strategy", "multi-worker"],
+            [sys.executable, "-m", "lstm_textgen", "train", *map(str, train_args), "--strategy", "multi-worker"],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (_, err) in zip(workers, outputs):
+    outputs = [worker.communicate(timeout=600)[1] for worker in workers]
+    for worker, err in zip(workers, outputs):
         assert worker.returncode == 0, err
-    assert "MultiWorkerMirroredStrategy: 2 replicas" in outputs[0][1]
-    assert "step 6/6" in outputs[0][1] and "step 6/6" not in outputs[1][1]  # the chief reports
+    return outputs
+
+
+@pytest.mark.slow
+def test_two_workers_on_localhost_match_one_process_resume_then_export_and_generate(
+    tmp_path, corpus, single_process_run
+):
+    run = tmp_path / "workers"
+    first = run_workers(["--run", run, "--text-file", corpus, *TINY, "--max-steps", "4"])
+    assert "MultiWorkerMirroredStrategy: 2 replicas" in first[0]
+    assert "step 4/4" in first[0] and "step 4/4" not in first[1]  # the chief reports
+    run_workers(["--run", run, "--resume", "--max-steps", "6"])  # both workers resume
     assert_same_losses(history(run), history(single_process_run))
     assert not list(run.glob("*.tmp-*"))
 
