@@ -321,12 +321,14 @@ class CheckpointAndReport(keras.callbacks.Callback):
 
 def _remove_partial_writes(run_dir: str) -> None:
     """Delete temporary files a killed run left half-written (never a complete file)."""
-    for name in os.listdir(run_dir):
-        if ".tmp-" in name:
-            try:
-                os.remove(os.path.join(run_dir, name))
-            except OSError:
-                pass
+    for folder in (run_dir, os.path.join(run_dir, DATA_DIR)):
+        names = os.listdir(folder) if os.path.isdir(folder) else []
+        for name in names:
+            if ".tmp-" in name:
+                try:
+                    os.remove(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
 def _check_new_run_dir(run_dir: str) -> None:

@@ -32,7 +32,12 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path, corpu
     whole = tiny_train(tmp_path / "whole", corpus, max_steps=6)
     tiny_train(tmp_path / "split", corpus, max_steps=2)
     tiny_train(tmp_path / "split", corpus, resume=True, max_steps=4)
+    # What a kill in the middle of writing leaves behind is cleared on the next start.
+    stale = [tmp_path / "split" / "last.tmp-99.keras", tmp_path / "split" / "data" / "train.ids.tmp-99"]
+    for path in stale:
+        path.write_bytes(b"half")
     resumed = tiny_train(tmp_path / "split", corpus, resume=True, max_steps=6)
+    assert not any(path.exists() for path in stale)
     assert [h["step"] for h in resumed.history] == [2, 4, 6]
     for a, b in zip(whole.history, resumed.history):
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
