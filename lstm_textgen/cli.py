@@ -44,6 +44,10 @@ def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
     )
 
 
+# Config fields whose `train` flag has another argparse dest.
+FLAG_DESTS = {"num_layers": "layers", "text_files": "text_file"}
+
+
 def preset_defaults(name: str | None) -> dict:
     """The `train` flags' defaults under preset `name` (by argparse dest)."""
     if name is None:
@@ -51,9 +55,8 @@ def preset_defaults(name: str | None) -> dict:
     from lstm_textgen.config import PRESETS, preset_configs
 
     preset_configs(name)  # a clear error for an unknown name
-    dests = {"num_layers": "layers", "text_files": "text_file"}
     values = {**PRESETS[name]["model"], **PRESETS[name]["train"]}
-    return {dests.get(field, field): value for field, value in values.items()}
+    return {FLAG_DESTS.get(field, field): value for field, value in values.items()}
 
 
 def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
@@ -308,7 +311,7 @@ def _warn_ignored_on_resume(args, model_config, train_config) -> None:
         for name, value in vars(config).items():
             if name in ("vocab_size", "max_steps", "epochs"):
                 continue
-            dest = {"num_layers": "layers", "text_files": "text_file"}.get(name, name)
+            dest = FLAG_DESTS.get(name, name)
             given = value != defaults[dest] and value != []
             if given and value != getattr(saved, name):
                 flag = "tfds" if dest == "tfds_name" else dest.replace("_", "-")

@@ -45,9 +45,9 @@ def evaluate_text(
     almost no probability), and their number is reported.
     """
     data.check_length(text, seq_len, "evaluation")
-    if carry_state:
-        return _evaluate_streams(model, vocab, text, seq_len, batch_size)
     ids = data.encode_text(text, vocab)
+    if carry_state:
+        return _evaluate_streams(model, ids, seq_len, batch_size)
     dataset = data.make_dataset(ids, seq_len, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
@@ -64,8 +64,7 @@ def evaluate_text(
     return Evaluation(total / count, count, int((targets == UNKNOWN_ID).sum()))
 
 
-def _evaluate_streams(model, vocab, text, seq_len, streams) -> Evaluation:
-    ids = data.encode_text(text, vocab)
+def _evaluate_streams(model, ids, seq_len, streams) -> Evaluation:
     streams = max(1, min(streams, (len(ids) - 1) // seq_len))
     length = (len(ids) - 1) // streams  # targets per stream; up to streams - 1 are left out
     rows = np.stack([ids[k * length : k * length + length + 1] for k in range(streams)])
