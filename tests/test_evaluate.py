@@ -1,5 +1,6 @@
 """Evaluation: window-by-window and with the state carried across windows."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -11,6 +12,9 @@ from lstm_textgen.vocab import CharVocabulary
 
 @pytest.fixture
 def model_and_vocab():
+    # Seeded: with some random initialisations the carried state changes the loss by
+    # less than the 1e-4 the last test asks for.
+    keras.utils.set_random_seed(0)
     vocab = CharVocabulary.from_text("abcde ")
     model = CharLanguageModel(vocab_size=vocab.size, embedding_dim=3, units=4, num_layers=2)
     model.build()
