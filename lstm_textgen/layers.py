@@ -48,49 +48,51 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
 
     Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
     gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
-    instead of one small product per step as automatic differentiation would do.
+    instead of one small product per step as automatic differentiation would do. The
+    forward pass keeps the gates and the previous cell of every step; the backward pass
+    recomputes `c_t = f * c_{t-1} + i * g` from them rather than storing a third array.
     """
     steps = tf.shape(projected)[0]
+    static_steps = projected.shape[0]
     dtype = projected.dtype
     inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
 
-    def forward(t, h, c, hs, cs, gates):
-        i, f, g, o, h, c = lstm_gates(inputs.read(t) + tf.matmul(h, recurrent_kernel), c)
+    def forward(t, h, c, hs, previous_cells, gates):
+        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + tf.matmul(h, recurrent_kernel), c)
         gates = gates.write(t, tf.concat([i, f, g, o], axis=-1))
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates
+        return t + 1, h_t, c_t, hs.write(t, h_t), previous_cells.write(t, c), gates
 
     arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
-    _, h_last, c_last, hs, cs, gates = tf.while_loop(
+    _, h_last, c_last, hs, previous_cells, gates = tf.while_loop(
         lambda t, *_: t < steps,
         forward,
         (tf.constant(0), h0, c0, *arrays),
         maximum_iterations=steps,
     )
-    outputs = _stack(hs, h0)
-    cells = _stack(cs, c0)
-    gate_values = _stack(gates, tf.concat([h0] * 4, axis=-1))
+    outputs = _stack(hs, h0, static_steps)
+    previous_cells = _stack(previous_cells, c0, static_steps)
+    gate_values = _stack(gates, tf.concat([h0] * 4, axis=-1), static_steps)
 
     def grad(d_outputs, d_h_last, d_c_last):
         d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
         d_h = tf.zeros_like(h0) if d_h_last is None else d_h_last
         d_c = tf.zeros_like(c0) if d_c_last is None else d_c_last
-        previous_cells = tf.concat([c0[None], cells[:-1]], axis=0)
         d_out_steps = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
         gate_steps = tf.TensorArray(dtype, size=steps).unstack(gate_values)
-        cell_steps = tf.TensorArray(dtype, size=steps).unstack(cells)
         previous_steps = tf.TensorArray(dtype, size=steps).unstack(previous_cells)
         transposed_kernel = tf.transpose(recurrent_kernel)
 
         def backward(k, d_h, d_c, d_z_steps):
             t = steps - 1 - k
             i, f, g, o = tf.split(gate_steps.read(t), 4, axis=-1)
-            tanh_c = tf.tanh(cell_steps.read(t))
+            c_previous = previous_steps.read(t)
+            tanh_c = tf.tanh(f * c_previous + i * g)
             d_h = d_h + d_out_steps.read(t)
             d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
             d_z = tf.concat(
                 [
                     d_c * g * i * (1.0 - i),
-                    d_c * previous_steps.read(t) * f * (1.0 - f),
+                    d_c * c_previous * f * (1.0 - f),
                     d_c * i * (1.0 - g * g),
                     d_h * tanh_c * o * (1.0 - o),
                 ],
@@ -104,7 +106,7 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
             (tf.constant(0), d_h, d_c, tf.TensorArray(dtype, size=steps)),
             maximum_iterations=steps,
         )
-        d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1))
+        d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
         previous_outputs = tf.concat([h0[None], outputs[:-1]], axis=0)
         d_kernel = tf.einsum("tbh,tbk->hk", previous_outputs, d_projected)
         return d_projected, d_h0, d_c0, d_kernel
@@ -112,8 +114,20 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     return (outputs, h_last, c_last), grad
 
 
-def _stack(array, like):
-    """Stack a TensorArray of `like`-shaped steps; zero steps give `[0, *like.shape]`."""
+def _swap_time_batch(sequence):
+    """`[B, T, F]` <-> `[T, B, F]`."""
+    return tf.transpose(sequence, [1, 0, 2])
+
+
+def _stack(array, like, static_steps):
+    """Stack a TensorArray of `like`-shaped steps; zero steps give `[0, *like.shape]`.
+
+    An empty TensorArray of unknown batch size cannot be stacked, hence the branch; it
+    is left out when the number of steps is known, because XLA turns it into a select
+    that copies the whole stacked tensor.
+    """
+    if static_steps:
+        return array.stack()
     return tf.cond(
         array.size() > 0,
         array.stack,
@@ -159,6 +173,10 @@ class GateLSTM(keras.layers.Layer):
         return_sequences: return the outputs of all steps `[B, T, H]` instead of the last
             one `[B, H]`.
         return_state: also return the final `h` and `c`, as `[output, h, c]`.
+        time_major: inputs and output sequences are `[time, batch, features]` instead
+            of `[batch, time, features]`. The recurrence runs time-major either way; a
+            stack of layers that passes time-major sequences saves a transpose of every
+            layer's input and output (and of their gradients).
         dropout: fraction of input units dropped during training (one mask per sequence).
         recurrent_dropout: fraction of `h` units dropped before the recurrent product
             during training (one mask per sequence).
@@ -170,9 +188,9 @@ class GateLSTM(keras.layers.Layer):
         seed: seed for the dropout masks.
 
     Call arguments:
-        inputs: `[batch, time, features]`.
+        inputs: `[batch, time, features]` (`[time, batch, features]` if `time_major`).
         initial_state: optional `[h0, c0]`, each `[batch, units]`; zeros otherwise.
-        mask: optional boolean `[batch, time]`; False steps are skipped.
+        mask: optional boolean `[batch, time]`, in either layout; False steps are skipped.
         training: whether dropout is active.
 
     Example:
@@ -187,6 +205,7 @@ class GateLSTM(keras.layers.Layer):
         units,
         return_sequences=False,
         return_state=False,
+        time_major=False,
         dropout=0.0,
         recurrent_dropout=0.0,
         implementation="gates",
@@ -210,6 +229,7 @@ class GateLSTM(keras.layers.Layer):
         self.units = int(units)
         self.return_sequences = return_sequences
         self.return_state = return_state
+        self.time_major = bool(time_major)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.implementation = implementation
@@ -328,12 +348,20 @@ class GateLSTM(keras.layers.Layer):
         # Keras's cuDNN path accepts only right-padded masks (and fails at run time on a
         # GPU otherwise), so masked calls always take the gate loop over the same weights.
         if self._keras_lstm is not None and mask is None:
+            if self.time_major:
+                inputs = _swap_time_batch(inputs)
             sequence, h, c = self._keras_lstm(
                 inputs, initial_state=initial_state, mask=mask, training=training
             )
-            return self._format(sequence, sequence[:, -1], h, c)
+            last = sequence[:, -1]
+            if self.time_major:
+                sequence = _swap_time_batch(sequence)
+            return self._format(sequence, last, h, c)
 
-        batch = tf.shape(inputs)[0]
+        # From here on everything is time-major: [T, B, ...].
+        if not self.time_major:
+            inputs = _swap_time_batch(inputs)
+        batch = tf.shape(inputs)[1]
         if initial_state is None:
             h = tf.zeros([batch, self.units], dtype=self.compute_dtype)
             c = tf.zeros([batch, self.units], dtype=self.compute_dtype)
@@ -342,24 +370,25 @@ class GateLSTM(keras.layers.Layer):
 
         if training and self.dropout > 0.0:
             keep = keras.random.dropout(
-                tf.ones_like(inputs[:, 0, :]), self.dropout, seed=self.seed_generator
+                tf.ones_like(inputs[0]), self.dropout, seed=self.seed_generator
             )
-            inputs = inputs * keep[:, None, :]
+            inputs = inputs * keep[None]
         recurrent_keep = None
         if training and self.recurrent_dropout > 0.0:
             recurrent_keep = keras.random.dropout(
                 tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
             )
 
-        # One [B*T, D] x [D, 4H] product for all steps, then walk it time-major.
-        projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
+        # One [T*B, D] x [D, 4H] product for all steps. Its gradients contract over T*B in
+        # the same order as the loop's, so no [T, B, 4H] tensor is ever transposed.
+        projected = tf.einsum("tbd,dk->tbk", inputs, self.kernel) + self.bias
+        sequence_shape = [inputs.shape[0], inputs.shape[1], self.units]
         if mask is None and recurrent_keep is None:
             sequence, h, c = lstm_sequence(
                 projected, h, c, tf.convert_to_tensor(self.recurrent_kernel)
             )
-            sequence = tf.transpose(sequence, [1, 0, 2])
-            sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
-            return self._format(sequence if self.return_sequences else None, h, h, c)
+            sequence.set_shape(sequence_shape)
+            return self._format(self._batch_layout(sequence), h, h, c)
 
         steps = tf.shape(projected)[0]
         # Read steps through a TensorArray: the gradient of slicing a captured tensor
@@ -397,16 +426,14 @@ class GateLSTM(keras.layers.Layer):
         )
         sequence = None
         if self.return_sequences:
-            # An empty TensorArray of unknown batch size cannot be stacked: T = 0 happens
-            # for an empty prompt.
-            stacked = tf.cond(
-                steps > 0,
-                outputs.stack,
-                lambda: tf.zeros([0, batch, self.units], self.compute_dtype),
-            )
-            sequence = tf.transpose(stacked, [1, 0, 2])
-            sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
+            sequence = _stack(outputs, h, inputs.shape[0])
+            sequence.set_shape(sequence_shape)
+            sequence = self._batch_layout(sequence)
         return self._format(sequence, last, h, c)
+
+    def _batch_layout(self, sequence):
+        """A time-major sequence in this layer's output layout."""
+        return sequence if self.time_major else _swap_time_batch(sequence)
 
     def _format(self, sequence, last, h, c):
         output = sequence if self.return_sequences else last
@@ -421,8 +448,10 @@ class GateLSTM(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, time = input_shape[0], input_shape[1]
+        if self.time_major:
+            batch, time = time, batch
         state = (batch, self.units)
-        output = (batch, time, self.units) if self.return_sequences else state
+        output = (input_shape[0], input_shape[1], self.units) if self.return_sequences else state
         return [output, state, state] if self.return_state else output
 
     def get_config(self):
@@ -432,6 +461,7 @@ class GateLSTM(keras.layers.Layer):
                 "units": self.units,
                 "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
+                "time_major": self.time_major,
                 "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "implementation": self.implementation,

@@ -65,6 +65,7 @@ class CharLanguageModel(keras.Model):
                 self.units,
                 return_sequences=True,
                 return_state=True,
+                time_major=True,
                 implementation=implementation,
                 name=f"lstm_{k}",
                 dtype="float32" if implementation == "gates" else None,
@@ -102,7 +103,11 @@ class CharLanguageModel(keras.Model):
         return tuple((zeros, zeros) for _ in range(self.num_layers))
 
     def _run(self, ids, state=None, mask=None, training=False):
-        x = self.embedding(ids)
+        """The LSTM stack over ids `[B, T]`: the time-major sequence `[T, B, H]` of the
+        last layer and the final state."""
+        # Time-major from the embedding lookup to the head: transposing the int ids and
+        # the V-wide logits is cheaper than transposing every layer's input and output.
+        x = self.embedding(tf.transpose(ids))
         final_state = []
         for k, layer in enumerate(self.lstm_layers):
             initial = None
@@ -121,13 +126,17 @@ class CharLanguageModel(keras.Model):
         state carries over and the logits repeat the previous position's.
         """
         sequence, _ = self._run(ids, mask=padding_mask, training=training)
-        return self.head(sequence)
+        return self._logits(sequence)
 
     def logits_and_state(self, ids, state=None):
         """Logits `[B, T, V]` for ids `[B, T]` starting from `state` (zeros if None), and
         the state after the last position: text can be scored piece by piece."""
         sequence, final_state = self._run(ids, state=state)
-        return self.head(sequence), final_state
+        return self._logits(sequence), final_state
+
+    def _logits(self, sequence):
+        """Batch-major logits `[B, T, V]` of a time-major sequence `[T, B, H]`."""
+        return tf.transpose(self.head(sequence), [1, 0, 2])
 
     def prime(self, ids, mask=None, state=None):
         """Run a prompt through the LSTM layers; return the state after its last character.

@@ -210,3 +210,35 @@ def test_hand_written_gradient_matches_autodiff_for_states_and_under_xla():
         assert_close(a, b)
     for a, b in zip(tf.function(grads, jit_compile=True)(ours), expected):
         assert_close(a, b)
+
+
+@pytest.mark.parametrize("implementation", ["gates", "keras"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_time_major_layer_is_the_batch_major_layer_transposed(implementation, masked):
+    batch_major, _ = paired(return_sequences=True, return_state=True)
+    time_major = GateLSTM(
+        H, return_sequences=True, return_state=True, time_major=True, implementation=implementation
+    )
+    time_major.build((None, None, D))
+    time_major.set_weights(batch_major.get_weights())
+    assert GateLSTM.from_config(time_major.get_config()).time_major
+    x = inputs()
+    # The mask is [batch, time] in either layout.
+    mask = tf.constant([[True] * T, [True, False, True, True, False], [False] * T]) if masked else None
+    swap = lambda t: tf.transpose(t, [1, 0, 2])  # noqa: E731
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        expected = batch_major(x, mask=mask)
+        got = time_major(swap(x), mask=mask)
+        weights = inputs(9, dim=H)
+        loss_expected = tf.reduce_sum(expected[0] * weights) + tf.reduce_sum(expected[2])
+        loss_got = tf.reduce_sum(swap(got[0]) * weights) + tf.reduce_sum(got[2])
+    assert got[0].shape == (T, B, H)
+    assert_close(swap(got[0]), expected[0])
+    for a, b in zip(got[1:], expected[1:]):
+        assert_close(a, b)
+    grads_got = tape.gradient(loss_got, [x] + time_major.trainable_variables)
+    grads_expected = tape.gradient(loss_expected, [x] + batch_major.trainable_variables)
+    for a, b in zip(grads_got, grads_expected):
+        assert_close(a, b)
