@@ -16,7 +16,8 @@ A randomly initialised model (speed does not depend on the weights) is exported 
   floor       one step's matrix products alone (every layer's x @ W and h @ U, and the
               output layer), run 1,000 times in a graph loop: the per-step latency floor.
 
-Each figure is the median of --repeats calls after one warm-up call. Cold start is timed
+Each figure is the median of --repeats calls after one warm-up call, the three variants
+timed in alternation. Cold start is timed
 in a fresh process: interpreter start -> `import tensorflow` -> `tf.saved_model.load` ->
 first text returned.
 """
@@ -55,14 +56,17 @@ def make_export(workdir, units, layers):
     return model, export_for_serving(run, os.path.join(workdir, "export"), warmup=False)
 
 
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_times(fns, repeats):
+    """{name: median seconds} of each function, timed in alternation after a warm-up."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def python_loop(model, batch, chars):
@@ -85,12 +89,12 @@ def python_loop(model, batch, chars):
 
 def floor_loop(model, batch, chars):
     """Only the matrix products of one step, repeated `chars` times in one graph."""
-    layers = model.lstm_layers
-    kernels = [(layer.kernel, layer.recurrent_kernel) for layer in layers]
-    head = model.head.kernel
-
     @tf.function
     def run():
+        # The weights are read once, outside the loop, as the export's generate does.
+        weights = model.step_weights()
+        kernels = [(w, u) for w, u, _ in weights["layers"]]
+        head = weights["head"][0]
         x0 = tf.ones([batch, model.embedding_dim])
         h0 = tf.ones([batch, model.units])
 
@@ -158,11 +162,14 @@ def main(argv=None):
                 top_p=tf.constant(1.0),
                 seed=tf.constant(1, tf.int64),
             )
-            timings = {
-                "in-graph": median_time(lambda: serve(**request)["text"].numpy(), args.repeats),
-                "py-loop": median_time(python_loop(model, batch, args.chars), args.repeats),
-                "floor": median_time(floor_loop(model, batch, args.chars), args.repeats),
-            }
+            timings = median_times(
+                {
+                    "in-graph": lambda: serve(**request)["text"].numpy(),
+                    "py-loop": python_loop(model, batch, args.chars),
+                    "floor": floor_loop(model, batch, args.chars),
+                },
+                args.repeats,
+            )
             for name, seconds in timings.items():
                 print(
                     f"{batch:>5} {name:<9} {seconds:>8.3f} {batch * args.chars / seconds:>9.0f} "

@@ -13,13 +13,18 @@ Variants, timed step by step in alternation so that machine noise hits all of th
   gates       our GateLSTM, no XLA
   keras       keras.layers.LSTM, Keras defaults (no XLA on CPU)
   keras+xla   keras.layers.LSTM with jit_compile=True
-  torch       torch.nn.LSTM on CPU, when torch is installed (--torch)
+  torch       torch.nn.LSTM on CPU, when torch is installed (--torch); its OpenMP
+              threads are set to sleep between steps (OMP_WAIT_POLICY=PASSIVE) so that
+              they do not spin into the next variant's time
 
-Each figure is the median of --steps timed steps after --warmup untimed ones.
+Each time is the median of --steps timed steps after --warmup untimed ones. "vs keras" is
+the median over rounds of keras's time divided by the variant's in the same round, which
+cancels the slow drifts of a shared machine better than a ratio of medians.
 FLOPs per training step are counted as 3 x the forward matmuls (backward ~ 2 x forward):
   forward = B * T * (sum over layers of 2 * 4H * (D_in + H)  +  2 * H * V)
-with D_in = 64 for the first layer and H after. The ceiling is the median GFLOP/s of a
-2048 x 2048 fp32 tf.matmul on the same threads.
+with D_in = 64 for the first layer and H after. The ceiling is the best fp32 matrix
+product speed measured on the machine: 2048 x 2048 x 2048 products, 10 in a row, by
+TensorFlow (in a graph, with and without XLA) and by NumPy's BLAS, whichever is fastest.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ def keras_model(units, jit):
 
 
 def torch_step_fn(units, batch, seq_len):
+    # PyTorch's OpenMP threads otherwise keep spinning on both cores after each of its
+    # steps and slow down whichever variant is timed next.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
@@ -91,17 +99,40 @@ def torch_step_fn(units, batch, seq_len):
     return step
 
 
-def matmul_gflops(n=2048, repeats=7):
+def matmul_gflops(n=2048, chain=10, repeats=5):
+    """GFLOP/s of fp32 n^3 matrix products by each engine: {name: median GFLOP/s}."""
     a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    f = tf.function(lambda a, b: tf.matmul(a, b))
-    f(a, b).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    b = tf.random.normal([n, n]) / n
+
+    def products(a, b):
+        # A chain of dependent products: one call, no per-op dispatch in the timing.
+        for _ in range(chain):
+            a = tf.matmul(a, b)
+        return a
+
+    a_np, b_np = a.numpy(), b.numpy()
+
+    def numpy_products():
+        x = a_np
+        for _ in range(chain):
+            x = x @ b_np
+        return x
+
+    engines = {
+        "tf.matmul": lambda f=tf.function(products): f(a, b).numpy(),
+        "tf.matmul+xla": lambda f=tf.function(products, jit_compile=True): f(a, b).numpy(),
+        "numpy": numpy_products,
+    }
+    result = {}
+    for name, run in engines.items():
+        run()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        result[name] = chain * 2 * n**3 / statistics.median(times) / 1e9
+    return result
 
 
 def step_flops(units, batch, seq_len):
@@ -138,7 +169,12 @@ def bench(units, batch, seq_len, steps, warmup, with_torch):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {
+        name: statistics.median(k / v for k, v in zip(times["keras"], t))
+        for name, t in times.items()
+    }
+    return medians, ratios
 
 
 def main(argv=None):
@@ -158,21 +194,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     threads = configure_threads(args.inter_op, args.intra_op)
-    ceiling = matmul_gflops()
+    engines = matmul_gflops()
+    ceiling = max(engines.values())
     print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0]}/{threads[1]}")
-    print(f"fp32 matmul ceiling (2048^3): {ceiling:.1f} GFLOP/s")
+    print("fp32 2048^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in engines.items()))
+    print(f"ceiling (the fastest): {ceiling:.1f} GFLOP/s")
     print(f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, vocab {VOCAB}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print()
     print(f"{'H':>5} {'variant':<10} {'ms/step':>9} {'chars/s':>9} {'GFLOP/s':>8} {'% ceiling':>9} {'vs keras':>8}")
     for units in args.units:
-        medians = bench(units, args.batch, args.seq_len, args.steps, args.warmup, args.torch)
+        medians, ratios = bench(units, args.batch, args.seq_len, args.steps, args.warmup, args.torch)
         flops = step_flops(units, args.batch, args.seq_len)
         for name, seconds in medians.items():
             gflops = flops / seconds / 1e9
             print(
                 f"{units:>5} {name:<10} {seconds * 1e3:>9.1f} {args.batch * args.seq_len / seconds:>9.0f} "
-                f"{gflops:>8.1f} {100 * gflops / ceiling:>8.1f}% {medians['keras'] / seconds:>7.2f}x"
+                f"{gflops:>8.1f} {100 * gflops / ceiling:>8.1f}% {ratios[name]:>7.2f}x"
             )
 
 

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from lstm_textgen.config import CONFIG_FILE, ModelConfig, atomic_write_text, load_run_config
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.generate import generate_ids, prime_prompts
+from lstm_textgen.generate import generate_ids, model_step_fn, prime_prompts
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop
 from lstm_textgen.train import load_trained_model
@@ -97,11 +97,12 @@ class ServingFunctions:
             num_chars = _clamp_num_chars(num_chars)
             model = self.model
             logits, state = prime_prompts(model, self._prompt_ids(prompt))
+            step_fn = model_step_fn(model)
 
             def one_row(row):
                 logits_r, state_r, n, t, k, p, s = row
                 picks = sample_loop(
-                    model.step,
+                    step_fn,
                     logits_r[None],
                     tf.nest.map_structure(lambda x: x[None], state_r),
                     n,

@@ -30,7 +30,15 @@ def prime_prompts(model, prompt_ids):
 def generate_ids(model, prompt_ids, num_chars, temperature, top_k, top_p, seed):
     """Graph code: continue each prompt by `num_chars` sampled ids; int32 `[B, num_chars]`."""
     logits, state = prime_prompts(model, prompt_ids)
-    return sample_loop(model.step, logits, state, num_chars, seed, temperature, top_k, top_p)
+    return sample_loop(
+        model_step_fn(model), logits, state, num_chars, seed, temperature, top_k, top_p
+    )
+
+
+def model_step_fn(model):
+    """`model.step` with the weights read once, for a sampling loop."""
+    weights = model.step_weights()
+    return lambda ids, state: model.step(ids, state, weights)
 
 
 def encode_prompts(vocab: CharVocabulary, prompts) -> np.ndarray:

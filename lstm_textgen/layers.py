@@ -302,13 +302,20 @@ class GateLSTM(keras.layers.Layer):
     def bias(self):
         return self._keras_lstm.cell.bias if self._keras_lstm else self._bias
 
-    def step(self, x_t, states):
+    def step_weights(self):
+        """`(kernel, recurrent_kernel, bias)` as tensors, for `step(..., weights=)`."""
+        return tuple(tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias))
+
+    def step(self, x_t, states, weights=None):
         """Advance one time step, for generation: `x_t [B, D]`, `states = (h, c)`.
 
         Returns `(h_t, (h_t, c_t))`. Uses the same weights in either implementation.
+        `weights`, from `step_weights()`, saves reading the variables again at every step
+        of a graph loop.
         """
         h, c = states
-        z = tf.matmul(x_t, self.kernel) + tf.matmul(h, self.recurrent_kernel) + self.bias
+        kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
+        z = tf.matmul(x_t, kernel) + tf.matmul(h, recurrent_kernel) + bias
         h_t, c_t = lstm_cell(z, c)
         return h_t, (h_t, c_t)
 

@@ -165,15 +165,31 @@ class CharLanguageModel(keras.Model):
         """Logits `[B, V]` of the character that follows `state`."""
         return self.head(state[-1][0])
 
-    def step(self, ids, state):
-        """Feed one id per row: `ids [B]`, state -> (logits `[B, V]`, new state)."""
-        x = tf.cast(self.embedding(ids), tf.float32)
+    def step_weights(self):
+        """Every weight `step` reads, as tensors. In a graph loop each variable read is
+        an op run at every character: read them once before the loop and pass them to
+        `step(..., weights=)`."""
+        return {
+            "embedding": tf.convert_to_tensor(self.embedding.embeddings),
+            "layers": tuple(layer.step_weights() for layer in self.lstm_layers),
+            "head": (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)),
+        }
+
+    def step(self, ids, state, weights=None):
+        """Feed one id per row: `ids [B]`, state -> (logits `[B, V]`, new state).
+
+        `weights`: optional `step_weights()`, read once for a loop of steps.
+        """
+        weights = self.step_weights() if weights is None else weights
+        # The same rounding as the embedding layer under a mixed-precision policy.
+        x = tf.cast(tf.gather(weights["embedding"], ids), self.embedding.compute_dtype)
+        x = tf.cast(x, tf.float32)
         new_state = []
-        for layer, layer_state in zip(self.lstm_layers, state):
-            x, (h, c) = layer.step(x, layer_state)
+        for layer, layer_state, layer_weights in zip(self.lstm_layers, state, weights["layers"]):
+            x, (h, c) = layer.step(x, layer_state, layer_weights)
             new_state.append((h, c))
-        new_state = tuple(new_state)
-        return self.next_logits(new_state), new_state
+        kernel, bias = weights["head"]
+        return tf.matmul(x, kernel) + bias, tuple(new_state)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy, Keras's `fit` learns the input shapes by

@@ -64,6 +64,35 @@ def filter_logits(logits, top_k, top_p):
     return tf.where(logits < cutoff[:, None], neg_inf, logits)
 
 
+def _prepare(logits, temperature, top_k, top_p):
+    """What `_pick` needs that does not change from step to step of a sampling loop."""
+    batch = tf.shape(logits)[0]
+    vocab = tf.shape(logits)[1]
+    t = _per_row(temperature, batch, logits.dtype)
+    filtering = tf.reduce_any(tf.cast(top_k, tf.int32) > 0) | tf.reduce_any(
+        tf.cast(top_p, logits.dtype) < 1.0
+    )
+    return {
+        # Id 0 stands for "a character the model never saw"; it must never be emitted.
+        "unknown": tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
+        "sampling": t > 0,
+        # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite.
+        "divisor": tf.where(t > 0, t, tf.ones_like(t))[:, None],
+        "filtering": filtering,
+    }
+
+
+def _pick(logits, seed, prepared, top_k, top_p, filtering):
+    """One id per row; `filtering` (a Python bool) says whether to apply top-k/top-p."""
+    logits = tf.where(prepared["unknown"], tf.constant(-math.inf, logits.dtype), logits)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    scaled = logits / prepared["divisor"]
+    if filtering:
+        scaled = filter_logits(scaled, top_k, top_p)
+    sampled = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)[:, 0]
+    return tf.where(prepared["sampling"], sampled, greedy)
+
+
 def sample_next(logits, seed, temperature, top_k=0, top_p=1.0):
     """Pick one id per row.
 
@@ -77,25 +106,13 @@ def sample_next(logits, seed, temperature, top_k=0, top_p=1.0):
         int32 `[B]`. The unknown-character id is never returned.
     """
     logits = tf.convert_to_tensor(logits)
-    batch = tf.shape(logits)[0]
-    vocab = tf.shape(logits)[1]
-    # Id 0 stands for "a character the model never saw"; it must never be emitted.
-    unknown = tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)
-    logits = tf.where(unknown[None, :], tf.constant(-math.inf, logits.dtype), logits)
-
-    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    t = _per_row(temperature, batch, logits.dtype)
-    # Rows with t == 0 take the greedy pick; dividing by 1 there keeps their logits finite.
-    scaled = logits / tf.where(t > 0, t, tf.ones_like(t))[:, None]
+    prepared = _prepare(logits, temperature, top_k, top_p)
     # The filters sort the logits twice: skip them when no row asks for them.
-    filtering = tf.reduce_any(tf.cast(top_k, tf.int32) > 0) | tf.reduce_any(
-        tf.cast(top_p, logits.dtype) < 1.0
+    return tf.cond(
+        prepared["filtering"],
+        lambda: _pick(logits, seed, prepared, top_k, top_p, True),
+        lambda: _pick(logits, seed, prepared, top_k, top_p, False),
     )
-    scaled = tf.cond(filtering, lambda: filter_logits(scaled, top_k, top_p), lambda: scaled)
-    sampled = tf.random.stateless_categorical(
-        scaled, 1, seed=seed, dtype=tf.int32
-    )[:, 0]
-    return tf.where(t > 0, sampled, greedy)
 
 
 def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, top_p=1.0):
@@ -115,25 +132,32 @@ def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, t
     """
     num_steps = tf.cast(num_steps, tf.int32)
     seed = tf.cast(seed, tf.int64)
-    picks = tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])
-
-    def body(t, logits, state, picks):
-        ids = sample_next(
-            logits, tf.stack([seed, tf.cast(t, tf.int64)]), temperature, top_k, top_p
-        )
-        picks = picks.write(t, ids)
-        logits, state = step_fn(ids, state)
-        return t + 1, logits, state, picks
-
-    _, _, _, picks = tf.while_loop(
-        lambda t, *_: t < num_steps,
-        body,
-        (tf.constant(0), logits, state, picks),
-        maximum_iterations=num_steps,
-    )
+    logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
-    return tf.cond(
-        num_steps > 0,
-        lambda: tf.transpose(picks.stack()),
-        lambda: tf.zeros([batch, 0], tf.int32),
-    )
+    # Each op in the loop body costs a kernel launch per character, so everything that
+    # does not change between steps is computed here, and the choice to filter is made
+    # once for the whole loop rather than by a branch at every step.
+    prepared = _prepare(logits, temperature, top_k, top_p)
+
+    def loop(filtering):
+        def body(t, logits, state, picks):
+            step_seed = tf.stack([seed, tf.cast(t, tf.int64)])
+            ids = _pick(logits, step_seed, prepared, top_k, top_p, filtering)
+            picks = picks.write(t, ids)
+            logits, state = step_fn(ids, state)
+            return t + 1, logits, state, picks
+
+        picks = tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])
+        _, _, _, picks = tf.while_loop(
+            lambda t, *_: t < num_steps,
+            body,
+            (tf.constant(0), logits, state, picks),
+            maximum_iterations=num_steps,
+        )
+        return tf.cond(
+            num_steps > 0,
+            lambda: tf.transpose(picks.stack()),
+            lambda: tf.zeros([batch, 0], tf.int32),
+        )
+
+    return tf.cond(prepared["filtering"], lambda: loop(True), lambda: loop(False))
