@@ -34,6 +34,7 @@ import time
 
 import tensorflow as tf
 
+from lstm_textgen.bench_train import time_alternately
 from lstm_textgen.config import ModelConfig, TrainConfig, save_run_config
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.model import CharLanguageModel
@@ -58,14 +59,7 @@ def make_export(workdir, units, layers):
 
 def median_times(fns, repeats):
     """{name: median seconds} of each function, timed in alternation after a warm-up."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = time_alternately(fns, repeats)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -135,6 +135,22 @@ def matmul_gflops(n=2048, chain=10, repeats=5):
     return result
 
 
+def time_alternately(fns, rounds, warmup=1):
+    """{name: [seconds per round]}: each round calls every function once, in turn, so
+    that a slow spell of the machine hits all of them alike. `warmup` untimed calls of
+    each come first."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def step_flops(units, batch, seq_len):
     per_char = 0
     d_in = EMBED
@@ -160,15 +176,7 @@ def bench(units, batch, seq_len, steps, warmup, with_torch):
             steps_fn["torch"] = torch_step_fn(units, batch, seq_len)
         except ImportError:
             print("torch is not installed: skipping it")
-    for fn in steps_fn.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in steps_fn}
-    for _ in range(steps):
-        for name, fn in steps_fn.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = time_alternately(steps_fn, steps, warmup)
     medians = {name: statistics.median(t) for name, t in times.items()}
     ratios = {
         name: statistics.median(k / v for k, v in zip(times["keras"], t))
