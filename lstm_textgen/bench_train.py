@@ -197,15 +197,18 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
+    parser.add_argument(
+        "--ceiling-size", type=int, default=2048, help="N of the N^3 products that measure the ceiling"
+    )
     parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
     parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
     args = parser.parse_args(argv)
 
     threads = configure_threads(args.inter_op, args.intra_op)
-    engines = matmul_gflops()
+    engines = matmul_gflops(args.ceiling_size)
     ceiling = max(engines.values())
     print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0]}/{threads[1]}")
-    print("fp32 2048^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in engines.items()))
+    print(f"fp32 {args.ceiling_size}^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in engines.items()))
     print(f"ceiling (the fastest): {ceiling:.1f} GFLOP/s")
     print(f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, vocab {VOCAB}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")

@@ -137,9 +137,11 @@ def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run,
 
 
 def test_benchmarks_run_and_apply_thread_settings():
-    result = run_cli("bench", "train", "--units", "4", "--steps", "1", "--warmup", "1", "--batch", "2", "--seq-len", "3", "--inter-op", "1", "--intra-op", "2")
+    result = run_cli("bench", "train", "--units", "4", "--steps", "1", "--warmup", "1", "--batch", "2", "--seq-len", "3", "--inter-op", "1", "--intra-op", "2", "--ceiling-size", "64")
     assert result.returncode == 0, result.stderr
     assert "TF threads inter/intra: 1/2" in result.stdout
+    assert "fp32 64^3 matmul GFLOP/s: tf.matmul " in result.stdout
+    assert "tf.matmul+xla" in result.stdout and "numpy" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("4 ")]
     assert [row[1] for row in rows] == ["gates+xla", "gates", "keras", "keras+xla"]
     assert rows[2][-1] == "1.00x"
