@@ -386,8 +386,9 @@ class GateLSTM(keras.layers.Layer):
                 tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
             )
 
-        # One [T*B, D] x [D, 4H] product for all steps. Its gradients contract over T*B in
-        # the same order as the loop's, so no [T, B, 4H] tensor is ever transposed.
+        # One [T*B, D] x [D, 4H] product for all steps, written in the loop's time-major
+        # order: from a batch-major product XLA transposed the [T, B, 4H] result and its
+        # gradient at every training step.
         projected = tf.einsum("tbd,dk->tbk", inputs, self.kernel) + self.bias
         sequence_shape = [inputs.shape[0], inputs.shape[1], self.units]
         if mask is None and recurrent_keep is None:
