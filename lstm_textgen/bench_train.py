@@ -123,16 +123,8 @@ def matmul_gflops(n=2048, chain=10, repeats=5):
         "tf.matmul+xla": lambda f=tf.function(products, jit_compile=True): f(a, b).numpy(),
         "numpy": numpy_products,
     }
-    result = {}
-    for name, run in engines.items():
-        run()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        result[name] = chain * 2 * n**3 / statistics.median(times) / 1e9
-    return result
+    times = time_alternately(engines, repeats)
+    return {name: chain * 2 * n**3 / statistics.median(t) / 1e9 for name, t in times.items()}
 
 
 def time_alternately(fns, rounds, warmup=1):

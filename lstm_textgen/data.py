@@ -231,11 +231,8 @@ class IdFile:
         return self.length
 
     def read(self, start: int, count: int) -> np.ndarray:
-        with open(self.path, "rb") as f:
-            return np.frombuffer(
-                os.pread(f.fileno(), count * self.dtype.itemsize, start * self.dtype.itemsize),
-                dtype=self.dtype,
-            )
+        """Ids `start : start + count`."""
+        return self.read_windows(np.array([start]), count)[0]
 
     def read_windows(self, starts: np.ndarray, width: int) -> np.ndarray:
         """`[len(starts), width]` ids, row k holding ids `starts[k] : starts[k] + width`."""

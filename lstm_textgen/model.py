@@ -161,9 +161,16 @@ class CharLanguageModel(keras.Model):
             x = trace["hidden"]
         return traces
 
-    def next_logits(self, state):
-        """Logits `[B, V]` of the character that follows `state`."""
-        return self.head(state[-1][0])
+    def next_logits(self, state, head_weights=None):
+        """Logits `[B, V]` of the character that follows `state`.
+
+        `head_weights`: optional `(kernel, bias)`, as in `step_weights()["head"]`.
+        """
+        kernel, bias = self._head_weights() if head_weights is None else head_weights
+        return tf.matmul(state[-1][0], kernel) + bias
+
+    def _head_weights(self):
+        return tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)
 
     def step_weights(self):
         """Every weight `step` reads, as tensors. In a graph loop each variable read is
@@ -172,7 +179,7 @@ class CharLanguageModel(keras.Model):
         return {
             "embedding": tf.convert_to_tensor(self.embedding.embeddings),
             "layers": tuple(layer.step_weights() for layer in self.lstm_layers),
-            "head": (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)),
+            "head": self._head_weights(),
         }
 
     def step(self, ids, state, weights=None):
@@ -188,8 +195,8 @@ class CharLanguageModel(keras.Model):
         for layer, layer_state, layer_weights in zip(self.lstm_layers, state, weights["layers"]):
             x, (h, c) = layer.step(x, layer_state, layer_weights)
             new_state.append((h, c))
-        kernel, bias = weights["head"]
-        return tf.matmul(x, kernel) + bias, tuple(new_state)
+        new_state = tuple(new_state)
+        return self.next_logits(new_state, weights["head"]), new_state
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy, Keras's `fit` learns the input shapes by

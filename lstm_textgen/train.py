@@ -429,12 +429,13 @@ def _train(
 ) -> TrainResult:
     """The body of `train`, once the strategy, the dtype policy and the run's configs are
     settled."""
+    no_xla = _why_no_xla(model_config, strategy)
     with strategy.scope():
         if resume:
             vocab = CharVocabulary.load(run_dir)
             model = load_checkpoint(os.path.join(run_dir, LAST_CHECKPOINT))
             restore_seed_states(model, read_checkpoint_info(os.path.join(run_dir, LAST_CHECKPOINT)))
-            if _why_no_xla(model_config, strategy):
+            if no_xla:
                 model.jit_compile = False  # e.g. a one-device run resumed on several replicas
             state = read_state(run_dir)
             # The best checkpoint carries its own loss, which wins over state.json if a
@@ -460,7 +461,6 @@ def _train(
             train_config, data.count_windows(len(train_ids), train_config.seq_len)
         )
         if not resume:
-            no_xla = _why_no_xla(model_config, strategy)
             compile_model(model, train_config, jit_compile and no_xla is None, total_steps)
     step = int(model.optimizer.iterations.numpy())
     if step >= total_steps:
@@ -485,7 +485,7 @@ def _train(
     inter_op, intra_op = configure_threads()
     log(
         f"threads: {inter_op} inter-op, {intra_op} intra-op; train step "
-        + _xla_note(model, jit_compile, _why_no_xla(model_config, strategy))
+        + _xla_note(model, jit_compile, no_xla)
         + (f"; dtype policy {policy}" if policy != "float32" else "")
     )
     if strategy.num_replicas_in_sync > 1:
