@@ -1,66 +1,65 @@
 """The `lstm-textgen` command: parses argv and calls the library API.
 
-Sub-commands: `train`, `generate`, `export`, `evaluate`, `plot`, `inspect`, `bench`. Bad input ends with one line on stderr,
-`lstm-textgen: error: ...`, and exit status 2.
+Sub-commands: `train`, `generate`, `export`, `evaluate`, `plot`, `inspect`, `bench`. Bad
+input ends with one line on stderr, `lstm-textgen: error: ...`, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import sys
 import time
 
+from lstm_textgen.bench import BENCHMARKS
+
 PROG = "lstm-textgen"
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 DEBUG_ENV = "LSTM_TEXTGEN_DEBUG"
 
 
-def _add_corpus_args(p: argparse.ArgumentParser, training: bool) -> None:
-    g = p.add_argument_group("corpus")
-    if training:
-        g.add_argument(
-            "--tfds",
-            dest="tfds_name",
-            default="tiny_shakespeare",
-            metavar="NAME",
-            help="tensorflow-datasets text dataset to train on (default: %(default)s)",
+def _add_config_flags(groups: dict) -> None:
+    """One flag per `ModelConfig` / `TrainConfig` field, from the field's metadata.
+
+    Flags default to "not given" (argparse.SUPPRESS): the namespace holds only what the
+    user typed, and `make_configs` lays it over the preset and the dataclass defaults.
+    """
+    from lstm_textgen.config import ModelConfig, TrainConfig, config_fields, flag_name
+
+    defaults = {**dataclasses.asdict(ModelConfig()), **dataclasses.asdict(TrainConfig())}
+    for name, (cls, f) in config_fields().items():
+        group_name = f.metadata["group"] or ("model" if cls is ModelConfig else "optimisation")
+        kind = f.type.replace(" | None", "")
+        default = defaults[name]
+        shown = (
+            "" if default is None or default is False or default == [] else f" (default: {default})"
         )
-    g.add_argument(
-        "--text-file",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="UTF-8 text file or glob to use instead of the tfds corpus (repeatable)",
-    )
-    g.add_argument(
-        "--tfds-manual-dir",
-        metavar="DIR",
-        help="folder holding the dataset's downloaded files, for offline machines "
-        "(tiny_shakespeare: karpathy's input.txt); default $LSTM_TEXTGEN_TFDS_MANUAL_DIR",
-    )
+        options = {"dest": name, "default": argparse.SUPPRESS, "help": f.metadata["help"] + shown}
+        if kind == "bool":
+            options["action"] = "store_true"
+        elif kind == "list[str]":
+            options.update(action="append", metavar="PATH")
+        else:
+            options["type"] = {"int": int, "float": float, "str": str}[kind]
+            options["metavar"] = flag_name(name)[2:].upper().replace("-", "_")
+            if f.metadata["choices"]:
+                options["choices"] = f.metadata["choices"]
+        groups[group_name].add_argument(flag_name(name), **options)
 
 
-# Config fields whose `train` flag has another argparse dest.
-FLAG_DESTS = {"num_layers": "layers", "text_files": "text_file"}
+CHECKPOINT_HELP = "which checkpoint of the run: best (validation) or last (default: best)"
+MANUAL_DIR_HELP = (
+    "folder holding the dataset's downloaded files, for offline machines "
+    "(tiny_shakespeare: karpathy's input.txt); default $LSTM_TEXTGEN_TFDS_MANUAL_DIR"
+)
 
 
-def preset_defaults(name: str | None) -> dict:
-    """The `train` flags' defaults under preset `name` (by argparse dest)."""
-    if name is None:
-        return {}
-    from lstm_textgen.config import PRESETS, preset_configs
-
-    preset_configs(name)  # a clear error for an unknown name
-    values = {**PRESETS[name]["model"], **PRESETS[name]["train"]}
-    return {FLAG_DESTS.get(field, field): value for field, value in values.items()}
-
-
-def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
-    """The CLI's parser; `preset` makes that preset's values the `train` defaults."""
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's parser."""
     from lstm_textgen.config import PRESETS
 
     parser = argparse.ArgumentParser(
@@ -87,50 +86,21 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         help="start from a documented configuration (see README); flags given beside it "
         "override its values",
     )
-    _add_corpus_args(t, training=True)
-    m = t.add_argument_group("model")
-    m.add_argument("--units", type=int, default=256, help="LSTM units per layer (default: %(default)s)")
-    m.add_argument("--layers", type=int, default=2, help="stacked LSTM layers (default: %(default)s)")
-    m.add_argument("--embedding-dim", type=int, default=64, help="character embedding width (default: %(default)s)")
-    m.add_argument("--dropout", type=float, default=0.0, help="dropout after each LSTM layer (default: %(default)s)")
-    m.add_argument(
-        "--implementation",
-        choices=["gates", "keras"],
-        default="gates",
-        help="gates: our explicit gate loop; keras: keras.layers.LSTM (cuDNN on a GPU) "
-        "over the same weights (default: %(default)s)",
-    )
-    o = t.add_argument_group("optimisation")
-    o.add_argument("--seq-len", type=int, default=100, help="characters per training window (default: %(default)s)")
-    o.add_argument("--batch-size", type=int, default=64, help="windows per batch (default: %(default)s)")
-    o.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate (default: %(default)s)")
-    o.add_argument(
-        "--lr-schedule",
-        choices=["constant", "cosine"],
-        default="constant",
-        help="constant, or cosine: linear warm-up, then decay to 10%% of the rate at the "
-        "last step (default: %(default)s)",
-    )
-    o.add_argument("--warmup-steps", type=int, default=0, metavar="N", help="warm-up steps of the cosine schedule (default: %(default)s)")
-    o.add_argument("--clip-norm", type=float, default=1.0, help="global gradient-norm clip (default: %(default)s)")
-    o.add_argument("--epochs", type=int, help="passes over the training text (default: 1 unless --max-steps)")
-    o.add_argument("--max-steps", type=int, help="train for this many steps in all")
-    o.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=200,
-        metavar="N",
-        help="validate and checkpoint every N steps, and at the end (default: %(default)s)",
-    )
-    o.add_argument("--eval-batches", type=int, metavar="N", help="validate on the first N batches only (default: all)")
-    o.add_argument("--seed", type=int, default=1337, help="seed for initialisation and shuffling (default: %(default)s)")
-    o.add_argument(
+    groups = {
+        "corpus": t.add_argument_group("corpus"),
+        "model": t.add_argument_group("model"),
+        "optimisation": t.add_argument_group("optimisation"),
+        "scaling out": t.add_argument_group("scaling out (see README, Scaling out)"),
+    }
+    groups["corpus"].add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
+    groups["optimisation"].add_argument(
         "--no-jit",
         dest="jit_compile",
         action="store_false",
         help="do not compile the train step with XLA",
     )
-    d = t.add_argument_group("scaling out (see README, Scaling out)")
+    _add_config_flags(groups)
+    d = groups["scaling out"]
     d.add_argument(
         "--strategy",
         choices=["default", "mirrored", "multi-worker"],
@@ -146,13 +116,6 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         help="split the CPU into N logical devices for --strategy mirrored (for trying it "
         "out without GPUs; not faster)",
     )
-    d.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help="compute in float16 on a GPU (bfloat16 on a CPU), keeping variables, logits, "
-        "loss and the gate loop of the gates implementation in float32",
-    )
-    t.set_defaults(**preset_defaults(preset))
 
     g = sub.add_parser(
         "generate",
@@ -173,14 +136,42 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         help="a TF Serving REST endpoint, e.g. http://localhost:8501 (with --model-name)",
     )
     g.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
-    g.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint of --run (default: %(default)s)")
-    g.add_argument("--prompt", default="", help="text to continue (default: start from the initial state)")
-    g.add_argument("--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)")
-    g.add_argument("--temperature", type=float, default=1.0, help="0 is greedy; higher is more random (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the K likeliest characters; 0 = all (default: %(default)s)")
-    g.add_argument("--top-p", type=float, default=1.0, metavar="P", help="sample from the smallest set of characters with probability >= P; 1 = all (default: %(default)s)")
+    g.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
+    g.add_argument(
+        "--prompt", default="", help="text to continue (default: start from the initial state)"
+    )
+    g.add_argument(
+        "--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)"
+    )
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="0 is greedy; higher is more random (default: %(default)s)",
+    )
+    g.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="K",
+        help="sample among the K likeliest characters; 0 = all (default: %(default)s)",
+    )
+    g.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="sample from the smallest set of characters with probability >= P; 1 = all "
+        "(default: %(default)s)",
+    )
     g.add_argument("--seed", type=int, help="random seed, for reproducible text (default: random)")
-    g.add_argument("--batch", type=int, default=1, metavar="N", help="number of samples to generate at once (default: %(default)s)")
+    g.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of samples to generate at once (default: %(default)s)",
+    )
 
     x = sub.add_parser(
         "export",
@@ -191,8 +182,13 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         "temporary folder and renamed, so a watching server never sees half of it.",
     )
     x.add_argument("--run", required=True, metavar="DIR", help="training run directory")
-    x.add_argument("--export-base", required=True, metavar="DIR", help="model folder, e.g. saved_models/shakespeare")
-    x.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    x.add_argument(
+        "--export-base",
+        required=True,
+        metavar="DIR",
+        help="model folder, e.g. saved_models/shakespeare",
+    )
+    x.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
     x.add_argument("--version", type=int, help="version number (default: the next free one)")
 
     pl = sub.add_parser(
@@ -216,10 +212,26 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     what = ins.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="the text to run through the model")
     what.add_argument("--text-file", metavar="PATH", help="read the text from a UTF-8 file")
-    ins.add_argument("--units", metavar="LIST", help="comma-separated units to show (default: the tracking units found)")
-    ins.add_argument("--layer", type=int, default=-1, help="LSTM layer, 0-based; -1 is the last (default: %(default)s)")
-    ins.add_argument("--out", default="inspect.html", metavar="FILE", help="HTML to write; the PNG goes beside it (default: %(default)s)")
-    ins.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    ins.add_argument(
+        "--span",
+        metavar="START:STOP",
+        help="the characters of the text to show, as a Python slice (e.g. 5000:8000); "
+        "needed when the text is longer than the most one page shows",
+    )
+    ins.add_argument(
+        "--units", metavar="LIST", help="comma-separated units to show (default: those found)"
+    )
+    ins.add_argument(
+        "--layer", type=int, default=-1, help="LSTM layer, 0-based; -1 is the last (default: -1)"
+    )
+    ins.add_argument(
+        "--out",
+        default="inspect.html",
+        metavar="FILE",
+        help="HTML to write, its folder created if needed; the PNG goes beside it "
+        "(default: %(default)s)",
+    )
+    ins.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
 
     b = sub.add_parser(
         "bench",
@@ -229,7 +241,7 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         "`bench memory` reports peak memory of training on large text files. "
         "Pass --help after the name for their options.",
     )
-    b.add_argument("which", choices=["train", "generate", "memory"], help="which benchmark")
+    b.add_argument("which", choices=BENCHMARKS, help="which benchmark")
     b.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
 
     e = sub.add_parser(
@@ -238,21 +250,32 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
         description="Evaluate a run on a split of its corpus or on text files.",
     )
     e.add_argument("--run", required=True, metavar="DIR", help="training run directory")
-    e.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: %(default)s)")
+    e.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
     e.add_argument(
         "--split",
         choices=["train", "validation", "test", "validation+test"],
         default="validation",
         help="split of the run's corpus; validation+test joins the two (default: %(default)s)",
     )
-    e.add_argument("--batch-size", type=int, help="windows (with --carry-state: streams) per batch (default: the run's)")
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        help="windows (with --carry-state: streams) per batch (default: the run's)",
+    )
     e.add_argument(
         "--carry-state",
         action="store_true",
         help="read the text as contiguous streams, carrying the LSTM state across windows "
         "(default: each window starts from zero state, as in training)",
     )
-    _add_corpus_args(e, training=False)
+    e.add_argument(
+        "--text-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="evaluate on these UTF-8 files (or globs, repeatable) instead of a split",
+    )
+    e.add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
     return parser
 
 
@@ -286,13 +309,20 @@ def _start_tensorflow(init_devices: bool = True) -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
-    import tensorflow_datasets as tfds
 
-    tfds.disable_progress_bar()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+
+class _WarningFormat(logging.Formatter):
+    def __init__(self):
+        super().__init__("warning: %(message)s")
+
+
+def _show_library_warnings() -> None:
+    """Print the library's warnings on stderr as `warning: ...` lines, once per process."""
     library_log = logging.getLogger("lstm_textgen")
-    library_log.addHandler(handler)
+    if not any(isinstance(h.formatter, _WarningFormat) for h in library_log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_WarningFormat())
+        library_log.addHandler(handler)
     library_log.setLevel(logging.WARNING)
     library_log.propagate = False
 
@@ -301,60 +331,25 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _warn_ignored_on_resume(args, model_config, train_config) -> None:
-    """--resume uses the run's saved config: say which given flags it overrides."""
-    from lstm_textgen.config import load_run_config
+def _config_settings(args) -> dict:
+    """The config fields the user gave on the command line (by field name)."""
+    from lstm_textgen.config import config_fields
 
-    saved_model, saved_train = load_run_config(args.run)
-    defaults = vars(build_parser(args.preset).parse_args(["train", "--run", args.run]))
-    for config, saved in ((model_config, saved_model), (train_config, saved_train)):
-        for name, value in vars(config).items():
-            if name in ("vocab_size", "max_steps", "epochs"):
-                continue
-            dest = FLAG_DESTS.get(name, name)
-            given = value != defaults[dest] and value != []
-            if given and value != getattr(saved, name):
-                flag = "tfds" if dest == "tfds_name" else dest.replace("_", "-")
-                _log(
-                    f"warning: --{flag} is ignored with --resume "
-                    f"(the run keeps {getattr(saved, name)!r})"
-                )
+    return {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
 
 
 def cmd_train(args) -> int:
-    from lstm_textgen.config import ModelConfig, TrainConfig
+    from lstm_textgen.config import bits, ignored_on_resume, make_configs
     from lstm_textgen.train import train
 
-    if args.preset and args.epochs is not None:
-        if args.max_steps == preset_defaults(args.preset).get("max_steps"):
-            args.max_steps = None  # --epochs replaces the preset's length
     started_wall, started_cpu = time.perf_counter(), time.process_time()
-
-    model_config = ModelConfig(
-        embedding_dim=args.embedding_dim,
-        units=args.units,
-        num_layers=args.layers,
-        dropout=args.dropout,
-        implementation=args.implementation,
-    )
-    train_config = TrainConfig(
-        tfds_name=args.tfds_name,
-        text_files=list(args.text_file),
-        seq_len=args.seq_len,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        lr_schedule=args.lr_schedule,
-        warmup_steps=args.warmup_steps,
-        clip_norm=args.clip_norm,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        checkpoint_every=args.checkpoint_every,
-        eval_batches=args.eval_batches,
-        seed=args.seed,
-        mixed_precision=args.mixed_precision,
-    )
+    settings = _config_settings(args)
+    model_config, train_config = make_configs(args.preset, **settings)
     if args.resume:
-        _warn_ignored_on_resume(args, model_config, train_config)
+        from lstm_textgen.rundir import load_run_config
+
+        for warning in ignored_on_resume(load_run_config(args.run), settings):
+            _log(f"warning: {warning}")
     else:
         model_config.validate()
         train_config.validate()
@@ -371,14 +366,12 @@ def cmd_train(args) -> int:
         strategy=strategy,
         resume=args.resume,
         manual_dir=args.tfds_manual_dir,
-        max_steps=args.max_steps if args.resume else None,
-        epochs=args.epochs if args.resume else None,
+        max_steps=settings.get("max_steps") if args.resume else None,
+        epochs=settings.get("epochs") if args.resume else None,
         jit_compile=args.jit_compile,
         log=_log,
     )
     if result.best_val_loss is not None and result.chief:
-        from lstm_textgen.train import bits
-
         wall = time.perf_counter() - started_wall
         cpu = time.process_time() - started_cpu
         _log(
@@ -399,8 +392,9 @@ def _warn_unknown(vocab, prompt: str) -> None:
 
 
 def cmd_generate(args) -> int:
+    from lstm_textgen.config import MAX_NUM_CHARS
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.samplers import check_sampling_args
+    from lstm_textgen.rows import check_sampling_args
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
@@ -412,14 +406,11 @@ def cmd_generate(args) -> int:
         raise TextgenError(f"--server must be an http:// or https:// URL, got {args.server!r}")
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise TextgenError(f"--seed must be in [0, 2**63), got {args.seed}")
-    if not args.run:
-        from lstm_textgen.export import MAX_NUM_CHARS
-
-        if args.num_chars > MAX_NUM_CHARS:
-            raise TextgenError(
-                f"--num-chars {args.num_chars} is more than an export generates per "
-                f"request ({MAX_NUM_CHARS:,}); ask for fewer"
-            )
+    if not args.run and args.num_chars > MAX_NUM_CHARS:
+        raise TextgenError(
+            f"--num-chars {args.num_chars} is more than an export generates per "
+            f"request ({MAX_NUM_CHARS:,}); ask for fewer"
+        )
     check_sampling_args(args.temperature, args.top_k, args.top_p)
     prompts = [args.prompt] * args.batch
     settings = dict(
@@ -431,7 +422,7 @@ def cmd_generate(args) -> int:
     )
     if args.run:
         from lstm_textgen.generate import TextGenerator
-        from lstm_textgen.train import load_trained_model
+        from lstm_textgen.rundir import load_trained_model
 
         model, vocab = load_trained_model(args.run, args.checkpoint)
         _warn_unknown(vocab, args.prompt)
@@ -442,7 +433,7 @@ def cmd_generate(args) -> int:
         _warn_unknown(export_vocabulary(args.saved_model), args.prompt)
         texts = generate_from_saved_model(args.saved_model, prompts, **settings)
     else:
-        from lstm_textgen.serving import generate_body, rest_predict, texts_from_reply
+        from lstm_textgen.client import generate_body, rest_predict, texts_from_reply
 
         reply = rest_predict(args.server, args.model_name, generate_body(prompts, **settings))
         texts = texts_from_reply(reply)
@@ -473,15 +464,24 @@ def cmd_plot(args) -> int:
 def cmd_inspect(args) -> int:
     from lstm_textgen.data import read_text_file
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.inspect_gates import inspect_run
+    from lstm_textgen.inspect_gates import inspect_run, parse_span
 
     try:
         units = [int(u) for u in args.units.split(",")] if args.units else None
     except ValueError:
-        raise TextgenError(f"--units must be comma-separated integers, got {args.units!r}") from None
+        raise TextgenError(
+            f"--units must be comma-separated integers, got {args.units!r}"
+        ) from None
+    span = parse_span(args.span) if args.span else None
     text = read_text_file(args.text_file) if args.text_file else args.text
     html_path, png_path, findings = inspect_run(
-        args.run, text, args.out, units=units, layer=args.layer, checkpoint=args.checkpoint
+        args.run,
+        text,
+        args.out,
+        units=units,
+        layer=args.layer,
+        checkpoint=args.checkpoint,
+        span=span,
     )
     for finding in findings:
         print(f"unit {finding.unit}: {finding.feature} (r = {finding.correlation:+.2f})")
@@ -491,13 +491,9 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    if args.which == "train":
-        from lstm_textgen.bench_train import main as bench_main
-    elif args.which == "generate":
-        from lstm_textgen.bench_generate import main as bench_main
-    else:
-        from lstm_textgen.bench_memory import main as bench_main
-    bench_main(args.options)
+    import importlib
+
+    importlib.import_module(f"lstm_textgen.bench.{args.which}").main(args.options)
     return 0
 
 
@@ -539,18 +535,23 @@ COMMANDS = {
 }
 
 
+def _needs_tensorflow(args) -> bool:
+    """Whether the command runs TensorFlow (plot and a TF Serving client do not)."""
+    return not (args.command == "plot" or (args.command == "generate" and args.server))
+
+
 def main(argv=None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "preset", None):
-        args = build_parser(args.preset).parse_args(argv)
-    # The benchmarks set thread pools and a distribution strategy sets up devices and
-    # collective ops: both must come before TensorFlow starts its devices.
-    distributed = args.command == "train" and (
-        args.strategy != "default" or args.cpu_replicas is not None
-    )
-    _start_tensorflow(init_devices=args.command != "bench" and not distributed)
-    from lstm_textgen.errors import TextgenError
+    _show_library_warnings()
+    if _needs_tensorflow(args):
+        # The benchmarks set thread pools and a distribution strategy sets up devices
+        # and collective ops: both must come before TensorFlow starts its devices.
+        distributed = args.command == "train" and (
+            args.strategy != "default" or args.cpu_replicas is not None
+        )
+        _start_tensorflow(init_devices=args.command != "bench" and not distributed)
+    from lstm_textgen.errors import TextgenError, first_line
 
     try:
         return COMMANDS[args.command](args)
@@ -567,9 +568,8 @@ def main(argv=None) -> int:
     except Exception as e:
         if os.environ.get(DEBUG_ENV):
             raise
-        first_line = (str(e).strip().splitlines() or [""])[0]
         print(
-            f"{PROG}: error: {type(e).__name__}: {first_line} "
+            f"{PROG}: error: {type(e).__name__}: {first_line(e)} "
             f"(set {DEBUG_ENV}=1 for the full traceback)",
             file=sys.stderr,
         )

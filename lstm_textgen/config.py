@@ -1,23 +1,40 @@
-"""Plain dataclasses for the model and the training run, saved as JSON in every run dir.
+"""Plain dataclasses for the model and the training run, and the constants every module
+shares. Importing this module costs nothing (no TensorFlow).
 
-`generate`, `evaluate` and `export` read `config.json` from the run directory, so none of
-them needs the training flags again.
+The dataclass fields are the one source of truth for the training settings: their
+defaults, and, through each field's `metadata`, the `lstm-textgen train` flag, its help
+and its choices. `generate`, `evaluate` and `export` read the saved `config.json` of a run
+(see `lstm_textgen.rundir`), so none of them needs the training flags again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 from dataclasses import dataclass, field
 
 from lstm_textgen.errors import TextgenError
 
-CONFIG_FILE = "config.json"
-CONFIG_FORMAT = 1
 IMPLEMENTATIONS = ("gates", "keras")
 LR_SCHEDULES = ("constant", "cosine")
 MIN_LR_FRACTION = 0.1
+LN2 = math.log(2.0)
+
+# What one request to an export may ask for (see `lstm_textgen.export`).
+MAX_NUM_CHARS = 10_000  # characters generated per row
+MAX_PROMPT_CHARS = 1_000  # the last characters of a prompt that prime the state
+MAX_SCORE_CHARS = 10_000  # characters of a text that `score` reads
+
+
+def bits(nats: float) -> float:
+    """Nats per character as bits per character."""
+    return nats / LN2
+
+
+def _flag(help_text: str, flag: str | None = None, choices=None, group: str = "") -> dict:
+    """A dataclass field's `lstm-textgen train` flag (its name defaults to the field's)."""
+    return {"help": help_text, "flag": flag, "choices": choices, "group": group}
 
 
 @dataclass
@@ -25,15 +42,23 @@ class ModelConfig:
     """Architecture of the character language model.
 
     Embedding(vocab_size, embedding_dim) -> num_layers x GateLSTM(units) -> Dense(vocab_size).
-    `vocab_size` counts the out-of-vocabulary id 0, so it is the number of characters + 1.
+    `vocab_size` counts the out-of-vocabulary id 0, so it is the number of characters + 1;
+    training sets it from the corpus.
     """
 
     vocab_size: int = 0
-    embedding_dim: int = 64
-    units: int = 256
-    num_layers: int = 2
-    dropout: float = 0.0
-    implementation: str = "gates"
+    embedding_dim: int = field(default=64, metadata=_flag("character embedding width"))
+    units: int = field(default=256, metadata=_flag("LSTM units per layer"))
+    num_layers: int = field(default=2, metadata=_flag("stacked LSTM layers", "--layers"))
+    dropout: float = field(default=0.0, metadata=_flag("dropout after each LSTM layer"))
+    implementation: str = field(
+        default="gates",
+        metadata=_flag(
+            "gates: our explicit gate loop; keras: keras.layers.LSTM (cuDNN on a GPU) over "
+            "the same weights",
+            choices=IMPLEMENTATIONS,
+        ),
+    )
 
     def validate(self) -> None:
         if self.units < 1 or self.num_layers < 1 or self.embedding_dim < 1:
@@ -63,53 +88,93 @@ class TrainConfig:
     first planned (a run extended on resume keeps the final rate).
     """
 
-    tfds_name: str = "tiny_shakespeare"
-    text_files: list[str] = field(default_factory=list)
-    seq_len: int = 100
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    clip_norm: float = 1.0
-    epochs: int | None = None
-    max_steps: int | None = None
-    checkpoint_every: int = 200
-    eval_batches: int | None = None
-    seed: int = 1337
-    mixed_precision: bool = False
+    tfds_name: str = field(
+        default="tiny_shakespeare",
+        metadata=_flag("tensorflow-datasets text dataset to train on", "--tfds", group="corpus"),
+    )
+    text_files: list[str] = field(
+        default_factory=list,
+        metadata=_flag(
+            "UTF-8 text file or glob to train on instead of the tfds corpus (repeatable)",
+            "--text-file",
+            group="corpus",
+        ),
+    )
+    seq_len: int = field(default=100, metadata=_flag("characters per training window"))
+    batch_size: int = field(default=64, metadata=_flag("windows per batch"))
+    learning_rate: float = field(default=2e-3, metadata=_flag("Adam learning rate"))
+    lr_schedule: str = field(
+        default="constant",
+        metadata=_flag(
+            "constant, or cosine: linear warm-up, then decay to 10%% of the rate at the last step",
+            choices=LR_SCHEDULES,
+        ),
+    )
+    warmup_steps: int = field(default=0, metadata=_flag("warm-up steps of the cosine schedule"))
+    clip_norm: float = field(default=1.0, metadata=_flag("global gradient-norm clip"))
+    epochs: int | None = field(
+        default=None, metadata=_flag("passes over the training text (1 unless --max-steps)")
+    )
+    max_steps: int | None = field(default=None, metadata=_flag("train for this many steps"))
+    checkpoint_every: int = field(
+        default=200, metadata=_flag("validate and checkpoint every N steps, and at the end")
+    )
+    eval_batches: int | None = field(
+        default=None, metadata=_flag("validate on the first N batches only (None: all)")
+    )
+    seed: int = field(default=1337, metadata=_flag("seed for initialisation and shuffling"))
+    mixed_precision: bool = field(
+        default=False,
+        metadata=_flag(
+            "compute in float16 on a GPU (bfloat16 on a CPU), keeping variables, logits, loss "
+            "and the gate loop of the gates implementation in float32",
+            group="scaling out",
+        ),
+    )
 
     def validate(self) -> None:
-        if self.seq_len < 1:
-            raise TextgenError(f"--seq-len must be >= 1, got {self.seq_len}")
-        if self.batch_size < 1:
-            raise TextgenError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.learning_rate <= 0:
-            raise TextgenError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        positive = ("seq_len", "batch_size", "learning_rate", "clip_norm", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise TextgenError(f"{flag_name(name)} must be > 0, got {getattr(self, name)}")
+        for name in ("epochs", "max_steps", "eval_batches"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise TextgenError(f"{flag_name(name)} must be >= 1, got {value}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise TextgenError(
                 f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
             )
         if self.warmup_steps < 0:
             raise TextgenError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
-        if self.clip_norm <= 0:
-            raise TextgenError(f"--clip-norm must be > 0, got {self.clip_norm}")
         if self.epochs is not None and self.max_steps is not None:
             raise TextgenError("give either --epochs or --max-steps, not both")
-        if self.epochs is not None and self.epochs < 1:
-            raise TextgenError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise TextgenError(f"--max-steps must be >= 1, got {self.max_steps}")
-        if self.checkpoint_every < 1:
-            raise TextgenError(
-                f"--checkpoint-every must be >= 1, got {self.checkpoint_every}"
-            )
         if not 0 <= self.seed < 2**32:
             raise TextgenError(f"--seed must be in [0, 2**32), got {self.seed}")
-        if self.eval_batches is not None and self.eval_batches < 1:
-            raise TextgenError(f"--eval-batches must be >= 1, got {self.eval_batches}")
+
+    def with_absolute_paths(self) -> TrainConfig:
+        """A copy whose `text_files` are absolute, so the run resumes from any directory."""
+        paths = [os.path.abspath(os.path.expanduser(p)) for p in self.text_files]
+        return dataclasses.replace(self, text_files=paths)
 
 
-# Named, documented configurations (`lstm-textgen train --preset NAME`); flags given
+def config_fields() -> dict[str, tuple[type, dataclasses.Field]]:
+    """`{field name: (dataclass, field)}` of every field that has a `train` flag."""
+    return {
+        f.name: (cls, f)
+        for cls in (ModelConfig, TrainConfig)
+        for f in dataclasses.fields(cls)
+        if f.metadata
+    }
+
+
+def flag_name(field_name: str) -> str:
+    """The `lstm-textgen train` flag of a config field, e.g. `--layers` for num_layers."""
+    _, f = config_fields()[field_name]
+    return f.metadata["flag"] or "--" + field_name.replace("_", "-")
+
+
+# Named, documented configurations (`lstm-textgen train --preset NAME`); settings given
 # beside a preset override its values.
 PRESETS = {
     # tiny_shakespeare on a 2-core CPU in under 30 minutes: `scripts/reproduce_shakespeare.sh`.
@@ -138,50 +203,40 @@ def preset_configs(name: str) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig(**preset["model"]), TrainConfig(**preset["train"])
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to `path` so that a reader never sees a half-written file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def make_configs(preset: str | None = None, **settings) -> tuple[ModelConfig, TrainConfig]:
+    """The configs for the given settings (config field names), on top of a preset's.
 
-
-def save_run_config(run_dir: str, model: ModelConfig, train: TrainConfig) -> str:
-    path = os.path.join(run_dir, CONFIG_FILE)
-    payload = {
-        "format": CONFIG_FORMAT,
-        "model": dataclasses.asdict(model),
-        "train": dataclasses.asdict(train),
-    }
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
-    return path
-
-
-def _from_dict(cls, values: dict, path: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    A length given as `epochs` replaces the preset's `max_steps`, and the other way round;
+    giving both is an error (from `validate`).
+    """
+    model, train = preset_configs(preset) if preset else (ModelConfig(), TrainConfig())
+    fields = config_fields()
+    unknown = sorted(set(settings) - set(fields))
     if unknown:
-        raise TextgenError(
-            f"{path}: unknown {cls.__name__} fields {unknown}; "
-            "was it written by a newer lstm-textgen?"
-        )
-    return cls(**values)
-
-
-def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise TextgenError(
-            f"{run_dir} holds no {CONFIG_FILE}: it is not a training run directory; "
-            "train one with `lstm-textgen train --run DIR`"
-        )
-    try:
-        with open(path, encoding="utf-8") as f:
-            payload = json.load(f)
-        model = _from_dict(ModelConfig, payload["model"], path)
-        train = _from_dict(TrainConfig, payload["train"], path)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise TextgenError(f"{path} is not a valid run config ({e}); retrain the run") from e
+        raise TextgenError(f"unknown settings {unknown}")
+    if "epochs" in settings and "max_steps" not in settings:
+        train.max_steps = None
+    if "max_steps" in settings and "epochs" not in settings:
+        train.epochs = None
+    for name, value in settings.items():
+        setattr(model if fields[name][0] is ModelConfig else train, name, value)
     return model, train
+
+
+def ignored_on_resume(saved: tuple[ModelConfig, TrainConfig], settings: dict) -> list[str]:
+    """The given `settings` that a resumed run ignores, because its saved config differs.
+
+    `epochs` and `max_steps` are not among them: they extend a resumed run.
+    """
+    saved_values = {**dataclasses.asdict(saved[0]), **dataclasses.asdict(saved[1])}
+    ignored = []
+    for name, value in settings.items():
+        if name in ("epochs", "max_steps"):
+            continue
+        if name == "text_files":
+            value = TrainConfig(text_files=value).with_absolute_paths().text_files
+        if value != saved_values[name]:
+            ignored.append(
+                f"{flag_name(name)} is ignored with --resume (the run keeps {saved_values[name]!r})"
+            )
+    return ignored

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.files import atomic_path
 from lstm_textgen.vocab import CharVocabulary
 
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
@@ -30,9 +31,7 @@ class Corpus:
     test: str | None = None
 
     def split(self, name: str) -> str:
-        text = {"train": self.train, "validation": self.validation, "test": self.test}.get(
-            name
-        )
+        text = {"train": self.train, "validation": self.validation, "test": self.test}.get(name)
         if text is None:
             if name == "test":
                 raise TextgenError(
@@ -154,6 +153,7 @@ def corpus_from_tfds(
     """
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()
     manual_dir = resolve_manual_dir(manual_dir)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
@@ -169,8 +169,9 @@ def corpus_from_tfds(
             else f"offline? pass --tfds-manual-dir DIR (or set ${MANUAL_DIR_ENV}) with "
             "the downloaded files, or train on --text-file"
         )
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TextgenError(f"could not prepare tfds dataset {name}: {first_line}; {hint}") from None
+        raise TextgenError(
+            f"could not prepare tfds dataset {name}: {first_line(e)}; {hint}"
+        ) from None
 
     splits = {}
     for split in ("train", "validation", "test"):
@@ -227,6 +228,12 @@ class IdFile:
         self.dtype = np.dtype(dtype)
         self.length = int(length)
 
+    @classmethod
+    def of_vocabulary(cls, path: str, vocab: CharVocabulary) -> IdFile:
+        """The ids file at `path`, written by `encode_text_files` with `vocab`."""
+        dtype = np.dtype(_id_dtype(vocab))
+        return cls(path, dtype, os.path.getsize(path) // dtype.itemsize)
+
     def __len__(self) -> int:
         return self.length
 
@@ -245,6 +252,9 @@ class IdFile:
         finally:
             os.close(fd)
         return out
+
+
+ID_FILES = ("train.ids", "validation.ids")
 
 
 def encode_text_files(
@@ -270,25 +280,21 @@ def encode_text_files(
     codepoints = np.array([ord(c) for c in vocab.characters], dtype=np.uint32)
     dtype = _id_dtype(vocab)
     os.makedirs(out_dir, exist_ok=True)
-    paths = [os.path.join(out_dir, f"{name}.ids") for name in ("train", "validation")]
-    temps = [f"{path}.tmp-{os.getpid()}" for path in paths]
+    paths = [os.path.join(out_dir, name) for name in ID_FILES]
     try:
-        with open(temps[0], "wb") as train_file, open(temps[1], "wb") as val_file:
-            written = 0
-            for piece in iter_text_files(patterns):
-                ids = _encode_piece(piece, codepoints, dtype)
-                head = max(0, min(len(ids), cut - written))
-                train_file.write(ids[:head].tobytes())
-                val_file.write(ids[head:].tobytes())
-                written += len(ids)
-        for temp, path in zip(temps, paths):
-            os.replace(temp, path)
+        with atomic_path(paths[0]) as train_tmp, atomic_path(paths[1]) as val_tmp:
+            with open(train_tmp, "wb") as train_file, open(val_tmp, "wb") as val_file:
+                written = 0
+                for piece in iter_text_files(patterns):
+                    ids = _encode_piece(piece, codepoints, dtype)
+                    head = max(0, min(len(ids), cut - written))
+                    train_file.write(ids[:head].tobytes())
+                    val_file.write(ids[head:].tobytes())
+                    written += len(ids)
     except OSError as e:
-        raise TextgenError(f"cannot write the encoded corpus to {out_dir}: {e.strerror or e}") from None
-    finally:
-        for temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
+        raise TextgenError(
+            f"cannot write the encoded corpus to {out_dir}: {e.strerror or e}"
+        ) from None
     return vocab, IdFile(paths[0], dtype, cut), IdFile(paths[1], dtype, total - cut)
 
 

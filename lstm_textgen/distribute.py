@@ -1,4 +1,5 @@
-"""Where training runs: one device, several local devices, or several machines.
+"""Where training runs: one device, several local devices, or several machines; thread
+pools and the dtype policy.
 
 `make_strategy` wraps `tf.distribute`: `"default"` (one device), `"mirrored"`
 (`MirroredStrategy` over this machine's GPUs, or over `cpu_replicas` logical CPU devices),
@@ -19,7 +20,7 @@ import os
 import keras
 import tensorflow as tf
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -83,8 +84,7 @@ def make_strategy(name: str = "default", cpu_replicas: int | None = None) -> tf.
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError) as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise TextgenError(f"cannot start the multi-worker strategy: {first_line}") from None
+        raise TextgenError(f"cannot start the multi-worker strategy: {first_line(e)}") from None
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
@@ -118,3 +118,32 @@ def set_mixed_precision(enabled: bool) -> str:
         name = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(name)
     return name
+
+
+def configure_threads(inter_op: int | None = None, intra_op: int | None = None) -> tuple[int, int]:
+    """Set TensorFlow's thread pools (None keeps its default); returns `thread_settings()`.
+
+    A setting must be made before TensorFlow runs its first op. The defaults (one
+    intra-op thread per core, TensorFlow's own inter-op pool) are what `train` uses;
+    `lstm-textgen bench train --inter-op N --intra-op M` compares others.
+    """
+    try:
+        if inter_op is not None:
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        if intra_op is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+    except RuntimeError:
+        raise TextgenError(
+            "thread settings must be made before TensorFlow runs its first op; "
+            "set them at the start of the process"
+        ) from None
+    return thread_settings()
+
+
+def thread_settings() -> tuple[int, int]:
+    """TensorFlow's (inter-op, intra-op) thread counts; a default of 0 reads as the cores."""
+    cores = os.cpu_count() or 1
+    return (
+        tf.config.threading.get_inter_op_parallelism_threads() or cores,
+        tf.config.threading.get_intra_op_parallelism_threads() or cores,
+    )

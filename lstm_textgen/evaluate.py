@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import math
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import data
-from lstm_textgen.config import load_run_config
+from lstm_textgen import data, rundir
+from lstm_textgen.config import bits
+from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.train import load_trained_model
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
+
+log = logging.getLogger("lstm_textgen")
 
 
 @dataclass
@@ -24,7 +28,7 @@ class Evaluation:
 
     @property
     def bits_per_char(self) -> float:
-        return self.nats_per_char / math.log(2.0)
+        return bits(self.nats_per_char)
 
 
 def evaluate_text(
@@ -45,29 +49,40 @@ def evaluate_text(
     almost no probability), and their number is reported.
     """
     data.check_length(text, seq_len, "evaluation")
-    ids = data.encode_text(text, vocab)
+    return evaluate_ids(model, data.encode_text(text, vocab), seq_len, batch_size, carry_state)
+
+
+def evaluate_ids(model, ids, seq_len: int, batch_size: int = 64, carry_state: bool = False):
+    """`evaluate_text` for a text already encoded: an array of ids or a `data.IdFile`,
+    which is read from disk a batch at a time."""
+    data.check_length(ids, seq_len, "evaluation")
     if carry_state:
         return _evaluate_streams(model, ids, seq_len, batch_size)
-    dataset = data.make_dataset(ids, seq_len, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
     @tf.function
     def batch_loss(x, y):
-        return loss_fn(y, model(x, training=False)), tf.size(y)
+        unknown = tf.reduce_sum(tf.cast(tf.equal(y, UNKNOWN_ID), tf.int32))
+        return loss_fn(y, model(x, training=False)), tf.size(y), unknown
 
-    total, count = 0.0, 0
-    for x, y in dataset:
-        loss, n = batch_loss(x, y)
+    total, count, unknown = 0.0, 0, 0
+    for x, y in data.make_dataset(ids, seq_len, batch_size):
+        loss, n, u = batch_loss(x, y)
         total += float(loss)
         count += int(n)
-    targets = ids[1 : data.count_windows(len(ids), seq_len) * seq_len + 1]
-    return Evaluation(total / count, count, int((targets == UNKNOWN_ID).sum()))
+        unknown += int(u)
+    return Evaluation(total / count, count, unknown)
+
+
+def _read_rows(ids, starts, width: int) -> np.ndarray:
+    if isinstance(ids, data.IdFile):
+        return ids.read_windows(np.asarray(starts), width).astype(np.int32)
+    return np.stack([ids[s : s + width] for s in starts]).astype(np.int32)
 
 
 def _evaluate_streams(model, ids, seq_len, streams) -> Evaluation:
     streams = max(1, min(streams, (len(ids) - 1) // seq_len))
     length = (len(ids) - 1) // streams  # targets per stream; up to streams - 1 are left out
-    rows = np.stack([ids[k * length : k * length + length + 1] for k in range(streams)])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
     @tf.function
@@ -76,13 +91,35 @@ def _evaluate_streams(model, ids, seq_len, streams) -> Evaluation:
         return loss_fn(y, logits), state
 
     state = model.initial_state(streams)
-    total = 0.0
+    total, unknown = 0.0, 0
     for start in range(0, length, seq_len):
         stop = min(start + seq_len, length)
-        loss, state = piece_loss(rows[:, start:stop], rows[:, start + 1 : stop + 1], state)
+        rows = _read_rows(ids, [k * length + start for k in range(streams)], stop - start + 1)
+        loss, state = piece_loss(rows[:, :-1], rows[:, 1:], state)
         total += float(loss)
-    targets = rows[:, 1:]
-    return Evaluation(total / targets.size, int(targets.size), int((targets == UNKNOWN_ID).sum()))
+        unknown += int((rows[:, 1:] == UNKNOWN_ID).sum())
+    count = streams * length
+    return Evaluation(total / count, count, unknown)
+
+
+def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, workdir: str):
+    """The ids of split `split` of a text-file run, as encoded for training (RUN/data)."""
+    if split not in ("train", "validation"):
+        raise TextgenError(
+            f"a run on text files has no {split} split (your own text is split into train "
+            "and validation only); evaluate on a file with --text-file"
+        )
+    path = os.path.join(run_dir, rundir.DATA_DIR, f"{split}.ids")
+    if not os.path.isfile(path):
+        # Runs from before the encoded ids were kept: encode the files as training did.
+        log.warning(
+            "%s is missing; encoding the run's text files again (if they changed since "
+            "training, so does the split)",
+            path,
+        )
+        encoded = data.encode_text_files(train_config.text_files, workdir, vocab)
+        return encoded[1] if split == "train" else encoded[2]
+    return data.IdFile.of_vocabulary(path, vocab)
 
 
 def evaluate_run(
@@ -97,20 +134,21 @@ def evaluate_run(
     """Evaluate a training run on a split of its corpus or on `text_files`.
 
     `split` is train, validation, test or validation+test (the two joined, in order:
-    for tiny_shakespeare, the last 10% of the text).
+    for tiny_shakespeare, the last 10% of the text). A run trained on text files is
+    evaluated on the ids training wrote to `RUN/data`, read from disk a batch at a time,
+    so the split is the one it trained with even if the files changed since.
     """
-    _, train_config = load_run_config(run_dir)
-    model, vocab = load_trained_model(run_dir, checkpoint)
+    _, train_config = rundir.load_run_config(run_dir)
+    model, vocab = rundir.load_trained_model(run_dir, checkpoint)
+    batch_size = batch_size or train_config.batch_size
+    seq_len = train_config.seq_len
     if text_files:
         text = data.read_text_files(text_files)
-    else:
-        corpus = data.load_corpus(train_config.text_files, train_config.tfds_name, manual_dir)
-        text = "".join(corpus.split(name) for name in split.split("+"))
-    return evaluate_text(
-        model,
-        vocab,
-        text,
-        train_config.seq_len,
-        batch_size or train_config.batch_size,
-        carry_state=carry_state,
-    )
+        return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
+    if train_config.text_files:
+        with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
+            ids = _run_ids(run_dir, train_config, vocab, split, workdir)
+            return evaluate_ids(model, ids, seq_len, batch_size, carry_state)
+    corpus = data.corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
+    text = "".join(corpus.split(name) for name in split.split("+"))
+    return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)

@@ -21,7 +21,6 @@ Out-of-range requests are handled in the graph. `num_chars` is capped at
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -29,20 +28,18 @@ import shutil
 import keras
 import tensorflow as tf
 
-from lstm_textgen.config import CONFIG_FILE, ModelConfig, atomic_write_text, load_run_config
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.config import LN2, MAX_NUM_CHARS, ModelConfig
+from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.files import atomic_write_text
 from lstm_textgen.generate import generate_ids, model_step_fn, prime_prompts
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.rundir import CONFIG_FILE, load_run_config, load_trained_model
 from lstm_textgen.samplers import sample_loop
-from lstm_textgen.train import load_trained_model
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
-MAX_NUM_CHARS = 10_000
 SIGNATURES = ("serving_default", "generate_rows", "step", "score")
 EXTRA_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
-# Ops a CPU build of TF Serving may lack, or that tie a model to a GPU or to Python.
-DENIED_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc", "CudnnRNN", "XlaLaunch", "_XlaRun")
 
 
 def _check_request(temperature, top_k, top_p):
@@ -55,9 +52,7 @@ def _check_request(temperature, top_k, top_p):
         tf.debugging.assert_greater_equal(
             top_k, tf.zeros_like(top_k), message="top_k must be >= 0 (0 turns it off)"
         ),
-        tf.debugging.assert_greater(
-            top_p, tf.zeros_like(top_p), message="top_p must be in (0, 1]"
-        ),
+        tf.debugging.assert_greater(top_p, tf.zeros_like(top_p), message="top_p must be in (0, 1]"),
         tf.debugging.assert_less_equal(
             top_p, tf.ones_like(top_p), message="top_p must be in (0, 1]"
         ),
@@ -144,7 +139,7 @@ class ServingFunctions:
         weights = tf.cast(mask, log_probs.dtype)
         log_likelihood = tf.reduce_sum(log_probs * weights, axis=1)
         count = tf.reduce_sum(weights, axis=1)
-        bits = -log_likelihood / tf.maximum(count, 1.0) / math.log(2.0)
+        bits = -log_likelihood / tf.maximum(count, 1.0) / LN2
         return {
             "log_likelihood": log_likelihood,
             "bits_per_char": bits,
@@ -234,15 +229,13 @@ def export_for_serving(
         try:
             archive.write_out(tmp, verbose=False)
         except tf.errors.OpError as e:
-            raise OSError(e.message.splitlines()[0]) from None
+            raise OSError(first_line(e)) from None
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
         atomic_write_text(
             os.path.join(extra, CONFIG_FILE),
-            json.dumps(
-                {"model": model_config.__dict__, "max_num_chars": MAX_NUM_CHARS}, indent=2
-            )
+            json.dumps({"model": model_config.__dict__, "max_num_chars": MAX_NUM_CHARS}, indent=2)
             + "\n",
         )
         if warmup:
@@ -276,51 +269,6 @@ def latest_version(export_base: str) -> str:
     return os.path.join(export_base, str(max(versions)))
 
 
-def read_saved_model_proto(saved_model_dir: str):
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
-    return proto
-
-
-def graph_op_types(saved_model_dir: str) -> set[str]:
-    """Every op type in the SavedModel's graphs, function library included."""
-    ops = set()
-    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            ops.update(node.op for node in function.node_def)
-    return ops
-
-
-def signature_input_dtypes(saved_model_dir: str) -> dict[str, dict[str, tf.DType]]:
-    """`{signature: {input alias: dtype}}` of the "serve" graph, as TF Serving reads it."""
-    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
-        if "serve" in meta_graph.meta_info_def.tags:
-            return {
-                name: {alias: tf.as_dtype(info.dtype) for alias, info in sig.inputs.items()}
-                for name, sig in meta_graph.signature_def.items()
-                if not name.startswith("__")
-            }
-    raise TextgenError(f"{saved_model_dir} has no graph tagged 'serve'")
-
-
-def denied_ops(saved_model_dir: str) -> list[str]:
-    """Denied op types in the export, plus `jit_compile:NAME` for every function that
-    must be compiled with XLA (a CPU TF Serving may not run those around string ops)."""
-    found = {
-        op for op in graph_op_types(saved_model_dir) if any(op.startswith(d) for d in DENIED_OPS)
-    }
-    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
-        for function in meta_graph.graph_def.library.function:
-            attr = function.attr.get("_XlaMustCompile")
-            if attr is not None and attr.b:
-                found.add(f"jit_compile:{function.signature.name}")
-    return sorted(found)
-
-
 def generate_from_saved_model(
     saved_model: str, prompts, num_chars, temperature, top_k, top_p, seed
 ) -> list[str]:
@@ -329,7 +277,7 @@ def generate_from_saved_model(
     try:
         loaded = tf.saved_model.load(path)
     except Exception as e:  # a damaged export fails in many ways inside TensorFlow
-        raise TextgenError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from None
+        raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
     if "serving_default" not in loaded.signatures:
         raise TextgenError(f"{path} has no serving_default signature")
     outputs = loaded.signatures["serving_default"](

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.samplers import check_sampling_args, sample_loop
+from lstm_textgen.rows import check_sampling_args
+from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 MAX_SEED = 2**31 - 1

@@ -15,10 +15,50 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.config import MAX_PROMPT_CHARS
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.train import load_trained_model
+from lstm_textgen.files import atomic_path
+from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.vocab import UNKNOWN_ID
 
 SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
+# One page colours every character once per signal and unit: past this it stops being
+# readable, and the page grows by about 300 bytes per character shown.
+MAX_INSPECT_CHARS = 10_000
+
+
+def parse_span(span: str) -> tuple[int, int | None]:
+    """`"START:STOP"` (either side may be empty) as `(start, stop)`."""
+    start, sep, stop = span.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(start or 0), (int(stop) if stop else None)
+    except ValueError:
+        raise TextgenError(
+            f"--span must be START:STOP character offsets, e.g. 0:5000, got {span!r}"
+        ) from None
+
+
+def choose_span(text: str, span: tuple[int, int | None] | None) -> tuple[str, str]:
+    """`(context, shown)`: the characters to show and the ones before them."""
+    if span is None:
+        start, stop = 0, None
+    else:
+        start, stop = span
+    if not 0 <= start < len(text) or (stop is not None and stop <= start):
+        raise TextgenError(
+            f"--span {start}:{'' if stop is None else stop} is empty or outside the text "
+            f"of {len(text):,} characters"
+        )
+    shown = text[start:stop]
+    if len(shown) > MAX_INSPECT_CHARS:
+        raise TextgenError(
+            f"inspect shows at most {MAX_INSPECT_CHARS:,} characters on one page, and the "
+            f"text{' span' if span else ''} has {len(shown):,}; choose a part with "
+            f"--span START:STOP, e.g. --span {start}:{start + MAX_INSPECT_CHARS}"
+        )
+    return text[max(0, start - MAX_PROMPT_CHARS) : start], shown
 
 
 def text_features(text: str) -> dict[str, np.ndarray]:
@@ -76,10 +116,11 @@ def _colour(value: float, signal: str) -> str:
 def _row(text: str, values: np.ndarray, signal: str) -> str:
     spans = []
     for char, value in zip(text, values):
-        shown = "↵" if char == "\n" else char
+        shown = "↵" if char == "\n" else html.escape(char)
         spans.append(
             f'<span style="background:{_colour(value, signal)}" title="{value:.3f}">'
-            f"{html.escape(shown)}</span>"
+            f"{shown}</span>" + ("\n" if char == "\n" else "")
+            # The page breaks lines where the text does, so it reads like the text.
         )
     return "".join(spans)
 
@@ -91,8 +132,8 @@ def render_html(text, traces, layer, units, findings) -> str:
         for signal in SIGNALS:
             values = traces[signal][:, unit]
             rows.append(
-                f'<div class="row"><span class="label">{signal.replace("_", " ")}</span>'
-                f'<span class="text">{_row(text, values, signal)}</span></div>'
+                f"<h3>{signal.replace('_', ' ')}</h3>"
+                f'<div class="text">{_row(text, values, signal)}</div>'
             )
     found = "".join(
         f"<li>unit {f.unit}: {html.escape(f.feature)} (r = {f.correlation:+.2f})</li>"
@@ -102,9 +143,9 @@ def render_html(text, traces, layer, units, findings) -> str:
 <html><head><meta charset="utf-8"><title>lstm-textgen inspect</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
-.row {{ display: flex; margin: 2px 0; }}
-.label {{ width: 9em; flex: none; color: #555; font-size: 0.9em; }}
-.text {{ font-family: monospace; white-space: pre; line-height: 1.6; }}
+h3 {{ margin: 0.8em 0 0.2em; font-size: 0.95em; color: #555; font-weight: normal; }}
+.text {{ font-family: monospace; white-space: pre-wrap; line-height: 1.6;
+         border-left: 3px solid #ddd; padding-left: 0.6em; }}
 </style></head><body>
 <h1>Gate activations, layer {layer}</h1>
 <p>Cell state: blue (negative) to red (positive), squashed with tanh. Gates: white (0)
@@ -156,9 +197,21 @@ def inspect_run(
     units: list[int] | None = None,
     layer: int = -1,
     checkpoint: str = "best",
+    span: tuple[int, int | None] | None = None,
 ) -> tuple[str, str, list[UnitFinding]]:
     """Write `out_html` (self-contained) and a PNG beside it; returns their paths and the
-    units found to track a feature. `units` defaults to those units."""
+    units found to track a feature. `units` defaults to those units.
+
+    At most `MAX_INSPECT_CHARS` characters are shown: `span` `(start, stop)` picks them
+    out of a longer text, and the state at `start` comes from the `MAX_PROMPT_CHARS`
+    characters before it. The folder of `out_html` is created if needed.
+    """
+    context, text = choose_span(text, span)
+    out_dir = os.path.dirname(os.path.abspath(out_html))
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise TextgenError(f"cannot create the folder {out_dir}: {e.strerror}") from None
     model, vocab = load_trained_model(run_dir, checkpoint)
     unknown = vocab.unknown_characters(text)
     text = "".join(c for c in text if c not in unknown)
@@ -167,16 +220,26 @@ def inspect_run(
     if not -model.num_layers <= layer < model.num_layers:
         raise TextgenError(f"--layer must be in [0, {model.num_layers - 1}], got {layer}")
     layer = layer % model.num_layers
-    trace = model.trace(tf.constant([vocab.encode(text)], tf.int32))[layer]
-    traces = {name: value.numpy()[0] for name, value in trace.items()}
+    bad = [u for u in (units or []) if not 0 <= u < model.units]
+    if bad:
+        raise TextgenError(f"--units {bad} outside [0, {model.units - 1}]")
+
+    @tf.function
+    def trace(context_ids, ids):
+        state = model.prime(context_ids, mask=tf.not_equal(context_ids, UNKNOWN_ID))
+        return model.trace(ids, state, num_layers=layer + 1)[layer]
+
+    as_ids = lambda t: tf.constant([vocab.encode(t)], tf.int32)  # noqa: E731
+    traces = {
+        name: value.numpy()[0] for name, value in trace(as_ids(context), as_ids(text)).items()
+    }
     findings = find_tracking_units(traces["cell"], text_features(text))
     if units is None:
         units = sorted({f.unit for f in findings}) or [0]
-    bad = [u for u in units if not 0 <= u < model.units]
-    if bad:
-        raise TextgenError(f"--units {bad} outside [0, {model.units - 1}]")
-    with open(out_html, "w", encoding="utf-8") as f:
-        f.write(render_html(text, traces, layer, units, findings))
+    with atomic_path(out_html, suffix=".html") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(render_html(text, traces, layer, units, findings))
     out_png = os.path.splitext(out_html)[0] + ".png"
-    render_png(out_png, text, traces, units, layer)
+    with atomic_path(out_png, suffix=".png") as tmp:
+        render_png(tmp, text, traces, units, layer)
     return out_html, out_png, findings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-IMPLEMENTATIONS = ("gates", "keras")
+from lstm_textgen.config import IMPLEMENTATIONS
 
 
 def lstm_gates(z, c):
@@ -34,17 +34,72 @@ def lstm_cell(z, c):
     return lstm_gates(z, c)[4:]
 
 
-@tf.custom_gradient
-def lstm_sequence(projected, h0, c0, recurrent_kernel):
-    """The LSTM recurrence over pre-projected inputs, with a hand-written backward pass.
+def lstm_loop(
+    projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
+):
+    """The LSTM recurrence over pre-projected inputs: the one loop every path runs.
 
     Args:
         projected: `[T, B, 4H]`, `x_t @ kernel + bias` for every step (time-major).
         h0, c0: `[B, H]`, the initial state.
         recurrent_kernel: `[H, 4H]`.
+        mask: optional bool `[T, B, 1]`. At a False step the state is carried over and the
+            output repeats the previous output (zeros before the first True step, whatever
+            `h0` is), as in Keras.
+        recurrent_keep: optional `[B, H]` recurrent-dropout mask, applied to `h` before the
+            recurrent product.
+        keep_gates: also return every step's gates and previous cell, which the
+            hand-written gradient and `GateLSTM.trace` read.
 
     Returns:
-        `(outputs [T, B, H], h_T, c_T)`.
+        `(outputs [T, B, H], last output [B, H], h_T, c_T, gates, previous_cells)`:
+        `gates` is `[T, B, 4H]` (the activations i, f, g, o) and `previous_cells`
+        `[T, B, H]` (`c_{t-1}`), both None without `keep_gates`.
+    """
+    steps = tf.shape(projected)[0]
+    static_steps = projected.shape[0]
+    dtype = projected.dtype
+    # Steps are read through TensorArrays: the gradient of slicing a captured tensor
+    # inside the loop would build a full [T, B, 4H] tensor at every step.
+    inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
+    step_mask = None if mask is None else tf.TensorArray(tf.bool, size=steps).unstack(mask)
+
+    def body(t, h, c, last, outputs, *kept):
+        h_in = h if recurrent_keep is None else h * recurrent_keep
+        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + tf.matmul(h_in, recurrent_kernel), c)
+        if keep_gates:
+            gates, previous_cells = kept
+            kept = (gates.write(t, tf.concat([i, f, g, o], axis=-1)), previous_cells.write(t, c))
+        if step_mask is not None:
+            keep_step = step_mask.read(t)
+            last = tf.where(keep_step, h_t, last)
+            h_t = tf.where(keep_step, h_t, h)
+            c_t = tf.where(keep_step, c_t, c)
+        else:
+            last = h_t
+        return (t + 1, h_t, c_t, last, outputs.write(t, last), *kept)
+
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3 if keep_gates else 1)]
+    _, h_last, c_last, last, outputs, *kept = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, tf.zeros_like(h0), *arrays),
+        # A fixed trip count lets XLA size the gradient's accumulators.
+        maximum_iterations=steps,
+    )
+    outputs = _stack(outputs, h0, static_steps)
+    gates = previous_cells = None
+    if keep_gates:
+        gates = _stack(kept[0], tf.concat([h0] * 4, axis=-1), static_steps)
+        previous_cells = _stack(kept[1], c0, static_steps)
+    return outputs, last, h_last, c_last, gates, previous_cells
+
+
+@tf.custom_gradient
+def lstm_sequence(projected, h0, c0, recurrent_kernel):
+    """`lstm_loop` without mask or recurrent dropout, with a hand-written backward pass.
+
+    Returns `(outputs [T, B, H], h_T, c_T)`.
 
     Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
     gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
@@ -55,23 +110,9 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
-    inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
-
-    def forward(t, h, c, hs, previous_cells, gates):
-        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + tf.matmul(h, recurrent_kernel), c)
-        gates = gates.write(t, tf.concat([i, f, g, o], axis=-1))
-        return t + 1, h_t, c_t, hs.write(t, h_t), previous_cells.write(t, c), gates
-
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3)]
-    _, h_last, c_last, hs, previous_cells, gates = tf.while_loop(
-        lambda t, *_: t < steps,
-        forward,
-        (tf.constant(0), h0, c0, *arrays),
-        maximum_iterations=steps,
+    outputs, _, h_last, c_last, gate_values, previous_cells = lstm_loop(
+        projected, h0, c0, recurrent_kernel, keep_gates=True
     )
-    outputs = _stack(hs, h0, static_steps)
-    previous_cells = _stack(previous_cells, c0, static_steps)
-    gate_values = _stack(gates, tf.concat([h0] * 4, axis=-1), static_steps)
 
     def grad(d_outputs, d_h_last, d_c_last):
         d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
@@ -304,7 +345,9 @@ class GateLSTM(keras.layers.Layer):
 
     def step_weights(self):
         """`(kernel, recurrent_kernel, bias)` as tensors, for `step(..., weights=)`."""
-        return tuple(tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias))
+        return tuple(
+            tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias)
+        )
 
     def step(self, x_t, states, weights=None):
         """Advance one time step, for generation: `x_t [B, D]`, `states = (h, c)`.
@@ -322,8 +365,10 @@ class GateLSTM(keras.layers.Layer):
     def trace(self, inputs, initial_state=None):
         """Every step's gate activations, for inspection (not training).
 
+        Runs the same loop as `call` (`lstm_loop`), keeping the gates.
+
         Args:
-            inputs: `[B, T, D]`.
+            inputs: `[B, T, D]`, batch-major whatever `time_major` says.
             initial_state: optional `[h0, c0]`; zeros otherwise.
 
         Returns:
@@ -334,22 +379,13 @@ class GateLSTM(keras.layers.Layer):
         zeros = tf.zeros([batch, self.units], self.compute_dtype)
         h, c = (zeros, zeros) if initial_state is None else initial_state
         projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
-
-        def one_step(carry, z_x):
-            h, c = carry[4], carry[5]
-            return lstm_gates(z_x + tf.matmul(h, self.recurrent_kernel), c)
-
-        start = (zeros, zeros, zeros, zeros, h, c)
-        i, f, g, o, hidden, cell = tf.scan(one_step, projected, initializer=start)
-        batch_major = lambda x: tf.transpose(x, [1, 0, 2])  # noqa: E731
-        return {
-            "input_gate": batch_major(i),
-            "forget_gate": batch_major(f),
-            "candidate": batch_major(g),
-            "output_gate": batch_major(o),
-            "cell": batch_major(cell),
-            "hidden": batch_major(hidden),
-        }
+        hidden, _, _, c_last, gates, previous_cells = lstm_loop(
+            projected, h, c, tf.convert_to_tensor(self.recurrent_kernel), keep_gates=True
+        )
+        i, f, g, o = tf.split(gates, 4, axis=-1)
+        cell = tf.concat([previous_cells[1:], c_last[None]], axis=0)
+        names = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
+        return {name: _swap_time_batch(v) for name, v in zip(names, (i, f, g, o, cell, hidden))}
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
         # Keras's cuDNN path accepts only right-padded masks (and fails at run time on a
@@ -386,9 +422,8 @@ class GateLSTM(keras.layers.Layer):
                 tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
             )
 
-        # One [T*B, D] x [D, 4H] product for all steps, written in the loop's time-major
-        # order: from a batch-major product XLA transposed the [T, B, 4H] result and its
-        # gradient at every training step.
+        # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
+        # that neither the [T, B, 4H] result nor its gradient needs a transpose.
         projected = tf.einsum("tbd,dk->tbk", inputs, self.kernel) + self.bias
         sequence_shape = [inputs.shape[0], inputs.shape[1], self.units]
         if mask is None and recurrent_keep is None:
@@ -398,46 +433,19 @@ class GateLSTM(keras.layers.Layer):
             sequence.set_shape(sequence_shape)
             return self._format(self._batch_layout(sequence), h, h, c)
 
-        steps = tf.shape(projected)[0]
-        # Read steps through a TensorArray: the gradient of slicing a captured tensor
-        # inside the loop would build a full [T, B, 4H] tensor at every step.
-        projected_steps = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
         step_mask = None
         if mask is not None:
             step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
-        recurrent_kernel = self.recurrent_kernel
-
-        def body(t, h, c, last, outputs):
-            h_in = h if recurrent_keep is None else h * recurrent_keep
-            h_t, c_t = lstm_cell(projected_steps.read(t) + tf.matmul(h_in, recurrent_kernel), c)
-            if step_mask is not None:
-                # A masked step keeps the state; its output repeats the last output, which
-                # (as in Keras) is zeros before the first unmasked step, whatever h0 is.
-                last = tf.where(step_mask[t], h_t, last)
-                h_t = tf.where(step_mask[t], h_t, h)
-                c_t = tf.where(step_mask[t], c_t, c)
-            else:
-                last = h_t
-            if self.return_sequences:
-                outputs = outputs.write(t, last)
-            return t + 1, h_t, c_t, last, outputs
-
-        outputs = tf.TensorArray(
-            self.compute_dtype, size=steps if self.return_sequences else 0
+        sequence, last, h, c, _, _ = lstm_loop(
+            projected,
+            h,
+            c,
+            tf.convert_to_tensor(self.recurrent_kernel),
+            mask=step_mask,
+            recurrent_keep=recurrent_keep,
         )
-        _, h, c, last, outputs = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (tf.constant(0), h, c, tf.zeros_like(h), outputs),
-            # A fixed trip count lets XLA size the gradient's accumulators.
-            maximum_iterations=steps,
-        )
-        sequence = None
-        if self.return_sequences:
-            sequence = _stack(outputs, h, inputs.shape[0])
-            sequence.set_shape(sequence_shape)
-            sequence = self._batch_layout(sequence)
-        return self._format(sequence, last, h, c)
+        sequence.set_shape(sequence_shape)
+        return self._format(self._batch_layout(sequence), last, h, c)
 
     def _batch_layout(self, sequence):
         """A time-major sequence in this layer's output layout."""
@@ -473,12 +481,8 @@ class GateLSTM(keras.layers.Layer):
                 "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "implementation": self.implementation,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "recurrent_initializer": keras.initializers.serialize(
-                    self.recurrent_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "unit_forget_bias": self.unit_forget_bias,
                 "seed": self.seed,

@@ -21,6 +21,10 @@ class CharLanguageModel(keras.Model):
     `step` advances every layer by one character, and `next_logits` reads the prediction
     off a state. State is a tuple with one `(h, c)` pair per layer.
 
+    For `fit` under a distribution strategy the model overrides one private Keras method,
+    `_maybe_symbolic_build` (see there), and reshapes its logged losses for
+    `MultiWorkerMirroredStrategy`; on one device both leave Keras's behaviour unchanged.
+
     Args:
         vocab_size: number of ids, the unknown id 0 included.
         embedding_dim: width of the character embedding.
@@ -76,7 +80,7 @@ class CharLanguageModel(keras.Model):
         self.head = keras.layers.Dense(self.vocab_size, name="logits", dtype="float32")
 
     @classmethod
-    def from_model_config(cls, config: ModelConfig) -> "CharLanguageModel":
+    def from_model_config(cls, config: ModelConfig) -> CharLanguageModel:
         config.validate()
         model = cls(
             vocab_size=config.vocab_size,
@@ -150,13 +154,14 @@ class CharLanguageModel(keras.Model):
         _, final_state = self._run(ids, state=state, mask=mask)
         return final_state
 
-    def trace(self, ids):
-        """Gate activations of every layer for ids `[B, T]`: a list of `GateLSTM.trace`
-        dicts, one per layer (inference mode, no dropout)."""
+    def trace(self, ids, state=None, num_layers=None):
+        """Gate activations of the first `num_layers` layers (default all) for ids
+        `[B, T]`, starting from `state` (zeros if None): a list of `GateLSTM.trace` dicts,
+        one per layer (inference mode, no dropout)."""
         x = self.embedding(ids)
         traces = []
-        for layer in self.lstm_layers:
-            trace = layer.trace(x)
+        for k, layer in enumerate(self.lstm_layers[:num_layers]):
+            trace = layer.trace(x, None if state is None else list(state[k]))
             traces.append(trace)
             x = trace["hidden"]
         return traces

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from lstm_textgen.config import LN2, bits
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.train import STATE_FILE, bits, read_state
+from lstm_textgen.files import atomic_path
+from lstm_textgen.rundir import STATE_FILE, read_state
 
 
 def plot_run(run_dir: str, out_path: str | None = None) -> str:
@@ -23,19 +25,20 @@ def plot_run(run_dir: str, out_path: str | None = None) -> str:
 
     steps = [h["step"] for h in history]
     figure, axis = plt.subplots(figsize=(7, 4), dpi=120)
-    axis.plot(steps, [h["train_loss"] for h in history], marker="o", label="train (mean over interval)")
+    axis.plot(
+        steps, [h["train_loss"] for h in history], marker="o", label="train (mean over interval)"
+    )
     axis.plot(steps, [h["val_loss"] for h in history], marker="o", label="validation")
     axis.set_xlabel("step")
     axis.set_ylabel("loss (nats/char)")
     axis.grid(alpha=0.3)
     axis.legend()
-    right = axis.secondary_yaxis("right", functions=(bits, lambda b: b * 0.6931471805599453))
+    right = axis.secondary_yaxis("right", functions=(bits, lambda b: b * LN2))
     right.set_ylabel("bits/char")
     axis.set_title(os.path.basename(os.path.normpath(run_dir)))
     figure.tight_layout()
     out_path = out_path or os.path.join(run_dir, "loss.png")
-    tmp = f"{out_path}.tmp-{os.getpid()}.png"
-    figure.savefig(tmp)
+    with atomic_path(out_path, suffix=".png") as tmp:
+        figure.savefig(tmp)
     plt.close(figure)
-    os.replace(tmp, out_path)
     return out_path

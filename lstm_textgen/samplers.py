@@ -12,20 +12,7 @@ import math
 
 import tensorflow as tf
 
-from lstm_textgen.errors import TextgenError
 from lstm_textgen.vocab import UNKNOWN_ID
-
-
-def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
-    """Reject sampling settings that have no meaning, with a one-line reason."""
-    if not math.isfinite(temperature) or temperature < 0:
-        raise TextgenError(
-            f"temperature must be >= 0 (0 means greedy), got {temperature}"
-        )
-    if top_k < 0:
-        raise TextgenError(f"top-k must be >= 0 (0 turns it off), got {top_k}")
-    if not (0.0 < top_p <= 1.0):
-        raise TextgenError(f"top-p must be in (0, 1] (1 turns it off), got {top_p}")
 
 
 def _per_row(value, batch, dtype):

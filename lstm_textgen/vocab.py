@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-import tensorflow as tf
-
-from lstm_textgen.config import atomic_write_text
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.files import atomic_write_text
 
 VOCAB_FILE = "vocab.json"
 UNKNOWN_ID = 0
@@ -18,7 +16,10 @@ class CharVocabulary:
     """The characters of a training text, each with an id.
 
     Id 0 is reserved for characters outside the vocabulary. Training text never contains
-    it, and generation never samples it. Ids 1..N are the sorted characters.
+    it, and generation never samples it. Ids 1..N are the sorted characters, so
+    `size == len(vocab) == len(vocab.characters) + 1`: the length of a vocabulary is its
+    number of ids (the model's output width), as for other tokenizers, not its number of
+    characters. Vocabularies with the same characters are equal and hash alike.
     "Character" means a Unicode code point, both in Python (iterating a `str`) and in the
     graph (`tf.strings.unicode_split(..., "UTF-8")`), so the two always agree.
 
@@ -45,7 +46,7 @@ class CharVocabulary:
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocabulary":
+    def from_text(cls, text: str) -> CharVocabulary:
         return cls(set(text))
 
     @property
@@ -54,6 +55,7 @@ class CharVocabulary:
         return len(self.characters) + 1
 
     def __len__(self) -> int:
+        """The number of ids, the unknown id included (`size`)."""
         return self.size
 
     def __contains__(self, char: str) -> bool:
@@ -83,10 +85,14 @@ class CharVocabulary:
 
         Invalid UTF-8 decodes to U+FFFD, which, like any unseen character, gets id 0.
         """
+        import tensorflow as tf
+
         codepoints = tf.strings.unicode_decode(text, "UTF-8")
         return tf.ragged.map_flat_values(self._ids_of_codepoints, codepoints)
 
     def _ids_of_codepoints(self, codepoints):
+        import tensorflow as tf
+
         # Characters are sorted, so their code points are too: binary search finds them.
         table = tf.constant([ord(c) for c in self.characters], dtype=tf.int32)
         position = tf.minimum(tf.searchsorted(table, codepoints), len(self.characters) - 1)
@@ -95,6 +101,8 @@ class CharVocabulary:
 
     def tf_decode(self, ids):
         """String tensor of the characters of int ids `[..., T]`, joined on the last axis."""
+        import tensorflow as tf
+
         table = tf.constant([""] + self.characters, dtype=tf.string)
         ids = tf.where((ids > 0) & (ids < self.size), ids, tf.zeros_like(ids))
         return tf.strings.reduce_join(tf.gather(table, ids), axis=-1)
@@ -107,7 +115,7 @@ class CharVocabulary:
         return path
 
     @classmethod
-    def load(cls, directory: str) -> "CharVocabulary":
+    def load(cls, directory: str) -> CharVocabulary:
         path = os.path.join(directory, VOCAB_FILE)
         if not os.path.isfile(path):
             raise TextgenError(
@@ -122,6 +130,9 @@ class CharVocabulary:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, CharVocabulary) and self.characters == other.characters
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.characters))
 
     def __repr__(self) -> str:
         return f"CharVocabulary({len(self.characters)} characters)"

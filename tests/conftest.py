@@ -33,16 +33,16 @@ def rng():
 @pytest.fixture(scope="session")
 def small_text():
     return (
-        "the quick brown fox jumps over the lazy dog.\n"
-        "pack my box with five dozen liquor jugs!\n"
+        "the quick brown fox jumps over the lazy dog.\npack my box with five dozen liquor jugs!\n"
     ) * 30
 
 
 @pytest.fixture(scope="session")
 def trained_text_run(tmp_path_factory, small_text):
     """A tiny model trained for a few steps on a small text file (seconds, not minutes)."""
-    from helpers import train_tiny, write_corpus
     from lstm_textgen.config import ModelConfig
+
+    from helpers import train_tiny, write_corpus
 
     root = tmp_path_factory.mktemp("text_run")
     corpus = write_corpus(root, small_text)

@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from lstm_textgen.errors import TextgenError
+
 from helpers import error_lines, run_cli
 
 
@@ -17,7 +19,9 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export", "plot", "inspect", "bench"])
+@pytest.mark.parametrize(
+    "command", ["train", "generate", "evaluate", "export", "plot", "inspect", "bench"]
+)
 def test_every_command_documents_itself(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0
@@ -39,7 +43,9 @@ def test_train_bad_corpora(tmp_path):
         (short, "fewer than seq_len + 1"),
     ]
     for path, fragment in cases:
-        result = run_cli("train", "--run", tmp_path / "run", "--text-file", path, "--seq-len", "100")
+        result = run_cli(
+            "train", "--run", tmp_path / "run", "--text-file", path, "--seq-len", "100"
+        )
         assert_one_line_error(result, fragment)
 
 
@@ -64,7 +70,9 @@ def test_run_dir_without_a_model(trained_text_run, tmp_path):
 
 def test_prompt_with_unseen_characters_is_skipped_with_a_warning(trained_text_run):
     run, _ = trained_text_run
-    result = run_cli("generate", "--run", run, "--prompt", "the Ωfox", "--num-chars", "20", "--seed", "1")
+    result = run_cli(
+        "generate", "--run", run, "--prompt", "the Ωfox", "--num-chars", "20", "--seed", "1"
+    )
     assert result.returncode == 0, result.stderr
     assert error_lines(result) == [
         "warning: the model never saw 'Ω' in training; those prompt characters are skipped"
@@ -75,7 +83,19 @@ def test_prompt_with_unseen_characters_is_skipped_with_a_warning(trained_text_ru
 
 def test_generate_is_reproducible_and_batched(trained_text_run):
     run, _ = trained_text_run
-    args = ("generate", "--run", run, "--prompt", "the", "--num-chars", "40", "--seed", "5", "--batch", "2")
+    args = (
+        "generate",
+        "--run",
+        run,
+        "--prompt",
+        "the",
+        "--num-chars",
+        "40",
+        "--seed",
+        "5",
+        "--batch",
+        "2",
+    )
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout == run_cli(*args).stdout
@@ -110,34 +130,76 @@ def test_damaged_checkpoint_and_state_are_one_line_errors(trained_text_run, tmp_
     (broken / "best.keras").write_bytes(b"not a zip file")
     assert_one_line_error(run_cli("generate", "--run", broken), "cannot load checkpoint")
     (broken / "state.json").write_text("{truncated")
-    assert_one_line_error(run_cli("train", "--run", broken, "--resume", "--max-steps", "9"), "state.json is corrupt")
+    assert_one_line_error(
+        run_cli("train", "--run", broken, "--resume", "--max-steps", "9"), "state.json is corrupt"
+    )
 
 
 def test_out_of_range_numbers_are_one_line_errors(trained_text_run):
     run, corpus = trained_text_run
-    assert_one_line_error(run_cli("evaluate", "--run", run, "--text-file", corpus, "--batch-size", "0"), "--batch-size")
+    assert_one_line_error(
+        run_cli("evaluate", "--run", run, "--text-file", corpus, "--batch-size", "0"),
+        "--batch-size",
+    )
     assert_one_line_error(run_cli("generate", "--run", run, "--seed", str(2**70)), "--seed")
-    assert_one_line_error(run_cli("generate", "--server", "localhost:8501", "--model-name", "m"), "http://")
-    assert_one_line_error(run_cli("generate", "--saved-model", run, "--num-chars", "20000"), "10,000")
+    assert_one_line_error(
+        run_cli("generate", "--server", "localhost:8501", "--model-name", "m"), "http://"
+    )
+    assert_one_line_error(
+        run_cli("generate", "--saved-model", run, "--num-chars", "20000"), "10,000"
+    )
 
 
 def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run, tmp_path):
     import shutil
 
-    run, _ = trained_text_run
+    run, corpus = trained_text_run
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     config_before = (copy / "config.json").read_text()
-    # Relative --text-file paths were stored absolute, so resuming from elsewhere works.
-    result = run_cli("train", "--run", copy, "--resume", "--max-steps", "2", "--units", "999", cwd=tmp_path)
+    # Relative --text-file paths were stored absolute, so resuming from elsewhere works,
+    # and the same file named relatively is not reported as ignored.
+    result = run_cli(
+        "train",
+        "--run",
+        copy,
+        "--resume",
+        "--max-steps",
+        "2",
+        "--units",
+        "999",
+        "--text-file",
+        corpus.name,
+        cwd=corpus.parent,
+    )
     assert result.returncode == 0, result.stderr
-    assert "--units is ignored with --resume (the run keeps 8)" in result.stderr
+    assert error_lines(result)[0] == "warning: --units is ignored with --resume (the run keeps 8)"
+    assert "--text-file" not in result.stderr
     assert "nothing to do" in result.stderr
     assert (copy / "config.json").read_text() == config_before
 
 
 def test_benchmarks_run_and_apply_thread_settings():
-    result = run_cli("bench", "train", "--units", "4", "--steps", "1", "--warmup", "1", "--batch", "2", "--seq-len", "3", "--inter-op", "1", "--intra-op", "2", "--ceiling-size", "64")
+    result = run_cli(
+        "bench",
+        "train",
+        "--units",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--batch",
+        "2",
+        "--seq-len",
+        "3",
+        "--inter-op",
+        "1",
+        "--intra-op",
+        "2",
+        "--ceiling-size",
+        "64",
+    )
     assert result.returncode == 0, result.stderr
     assert "TF threads inter/intra: 1/2" in result.stdout
     assert "fp32 64^3 matmul GFLOP/s: tf.matmul " in result.stdout
@@ -146,9 +208,24 @@ def test_benchmarks_run_and_apply_thread_settings():
     assert [row[1] for row in rows] == ["gates+xla", "gates", "keras", "keras+xla"]
     assert rows[2][-1] == "1.00x"
 
-    result = run_cli("bench", "generate", "--units", "4", "--layers", "1", "--chars", "5", "--batches", "1", "--repeats", "1")
+    result = run_cli(
+        "bench",
+        "generate",
+        "--units",
+        "4",
+        "--layers",
+        "1",
+        "--chars",
+        "5",
+        "--batches",
+        "1",
+        "--repeats",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
-    variants = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")]
+    variants = [
+        line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")
+    ]
     assert variants == ["in-graph", "py-loop", "floor"]
     assert "cold start" in result.stdout
 
@@ -156,11 +233,15 @@ def test_benchmarks_run_and_apply_thread_settings():
 def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
     source = tmp_path / "source.txt"
     source.write_text(small_text, encoding="utf-8")
-    result = run_cli("bench", "memory", "--sizes-mb", "0.05", "0.02", "--steps", "1", "--source", source)
+    result = run_cli(
+        "bench", "memory", "--sizes-mb", "0.05", "0.02", "--steps", "1", "--source", source
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("| 0.0")]
     assert len(rows) == 2
-    assert all(float(peak.split()[0].replace(",", "")) > 50 for _, peak, _ in rows)  # MB, TF alone is more
+    assert all(
+        float(peak.split()[0].replace(",", "")) > 50 for _, peak, _ in rows
+    )  # MB, TF alone is more
 
 
 def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
@@ -171,20 +252,77 @@ def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
     assert result.stdout.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
     for split in ("train", "validation"):
-        assert any(name.startswith("events.out.tfevents") for name in os.listdir(run / "logs" / split))
+        assert any(
+            name.startswith("events.out.tfevents") for name in os.listdir(run / "logs" / split)
+        )
     assert_one_line_error(run_cli("plot", "--run", tmp_path), "holds no state.json")
 
 
-def test_a_preset_sets_the_defaults_and_given_flags_override_it():
-    from lstm_textgen.cli import build_parser, preset_defaults
-    from lstm_textgen.config import PRESETS, preset_configs
+def parse_train(*flags):
+    """The configs `lstm-textgen train` builds from these flags."""
+    from lstm_textgen.cli import _config_settings, build_parser
+    from lstm_textgen.config import make_configs
 
-    model, train = preset_configs("shakespeare")
-    assert (model.units, train.lr_schedule) == (PRESETS["shakespeare"]["model"]["units"], "cosine")
-    argv = ["train", "--run", "r", "--preset", "shakespeare"]
-    args = build_parser("shakespeare").parse_args(argv + ["--units", "100"])
-    assert args.units == 100 and args.layers == model.num_layers and args.dropout == model.dropout
-    assert args.max_steps == train.max_steps == preset_defaults("shakespeare")["max_steps"]
-    assert build_parser().parse_args(argv).units == 256  # the preset applies only when asked
+    args = build_parser().parse_args(["train", "--run", "r", *flags])
+    return make_configs(args.preset, **_config_settings(args))
+
+
+def test_a_preset_sets_the_defaults_and_given_flags_override_it():
+    from lstm_textgen.config import PRESETS, ModelConfig, TrainConfig, preset_configs
+
+    preset_model, preset_train = preset_configs("shakespeare")
+    assert (preset_model.units, preset_train.lr_schedule) == (
+        PRESETS["shakespeare"]["model"]["units"],
+        "cosine",
+    )
+    model, train = parse_train("--preset", "shakespeare", "--units", "100")
+    assert model.units == 100 and model.num_layers == preset_model.num_layers
+    assert model.dropout == preset_model.dropout and train.max_steps == preset_train.max_steps
+    # Without a preset, the dataclass defaults are the flags' defaults.
+    assert parse_train() == (ModelConfig(), TrainConfig())
+    model, train = parse_train(
+        "--layers", "3", "--tfds", "x", "--text-file", "a", "--text-file", "b"
+    )
+    assert (model.num_layers, train.tfds_name, train.text_files) == (3, "x", ["a", "b"])
     with pytest.raises(Exception, match="unknown preset"):
         preset_configs("nope")
+
+
+def test_a_preset_length_is_replaced_by_epochs_but_both_given_is_an_error():
+    # Bug: --max-steps equal to the preset's value was silently dropped beside --epochs.
+    model, train = parse_train("--preset", "shakespeare", "--epochs", "2")
+    assert (train.epochs, train.max_steps) == (2, None)
+    _, train = parse_train("--preset", "shakespeare", "--epochs", "2", "--max-steps", "1400")
+    with pytest.raises(TextgenError, match="either --epochs or --max-steps"):
+        train.validate()
+
+
+def test_resume_ignores_only_flags_that_differ_from_the_run(tmp_path, monkeypatch):
+    # Bug: a relative --text-file was compared with the absolute path the run stores.
+    from lstm_textgen.config import ModelConfig, TrainConfig, ignored_on_resume
+
+    monkeypatch.chdir(tmp_path)
+    saved = (ModelConfig(units=8), TrainConfig(text_files=[str(tmp_path / "corpus.txt")]))
+    assert ignored_on_resume(saved, {"text_files": ["corpus.txt"], "max_steps": 9}) == []
+    assert ignored_on_resume(saved, {"units": 9, "text_files": ["other.txt"]}) == [
+        "--units is ignored with --resume (the run keeps 8)",
+        f"--text-file is ignored with --resume (the run keeps {[str(tmp_path / 'corpus.txt')]!r})",
+    ]
+
+
+def test_main_called_twice_in_one_process_prints_each_warning_once(tmp_path, capsys):
+    # Bug: every main() call added another log handler.
+    import logging
+
+    from lstm_textgen.cli import main
+
+    library_log = logging.getLogger("lstm_textgen")
+    saved = library_log.handlers[:], library_log.propagate, library_log.level
+    try:
+        for _ in range(2):
+            assert main(["plot", "--run", str(tmp_path)]) == 2
+        library_log.warning("once")
+        assert capsys.readouterr().err.count("warning: once") == 1
+    finally:
+        library_log.handlers[:], library_log.propagate = saved[0], saved[1]
+        library_log.setLevel(saved[2])

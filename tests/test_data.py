@@ -61,7 +61,8 @@ def test_text_files_stream_to_the_same_ids_as_the_in_memory_split(tmp_path, monk
     np.testing.assert_array_equal(val_ids.read(0, len(val_ids)), vocab.encode(corpus.validation))
     assert "🙂" in vocab and "å" not in vocab  # "å" occurs in the validation part only
     np.testing.assert_array_equal(
-        train_ids.read_windows(np.array([3, 0]), 5), [vocab.encode(corpus.train[3:8]), vocab.encode(corpus.train[:5])]
+        train_ids.read_windows(np.array([3, 0]), 5),
+        [vocab.encode(corpus.train[3:8]), vocab.encode(corpus.train[:5])],
     )
     from_file = list(data.make_dataset(val_ids, 6, 4))
     in_memory = list(data.make_dataset(data.encode_text(corpus.validation, vocab), 6, 4))
@@ -75,7 +76,7 @@ def test_text_files_stream_to_the_same_ids_as_the_in_memory_split(tmp_path, monk
 
 def test_a_bad_byte_deep_in_a_streamed_file_is_reported_with_its_offset(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "CHUNK_BYTES", 5)
-    (tmp_path / "bad.txt").write_bytes("ab€cdefgh".encode("utf-8") + b"\xff tail")
+    (tmp_path / "bad.txt").write_bytes("ab€cdefgh".encode() + b"\xff tail")
     with pytest.raises(TextgenError, match=r"byte 0xff at offset 11"):
         data.encode_text_files([str(tmp_path / "bad.txt")], str(tmp_path / "ids"))
 
@@ -104,7 +105,14 @@ def test_text_files_globs_and_split(tmp_path):
     [
         (lambda d: d / "missing.txt", "does not exist"),
         (lambda d: (d / "empty.txt").write_text("") and None or d / "empty.txt", "is empty"),
-        (lambda d: (d / "latin1.txt").write_bytes("caf\xe9".encode("latin-1")) and None or d / "latin1.txt", "not UTF-8"),
+        (
+            lambda d: (
+                (d / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+                and None
+                or d / "latin1.txt"
+            ),
+            "not UTF-8",
+        ),
         (lambda d: d / "*.nothing", "matches no file"),
         (lambda d: d, "not a regular file"),
     ],

@@ -11,12 +11,29 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
-from helpers import error_lines, run_cli, write_corpus
 from lstm_textgen.config import ModelConfig
 
-TINY = ["--units", "8", "--layers", "2", "--embedding-dim", "4", "--seq-len", "8",
-        "--batch-size", "4", "--max-steps", "6", "--checkpoint-every", "2", "--seed", "5"]
+from conftest import REPO
+from helpers import error_lines, run_cli, write_corpus
+
+TINY = [
+    "--units",
+    "8",
+    "--layers",
+    "2",
+    "--embedding-dim",
+    "4",
+    "--seq-len",
+    "8",
+    "--batch-size",
+    "4",
+    "--max-steps",
+    "6",
+    "--checkpoint-every",
+    "2",
+    "--seed",
+    "5",
+]
 
 
 @pytest.fixture
@@ -43,17 +60,33 @@ def single_process_run(tmp_path, corpus):
     return run
 
 
-def test_mirrored_over_two_logical_cpus_matches_one_device_and_resumes(tmp_path, corpus, single_process_run):
+def test_mirrored_over_two_logical_cpus_matches_one_device_and_resumes(
+    tmp_path, corpus, single_process_run
+):
     run = tmp_path / "mirrored"
     mirrored = ["--strategy", "mirrored", "--cpu-replicas", "2"]
-    result = run_cli("train", "--run", run, "--text-file", corpus, *TINY, *mirrored, "--max-steps", "4")
+    result = run_cli(
+        "train", "--run", run, "--text-file", corpus, *TINY, *mirrored, "--max-steps", "4"
+    )
     assert result.returncode == 0, result.stderr
     assert "MirroredStrategy: 2 replicas, 2 windows each per global batch of 4" in result.stderr
     resumed = run_cli("train", "--run", run, "--resume", "--max-steps", "6", *mirrored)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_losses(history(run), history(single_process_run))
-    uneven = run_cli("train", "--run", tmp_path / "uneven", "--text-file", corpus, *TINY, *mirrored, "--batch-size", "3")
-    assert uneven.returncode == 2 and "does not split evenly over 2 replicas" in error_lines(uneven)[0], uneven.stderr
+    uneven = run_cli(
+        "train",
+        "--run",
+        tmp_path / "uneven",
+        "--text-file",
+        corpus,
+        *TINY,
+        *mirrored,
+        "--batch-size",
+        "3",
+    )
+    assert (
+        uneven.returncode == 2 and "does not split evenly over 2 replicas" in error_lines(uneven)[0]
+    ), uneven.stderr
 
 
 def free_ports(count):
@@ -72,12 +105,29 @@ def run_workers(train_args):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
         env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "lstm_textgen", "train", *map(str, train_args), "--strategy", "multi-worker"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "lstm_textgen",
+                    "train",
+                    *map(str, train_args),
+                    "--strategy",
+                    "multi-worker",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [worker.communicate(timeout=600)[1] for worker in workers]
     for worker, err in zip(workers, outputs):
         assert worker.returncode == 0, err
@@ -100,19 +150,38 @@ def test_two_workers_on_localhost_match_one_process_resume_then_export_and_gener
     assert exported.returncode == 0, exported.stderr
     texts = [
         run_cli(*source, "--prompt", "the ", "--num-chars", "30", "--seed", "3").stdout
-        for source in (["generate", "--run", run], ["generate", "--saved-model", tmp_path / "export"])
+        for source in (
+            ["generate", "--run", run],
+            ["generate", "--saved-model", tmp_path / "export"],
+        )
     ]
     assert texts[0] == texts[1] and len(texts[0]) == len("the ") + 30 + 1
 
 
 def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path, corpus):
-    result = run_cli("train", "--run", tmp_path / "run", "--text-file", corpus, "--strategy", "multi-worker",
-                     env={"TF_CONFIG": ""})
+    result = run_cli(
+        "train",
+        "--run",
+        tmp_path / "run",
+        "--text-file",
+        corpus,
+        "--strategy",
+        "multi-worker",
+        env={"TF_CONFIG": ""},
+    )
     lines = error_lines(result)
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "needs TF_CONFIG" in lines[0]
-    bad = run_cli("train", "--run", tmp_path / "run", "--text-file", corpus, "--strategy", "multi-worker",
-                  env={"TF_CONFIG": '{"cluster": {}}'})
+    bad = run_cli(
+        "train",
+        "--run",
+        tmp_path / "run",
+        "--text-file",
+        corpus,
+        "--strategy",
+        "multi-worker",
+        env={"TF_CONFIG": '{"cluster": {}}'},
+    )
     assert bad.returncode == 2 and "TF_CONFIG is not valid" in error_lines(bad)[0], bad.stderr
 
 
@@ -140,14 +209,22 @@ def test_mixed_precision_trains(tmp_path, corpus):
 
     from lstm_textgen.config import TrainConfig
     from lstm_textgen.generate import TextGenerator
-    from lstm_textgen.train import load_trained_model, train
+    from lstm_textgen.rundir import load_trained_model
+    from lstm_textgen.train import train
 
     messages = []
     result = train(
         str(tmp_path / "run"),
         ModelConfig(units=8, num_layers=2, embedding_dim=4),
-        TrainConfig(text_files=[str(corpus)], seq_len=8, batch_size=4, max_steps=40,
-                    checkpoint_every=20, learning_rate=0.02, mixed_precision=True),
+        TrainConfig(
+            text_files=[str(corpus)],
+            seq_len=8,
+            batch_size=4,
+            max_steps=40,
+            checkpoint_every=20,
+            learning_rate=0.02,
+            mixed_precision=True,
+        ),
         verbose=0,
         log=messages.append,
     )

@@ -4,10 +4,14 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import assert_close
-from lstm_textgen.evaluate import evaluate_text
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.evaluate import evaluate_run, evaluate_text
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.vocab import CharVocabulary
+
+from helpers import assert_close, train_tiny, write_corpus
 
 
 @pytest.fixture
@@ -49,3 +53,21 @@ def test_windows_start_from_zero_state(model_and_vocab):
     assert_close(result.nats_per_char, cross_entropy(logits, windows[:, 1:]).mean())
     carried = evaluate_text(model, vocab, text, seq_len=4, batch_size=3, carry_state=True)
     assert abs(carried.nats_per_char - result.nats_per_char) > 1e-4
+
+
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_a_text_file_run_is_evaluated_on_the_ids_it_trained_with(tmp_path, small_text, carry_state):
+    # Bug: evaluate read the whole corpus into memory again, and re-split files that may
+    # have changed since training. It now reads RUN/data/validation.ids from disk.
+    corpus = write_corpus(tmp_path, small_text)
+    run = tmp_path / "run"
+    train_tiny(run, corpus, ModelConfig(units=4, num_layers=1, embedding_dim=3))
+    model, vocab = load_trained_model(str(run))
+    validation = small_text[int(len(small_text) * 0.95) :]
+    expected = evaluate_text(model, vocab, validation, 16, 4, carry_state=carry_state)
+    corpus.write_text("changed since training\n" * 50, encoding="utf-8")
+    got = evaluate_run(str(run), split="validation", carry_state=carry_state)
+    assert got.num_chars == expected.num_chars
+    assert_close(got.nats_per_char, expected.nats_per_char)
+    with pytest.raises(TextgenError, match="no test split"):
+        evaluate_run(str(run), split="test")

@@ -23,20 +23,16 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from helpers import assert_close, error_lines, run_cli, train_tiny, write_corpus
-from lstm_textgen import serving
-from lstm_textgen.config import ModelConfig
+from lstm_textgen.config import MAX_NUM_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import (
-    MAX_NUM_CHARS,
-    SIGNATURES,
-    denied_ops,
-    export_for_serving,
-    graph_op_types,
-    signature_input_dtypes,
-)
+from lstm_textgen.export import SIGNATURES, export_for_serving
 from lstm_textgen.generate import TextGenerator
-from lstm_textgen.train import load_trained_model
+from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.serving import predict_request
+
+import tf_serving as serving
+from helpers import assert_close, error_lines, run_cli, train_tiny, write_corpus
+from tf_serving import denied_ops, graph_op_types, signature_input_dtypes
 
 SERVING_DIR = Path(__file__).parent / "serving"
 GOLDEN = SERVING_DIR / "golden"
@@ -47,7 +43,12 @@ LAYERS, UNITS = 2, 4
 def served(tmp_path_factory, small_text):
     root = tmp_path_factory.mktemp("export")
     run = root / "run"
-    train_tiny(run, write_corpus(root, small_text), ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3), max_steps=3)
+    train_tiny(
+        run,
+        write_corpus(root, small_text),
+        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
+        max_steps=3,
+    )
     base = root / "saved_models" / "tiny"
     version_dir = export_for_serving(str(run), str(base))
     model, vocab = load_trained_model(str(run))
@@ -104,7 +105,7 @@ def request_from_rest(body, version_dir):
     """A REST body -> PredictRequest, with TF Serving's JSON rules and the model's dtypes."""
     dtypes = signature_input_dtypes(version_dir)[body["signature_name"]]
     inputs, row_format = serving.rest_to_inputs(body, dtypes)
-    return serving.predict_request(body["signature_name"], inputs), row_format
+    return predict_request(body["signature_name"], inputs), row_format
 
 
 def expected_generate_rows(generator, instances):
@@ -117,7 +118,12 @@ def expected_generate_rows(generator, instances):
             prompt = base64.b64decode(prompt["b64"]).decode("utf-8")
         out.append(
             generator.generate(
-                [prompt], row["num_chars"], row["temperature"], row["top_k"], row["top_p"], row["seed"]
+                [prompt],
+                row["num_chars"],
+                row["temperature"],
+                row["top_k"],
+                row["top_p"],
+                row["seed"],
             )[0]
         )
     return out
@@ -143,7 +149,12 @@ def reference_score(model, vocab, text):
 def test_versioned_layout_and_next_free_version(served, tmp_path):
     version_dir = Path(served["version_dir"])
     assert version_dir.name == "1"
-    for name in ("saved_model.pb", "variables", "assets.extra/vocab.json", "assets.extra/config.json"):
+    for name in (
+        "saved_model.pb",
+        "variables",
+        "assets.extra/vocab.json",
+        "assets.extra/config.json",
+    ):
         assert (version_dir / name).exists(), name
     base = tmp_path / "models" / "m"
     shutil.copytree(served["base"], base)
@@ -179,7 +190,13 @@ def test_keras_implementation_exports_the_gate_loop(served, tmp_path):
     from lstm_textgen.export import serving_model
     from lstm_textgen.model import CharLanguageModel
 
-    config = ModelConfig(vocab_size=served["vocab"].size, embedding_dim=3, units=UNITS, num_layers=LAYERS, implementation="keras")
+    config = ModelConfig(
+        vocab_size=served["vocab"].size,
+        embedding_dim=3,
+        units=UNITS,
+        num_layers=LAYERS,
+        implementation="keras",
+    )
     keras_model = CharLanguageModel.from_model_config(config)
     keras_model.set_weights(served["model"].get_weights())
     exported = serving_model(keras_model, config)
@@ -208,9 +225,16 @@ def test_signatures_through_the_tf1_loader(served, tmp_path):
 
     columns = bodies[0]["inputs"]
     assert texts(outputs_of(generate)["text"]) == generator.generate(
-        columns["prompt"], columns["num_chars"], columns["temperature"], columns["top_k"], columns["top_p"], columns["seed"]
+        columns["prompt"],
+        columns["num_chars"],
+        columns["temperature"],
+        columns["top_k"],
+        columns["top_p"],
+        columns["seed"],
     )
-    assert texts(outputs_of(rows)["text"]) == expected_generate_rows(generator, bodies[1]["instances"])
+    assert texts(outputs_of(rows)["text"]) == expected_generate_rows(
+        generator, bodies[1]["instances"]
+    )
 
     scores = outputs_of(score)
     for k, text in enumerate(bodies[2]["instances"]):
@@ -238,9 +262,13 @@ def test_rest_replies_in_both_formats(served, tmp_path):
     replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
     c = columnar["inputs"]
     assert replies[0] == {
-        "outputs": served["generator"].generate(c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"])
+        "outputs": served["generator"].generate(
+            c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
+        )
     }
-    assert replies[1] == {"predictions": expected_generate_rows(served["generator"], rows["instances"])}
+    assert replies[1] == {
+        "predictions": expected_generate_rows(served["generator"], rows["instances"])
+    }
 
 
 def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
@@ -280,7 +308,12 @@ def test_bad_rows_fail_in_generate_rows(served, tmp_path):
 
     responses = serve_tf1(
         served["version_dir"],
-        [request(temperature=-0.5), request(temperature=float("nan")), request(top_p=2.0), request(top_k=-1)],
+        [
+            request(temperature=-0.5),
+            request(temperature=float("nan")),
+            request(top_p=2.0),
+            request(top_k=-1),
+        ],
         tmp_path,
     )
     assert "temperature must be finite and >= 0" in responses[0]
@@ -299,24 +332,31 @@ def test_rest_json_rules():
     inputs, _ = serving.rest_to_inputs({"inputs": {"n": 3, "t": 1}}, ints)
     assert inputs["n"].dtype == np.int32 and inputs["t"].dtype == np.float32
     for bad in ({"n": 2.7, "t": 1.0}, {"n": True, "t": 1.0}, {"n": 1, "t": False}, {"n": 1}):
-        with pytest.raises(TextgenError):
+        with pytest.raises(serving.RestError):
             serving.rest_to_inputs({"inputs": bad}, ints)
-    with pytest.raises(TextgenError, match="exactly one"):
+    with pytest.raises(serving.RestError, match="exactly one"):
         serving.rest_to_inputs({"inputs": {}, "instances": []}, ints)
-    assert serving.outputs_to_rest({"a": np.array([1, 2]), "b": np.array([b"x", b"y"], object)}, True) == {
-        "predictions": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
-    }
+    assert serving.outputs_to_rest(
+        {"a": np.array([1, 2]), "b": np.array([b"x", b"y"], object)}, True
+    ) == {"predictions": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}
 
 
 def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     run = tmp_path / "run"
-    train_tiny(run, write_corpus(tmp_path, small_text), ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"), max_steps=2)
+    train_tiny(
+        run,
+        write_corpus(tmp_path, small_text),
+        ModelConfig(units=UNITS, num_layers=1, embedding_dim=3, implementation="keras"),
+        max_steps=2,
+    )
     version_dir = export_for_serving(str(run), str(tmp_path / "sm"), warmup=False)
     assert denied_ops(version_dir) == []
     assert not any(op.startswith("Cudnn") for op in graph_op_types(version_dir))
     model, vocab = load_trained_model(str(run))
     body = golden("generate_columnar.json")
-    (response,) = serve_tf1(version_dir, [request_from_rest(body, version_dir)[0]], tmp_path / "serve")
+    (response,) = serve_tf1(
+        version_dir, [request_from_rest(body, version_dir)[0]], tmp_path / "serve"
+    )
     c = body["inputs"]
     assert texts(outputs_of(response)["text"]) == TextGenerator(model, vocab).generate(
         c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
@@ -340,17 +380,26 @@ def build_cpp_runner(out_dir):
     if compiler is None:
         pytest.skip("no C++ compiler")
     tf_dir = Path(tf.__file__).parent
-    assert (tf_dir / "libtensorflow_cc.so.2").exists(), "the TensorFlow wheel lacks libtensorflow_cc"
+    assert (tf_dir / "libtensorflow_cc.so.2").exists(), (
+        "the TensorFlow wheel lacks libtensorflow_cc"
+    )
     binary = out_dir / "tf_predict"
     command = [
-        compiler, "-std=c++17", "-O1", "-w",
+        compiler,
+        "-std=c++17",
+        "-O1",
+        "-w",
         *[flag for flag in tf.sysconfig.get_compile_flags() if not flag.startswith("-I")],
         f"-I{tf.sysconfig.get_include()}",
-        str(SERVING_DIR / "tf_predict.cc"), "-o", str(binary),
+        str(SERVING_DIR / "tf_predict.cc"),
+        "-o",
+        str(binary),
         # The session factory lives in libtensorflow_cc: keep it linked although no
         # symbol of it is referenced directly.
-        "-Wl,--no-as-needed", str(tf_dir / "libtensorflow_cc.so.2"),
-        str(tf_dir / "libtensorflow_framework.so.2"), f"-Wl,-rpath,{tf_dir}",
+        "-Wl,--no-as-needed",
+        str(tf_dir / "libtensorflow_cc.so.2"),
+        str(tf_dir / "libtensorflow_framework.so.2"),
+        f"-Wl,-rpath,{tf_dir}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -361,8 +410,15 @@ def build_cpp_runner(out_dir):
 def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_path):
     binary = build_cpp_runner(tmp_path)
     version_dir = served["version_dir"]
-    warmup = serving.read_warmup_requests(str(Path(version_dir) / "assets.extra" / "tf_serving_warmup_requests"))
-    bodies = ["generate_columnar.json", "generate_rows_instances.json", "score_instances.json", "step_columnar.json"]
+    warmup = serving.read_warmup_requests(
+        str(Path(version_dir) / "assets.extra" / "tf_serving_warmup_requests")
+    )
+    bodies = [
+        "generate_columnar.json",
+        "generate_rows_instances.json",
+        "score_instances.json",
+        "step_columnar.json",
+    ]
     requests = list(warmup) + [request_from_rest(golden(b), version_dir)[0] for b in bodies]
     python_responses = serve_tf1(version_dir, requests, tmp_path / "tf1")
     for k, request in enumerate(requests):
@@ -371,7 +427,9 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_pat
         request_path.write_bytes(request.SerializeToString())
         result = subprocess.run(
             [str(binary), str(version_dir), str(request_path), str(response_path)],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
         assert result.returncode == 0, result.stderr[-2000:]
@@ -384,7 +442,11 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_pat
             else:
                 assert_close(cpp[alias], python[alias])
     # The C++ text for the golden generate request equals the library's.
-    golden_generate = outputs_of(predict_pb2.PredictResponse.FromString((tmp_path / f"cpp_response{len(warmup)}.pb").read_bytes()))
+    golden_generate = outputs_of(
+        predict_pb2.PredictResponse.FromString(
+            (tmp_path / f"cpp_response{len(warmup)}.pb").read_bytes()
+        )
+    )
     c = golden("generate_columnar.json")["inputs"]
     assert texts(golden_generate["text"]) == served["generator"].generate(
         c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
@@ -426,10 +488,14 @@ class FakeTFServingHandler(http.server.BaseHTTPRequestHandler):
         name = body.get("signature_name", "serving_default")
         try:
             inputs, row_format = serving.rest_to_inputs(body, server.dtypes[name])
-            outputs = server.loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
-        except (TextgenError, tf.errors.InvalidArgumentError) as e:
+            outputs = server.loaded.signatures[name](
+                **{k: tf.constant(v) for k, v in inputs.items()}
+            )
+        except (serving.RestError, tf.errors.InvalidArgumentError) as e:
             return self.reply(400, {"error": getattr(e, "message", str(e))})
-        self.reply(200, serving.outputs_to_rest({k: v.numpy() for k, v in outputs.items()}, row_format))
+        self.reply(
+            200, serving.outputs_to_rest({k: v.numpy() for k, v in outputs.items()}, row_format)
+        )
 
 
 @pytest.fixture
@@ -448,18 +514,35 @@ def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_ser
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "sm" / "tiny" / "1")
 
-    args = ["--prompt", "the ", "--num-chars", "30", "--temperature", "0.9", "--top-k", "8", "--seed", "11", "--batch", "2"]
+    args = [
+        "--prompt",
+        "the ",
+        "--num-chars",
+        "30",
+        "--temperature",
+        "0.9",
+        "--top-k",
+        "8",
+        "--seed",
+        "11",
+        "--batch",
+        "2",
+    ]
     from_run = run_cli("generate", "--run", run, *args)
     from_export = run_cli("generate", "--saved-model", tmp_path / "sm" / "tiny", *args)
     port = fake_tf_serving.server_address[1]
-    from_server = run_cli("generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "tiny", *args)
+    from_server = run_cli(
+        "generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "tiny", *args
+    )
     for result in (from_run, from_export, from_server):
         assert result.returncode == 0, result.stderr
     assert from_export.stdout == from_run.stdout
     assert from_server.stdout == from_run.stdout
     assert fake_tf_serving.bodies[-1]["inputs"]["seed"] == 11
 
-    wrong_name = run_cli("generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "other")
+    wrong_name = run_cli(
+        "generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "other"
+    )
     assert wrong_name.returncode == 2
     assert len(error_lines(wrong_name)) == 1 and "answered 404" in wrong_name.stderr
     no_name = run_cli("generate", "--server", f"http://127.0.0.1:{port}")

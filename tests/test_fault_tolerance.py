@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from lstm_textgen.rundir import load_checkpoint
+
 from conftest import REPO
 from helpers import write_corpus
-from lstm_textgen.train import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +21,35 @@ pytestmark = pytest.mark.slow
 def start_training(run, corpus, *extra):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [
-        sys.executable, "-m", "lstm_textgen", "train", "--run", str(run), "--text-file", str(corpus),
-        "--units", "16", "--layers", "1", "--embedding-dim", "8", "--seq-len", "32",
-        "--batch-size", "8", "--learning-rate", "0.01", "--max-steps", "240",
-        "--checkpoint-every", "10", *extra,
+        sys.executable,
+        "-m",
+        "lstm_textgen",
+        "train",
+        "--run",
+        str(run),
+        "--text-file",
+        str(corpus),
+        "--units",
+        "16",
+        "--layers",
+        "1",
+        "--embedding-dim",
+        "8",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "0.01",
+        "--max-steps",
+        "240",
+        "--checkpoint-every",
+        "10",
+        *extra,
     ]
-    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def checkpointed_step(run):

@@ -34,7 +34,9 @@ def test_prompts_of_different_lengths_share_a_batch(generator):
 
 def test_unknown_prompt_characters_are_skipped(generator):
     assert generator.unknown_characters(["aXb", "Y"]) == ["X", "Y"]
-    assert generator.generate(["aXbY"], 15, temperature=0.0) == generator.generate(["ab"], 15, temperature=0.0)
+    assert generator.generate(["aXbY"], 15, temperature=0.0) == generator.generate(
+        ["ab"], 15, temperature=0.0
+    )
 
 
 def test_bad_requests_are_clear_errors(generator):

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from helpers import assert_close, error_lines, run_cli
 from lstm_textgen.inspect_gates import find_tracking_units, text_features
 from lstm_textgen.layers import GateLSTM
+
+from helpers import assert_close, error_lines, run_cli
 
 
 def sigmoid(x):
@@ -15,7 +16,9 @@ def test_trace_equals_a_numpy_recomputation():
     rng = np.random.default_rng(0)
     layer = GateLSTM(3)
     layer.build((None, None, 4))
-    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()])
+    layer.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()]
+    )
     x = rng.normal(size=(2, 5, 4)).astype("float32")
     trace = {k: v.numpy() for k, v in layer.trace(x).items()}
     kernel, recurrent, bias = layer.get_weights()
@@ -25,7 +28,14 @@ def test_trace_equals_a_numpy_recomputation():
         i, f, g, o = sigmoid(z[:, :3]), sigmoid(z[:, 3:6]), np.tanh(z[:, 6:9]), sigmoid(z[:, 9:])
         c = f * c + i * g
         h = o * np.tanh(c)
-        for name, value in (("input_gate", i), ("forget_gate", f), ("candidate", g), ("output_gate", o), ("cell", c), ("hidden", h)):
+        for name, value in (
+            ("input_gate", i),
+            ("forget_gate", f),
+            ("candidate", g),
+            ("output_gate", o),
+            ("cell", c),
+            ("hidden", h),
+        ):
             assert_close(trace[name][:, t], value)
     # The trace is the same computation as the layer itself.
     sequence_layer = GateLSTM(3, return_sequences=True)
@@ -48,10 +58,53 @@ def test_a_planted_tracking_unit_is_found():
 def test_inspect_writes_html_and_png(trained_text_run, tmp_path):
     run, _ = trained_text_run
     out = tmp_path / "gates.html"
-    result = run_cli("inspect", "--run", run, "--text", 'the "lazy" dog.\npack my box', "--units", "0,3", "--out", out)
+    result = run_cli(
+        "inspect",
+        "--run",
+        run,
+        "--text",
+        'the "lazy" dog.\npack my box',
+        "--units",
+        "0,3",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     page = out.read_text(encoding="utf-8")
     assert "layer 0, unit 3" in page and "forget gate" in page and "↵" in page
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     bad = run_cli("inspect", "--run", run, "--text", "the", "--units", "99")
     assert bad.returncode == 2 and "outside [0, 7]" in error_lines(bad)[0]
+
+
+def test_inspect_refuses_a_long_text_in_one_line_and_shows_a_span(trained_text_run, tmp_path):
+    # Bug: 200,000 characters took minutes and gigabytes; --out into a new folder failed
+    # only after all the work; the page showed the whole text as one line.
+    run, _ = trained_text_run
+    long_text = tmp_path / "long.txt"
+    long_text.write_text("the lazy dog.\npack my box\n" * 8000, encoding="utf-8")  # 208,000 chars
+    refused = run_cli("inspect", "--run", run, "--text-file", long_text)
+    lines = error_lines(refused)
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "208,000" in lines[0] and "--span" in lines[0]
+    out = tmp_path / "new" / "folder" / "gates.html"
+    shown = run_cli(
+        "inspect", "--run", run, "--text-file", long_text, "--span", "99987:100013", "--out", out
+    )
+    assert shown.returncode == 0, shown.stderr
+    page = out.read_text(encoding="utf-8")
+    # 26 characters from the middle of the text, broken at its own newlines.
+    assert page.count('title="') == 26 * 4 * page.count("<h2>layer")
+    assert "↵</span>\n" in page
+    assert out.with_suffix(".png").exists()
+    bad = run_cli("inspect", "--run", run, "--text", "abc", "--span", "5:1")
+    assert bad.returncode == 2 and "--span 5:1" in error_lines(bad)[0]
+
+
+def test_a_span_is_primed_by_the_text_before_it(trained_text_run):
+    from lstm_textgen.inspect_gates import choose_span
+
+    text = "abcdef" * 500
+    context, shown = choose_span(text, (2000, 2010))
+    assert shown == text[2000:2010] and context == text[1000:2000]
+    assert choose_span("short", None) == ("", "short")

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import assert_close
 from lstm_textgen.layers import GateLSTM
+
+from helpers import assert_close
 
 B, T, D, H = 3, 5, 4, 3
 
@@ -20,7 +21,9 @@ def paired(units=H, input_dim=D, **kwargs):
     ours = GateLSTM(units, **kwargs)
     ours.build((None, None, input_dim))
     rng = np.random.default_rng(1)
-    ours.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ours.get_weights()])
+    ours.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ours.get_weights()]
+    )
     ref = keras.layers.LSTM(units, **kwargs)
     ref.build((None, None, input_dim))
     ref.set_weights(ours.get_weights())
@@ -58,7 +61,9 @@ def test_keras_implementation_with_a_mask_takes_the_gate_loop():
     ours, ref = paired(return_sequences=True, return_state=True)
     delegate = keras_delegate_for(ours)
     # Left padding and a fully masked row: cuDNN would reject these masks on a GPU.
-    mask = tf.constant([[False, False, True, True, True], [False] * T, [True, False, True, False, True]])
+    mask = tf.constant(
+        [[False, False, True, True, True], [False] * T, [True, False, True, False, True]]
+    )
     x = inputs()
     for a, b, c in zip(delegate(x, mask=mask), ours(x, mask=mask), ref(x, mask=mask)):
         assert_close(a, b)
@@ -70,7 +75,9 @@ def test_initial_state_and_mask_match_keras_lstm():
     x = inputs()
     h0 = tf.constant(np.random.default_rng(2).normal(size=(B, H)), tf.float32)
     c0 = tf.constant(np.random.default_rng(3).normal(size=(B, H)), tf.float32)
-    mask = tf.constant([[True] * T, [True, True, False, False, False], [False, True, True, False, True]])
+    mask = tf.constant(
+        [[True] * T, [True, True, False, False, False], [False, True, True, False, True]]
+    )
     for a, b in zip(
         ours(x, initial_state=[h0, c0], mask=mask), ref(x, initial_state=[h0, c0], mask=mask)
     ):
@@ -156,7 +163,12 @@ def test_dropout_acts_only_in_training():
 
 def test_config_round_trip_and_keras_file(tmp_path):
     layer = GateLSTM(
-        H, return_sequences=True, dropout=0.25, recurrent_dropout=0.1, implementation="keras", seed=7
+        H,
+        return_sequences=True,
+        dropout=0.25,
+        recurrent_dropout=0.1,
+        implementation="keras",
+        seed=7,
     )
     config = layer.get_config()
     clone = GateLSTM.from_config(config)
@@ -164,7 +176,10 @@ def test_config_round_trip_and_keras_file(tmp_path):
 
     for implementation in ("gates", "keras"):
         model = keras.Sequential(
-            [keras.Input((None, D)), GateLSTM(H, return_sequences=True, implementation=implementation)]
+            [
+                keras.Input((None, D)),
+                GateLSTM(H, return_sequences=True, implementation=implementation),
+            ]
         )
         path = tmp_path / f"{implementation}.keras"
         model.save(path)
@@ -196,7 +211,10 @@ def test_hand_written_gradient_matches_autodiff_for_states_and_under_xla():
     x = inputs()
     h0 = tf.constant(np.random.default_rng(5).normal(size=(B, H)), tf.float32)
     c0 = tf.constant(np.random.default_rng(6).normal(size=(B, H)), tf.float32)
-    w = [tf.constant(np.random.default_rng(k).normal(size=s), tf.float32) for k, s in ((7, (B, T, H)), (8, (B, H)), (9, (B, H)))]
+    w = [
+        tf.constant(np.random.default_rng(k).normal(size=s), tf.float32)
+        for k, s in ((7, (B, T, H)), (8, (B, H)), (9, (B, H)))
+    ]
 
     def grads(layer):
         with tf.GradientTape() as tape:
@@ -224,7 +242,9 @@ def test_time_major_layer_is_the_batch_major_layer_transposed(implementation, ma
     assert GateLSTM.from_config(time_major.get_config()).time_major
     x = inputs()
     # The mask is [batch, time] in either layout.
-    mask = tf.constant([[True] * T, [True, False, True, True, False], [False] * T]) if masked else None
+    mask = (
+        tf.constant([[True] * T, [True, False, True, True, False], [False] * T]) if masked else None
+    )
     swap = lambda t: tf.transpose(t, [1, 0, 2])  # noqa: E731
 
     with tf.GradientTape(persistent=True) as tape:

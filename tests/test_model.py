@@ -4,16 +4,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers import assert_close
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.model import CharLanguageModel
+
+from helpers import assert_close
 
 V, B, T = 7, 2, 6
 
 
 def tiny_model(implementation="gates", layers=2):
     return CharLanguageModel.from_model_config(
-        ModelConfig(vocab_size=V, embedding_dim=3, units=4, num_layers=layers, implementation=implementation)
+        ModelConfig(
+            vocab_size=V, embedding_dim=3, units=4, num_layers=layers, implementation=implementation
+        )
     )
 
 
@@ -41,7 +44,9 @@ def test_prime_skips_masked_positions():
     short = ids(1, batch=1, time=3)
     padded = tf.concat([short, tf.zeros([1, 3], tf.int32)], axis=1)
     mask = tf.not_equal(padded, 0)
-    for a, b in zip(tf.nest.flatten(model.prime(padded, mask=mask)), tf.nest.flatten(model.prime(short))):
+    for a, b in zip(
+        tf.nest.flatten(model.prime(padded, mask=mask)), tf.nest.flatten(model.prime(short))
+    ):
         assert_close(a, b)
 
 
@@ -54,7 +59,9 @@ def test_keras_implementation_gives_the_same_logits():
 
 def test_keras_file_round_trip(tmp_path):
     model = tiny_model()
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.samplers import check_sampling_args, filter_logits, sample_loop, sample_next
+from lstm_textgen.rows import check_sampling_args
+from lstm_textgen.samplers import filter_logits, sample_loop, sample_next
 from lstm_textgen.vocab import CharVocabulary
 
 VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
@@ -32,7 +33,9 @@ def constant_step(logits_row):
 
 def run(step, first_logits, n, seed=0, **kwargs):
     batch = first_logits.shape[0]
-    ids = sample_loop(step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs)
+    ids = sample_loop(
+        step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs
+    )
     return [VOCAB.decode(row) for row in ids.numpy()]
 
 
@@ -78,7 +81,9 @@ def test_unknown_id_is_never_sampled():
 
 def test_top_k_only_samples_among_the_k_best():
     row = np.arange(V, dtype=np.float32) * 0.01  # ids 25 and 26 are the top two
-    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2)
+    ids = sample_loop(
+        constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2
+    )
     assert set(ids.numpy().ravel().tolist()) == {25, 26}
 
 

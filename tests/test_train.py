@@ -1,17 +1,28 @@
 """Training runs in-process on a small text: seeding, checkpoint metadata, resume."""
 
+import copy
 import json
+import os
 
 import pytest
 
+from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.rundir import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    load_run_config,
+    read_checkpoint_info,
+)
+from lstm_textgen.train import train
+
 from helpers import train_tiny, write_corpus
-from lstm_textgen.config import ModelConfig, load_run_config
-from lstm_textgen.train import BEST_CHECKPOINT, LAST_CHECKPOINT, read_checkpoint_info
 
 
 def tiny_train(run, corpus, resume=False, max_steps=None, seed=3):
     model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
-    return train_tiny(run, corpus, model, resume=resume, max_steps=max_steps, seq_len=12, batch_size=3, seed=seed)
+    return train_tiny(
+        run, corpus, model, resume=resume, max_steps=max_steps, seq_len=12, batch_size=3, seed=seed
+    )
 
 
 @pytest.fixture
@@ -33,7 +44,10 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path, corpu
     tiny_train(tmp_path / "split", corpus, max_steps=2)
     tiny_train(tmp_path / "split", corpus, resume=True, max_steps=4)
     # What a kill in the middle of writing leaves behind is cleared on the next start.
-    stale = [tmp_path / "split" / "last.tmp-99.keras", tmp_path / "split" / "data" / "train.ids.tmp-99"]
+    stale = [
+        tmp_path / "split" / "last.tmp-99.keras",
+        tmp_path / "split" / "data" / "train.ids.tmp-99",
+    ]
     for path in stale:
         path.write_bytes(b"half")
     resumed = tiny_train(tmp_path / "split", corpus, resume=True, max_steps=6)
@@ -77,22 +91,65 @@ def test_resume_with_fewer_steps_changes_nothing(tmp_path, corpus):
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
     import numpy as np
 
-    from lstm_textgen import train as train_module
+    from lstm_textgen import rundir
     from lstm_textgen.errors import TextgenError
 
     run = tmp_path / "run"
     tiny_train(run, corpus)
     good = read_checkpoint_info(str(run / LAST_CHECKPOINT))
-    load = train_module.load_checkpoint
+    load = rundir.load_checkpoint
 
     def exploding(path, compile=True):
         model = load(path, compile)
         model.optimizer.learning_rate.assign(3e38)  # the next updates overflow float32
         return model
 
-    monkeypatch.setattr(train_module, "load_checkpoint", exploding)
+    monkeypatch.setattr(rundir, "load_checkpoint", exploding)
     with pytest.raises(TextgenError, match="NaN or infinite.*last good checkpoint \\(step 4\\)"):
         tiny_train(run, corpus, resume=True, max_steps=8)
     assert read_checkpoint_info(str(run / LAST_CHECKPOINT)) == good
     model = load(str(run / LAST_CHECKPOINT), compile=False)
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_text_file_ids_are_written_to_the_run_data_folder(tmp_path, corpus):
+    # Bug: they went to RUN/data/data/, where no restart cleared half-written ones.
+    tiny_train(tmp_path / "run", corpus)
+    assert sorted(os.listdir(tmp_path / "run" / "data")) == ["train.ids", "validation.ids"]
+
+
+def test_train_leaves_the_callers_configs_alone(tmp_path, corpus):
+    model_config = ModelConfig(units=6, num_layers=1, embedding_dim=4)
+    train_config = TrainConfig(text_files=["corpus.txt"], seq_len=12, batch_size=3, max_steps=2)
+    before = (copy.deepcopy(model_config), copy.deepcopy(train_config))
+    os.chdir(corpus.parent)
+    train(str(tmp_path / "run"), model_config, train_config, verbose=False, log=lambda _: None)
+    assert (model_config, train_config) == before
+
+
+def test_progress_is_counted_in_steps_not_epochs(tmp_path, corpus, capsys):
+    # Bug: Keras's progress bar printed "Epoch 1/2" for checkpoint intervals.
+    model_config = ModelConfig(units=6, num_layers=1, embedding_dim=4)
+    train_config = TrainConfig(
+        text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2
+    )
+    train(str(tmp_path / "run"), model_config, train_config, verbose=True, log=print)
+    out = capsys.readouterr()
+    assert "Epoch" not in out.out + out.err
+    assert "step 3/4, loss" in out.err and "step 4/4, loss" in out.err
+
+
+def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
+    # Bug: compile_model defaulted total_steps to max_steps or 1, so a schedule given in
+    # epochs reached its floor after one step. The run's length is now required.
+    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.train import compile_model, learning_rate
+
+    model = CharLanguageModel(vocab_size=5, embedding_dim=2, units=3, num_layers=1)
+    config = TrainConfig(lr_schedule="cosine", epochs=2, learning_rate=0.01)
+    with pytest.raises(TypeError):
+        compile_model(model, config, jit_compile=False)
+    schedule = learning_rate(config, total_steps=100)
+    assert float(schedule(1)) == pytest.approx(0.01, rel=1e-3)
+    assert float(schedule(50)) == pytest.approx(0.0055, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.001, rel=1e-3)

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from helpers import run_cli
 from lstm_textgen.vocab import CharVocabulary
+
+from helpers import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -14,9 +15,25 @@ pytestmark = pytest.mark.slow
 def shakespeare_run(tmp_path_factory, manual_dir):
     run = tmp_path_factory.mktemp("shakespeare") / "run"
     args = [
-        "train", "--run", run, "--units", "64", "--layers", "1", "--embedding-dim", "32",
-        "--seq-len", "64", "--batch-size", "32", "--learning-rate", "0.01",
-        "--max-steps", "300", "--checkpoint-every", "100",
+        "train",
+        "--run",
+        run,
+        "--units",
+        "64",
+        "--layers",
+        "1",
+        "--embedding-dim",
+        "32",
+        "--seq-len",
+        "64",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0.01",
+        "--max-steps",
+        "300",
+        "--checkpoint-every",
+        "100",
     ]
     if manual_dir:
         args += ["--tfds-manual-dir", manual_dir]
@@ -42,14 +59,41 @@ def test_tiny_model_learns_tiny_shakespeare(shakespeare_run):
 
 def test_generate_writes_text_from_the_vocabulary(shakespeare_run):
     run, _ = shakespeare_run
-    result = run_cli("generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "200", "--temperature", "0.8", "--seed", "1")
+    result = run_cli(
+        "generate",
+        "--run",
+        run,
+        "--prompt",
+        "ROMEO:",
+        "--num-chars",
+        "200",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
-    text = result.stdout[len("ROMEO:"):].rstrip("\n")
+    text = result.stdout[len("ROMEO:") :].rstrip("\n")
     assert len(text) == 200
     vocab = CharVocabulary.load(str(run))
     assert set(text) <= set(vocab.characters)
-    greedy = run_cli("generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "50", "--temperature", "0")
-    assert greedy.stdout == run_cli("generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "50", "--temperature", "0").stdout
+    greedy = run_cli(
+        "generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "50", "--temperature", "0"
+    )
+    assert (
+        greedy.stdout
+        == run_cli(
+            "generate",
+            "--run",
+            run,
+            "--prompt",
+            "ROMEO:",
+            "--num-chars",
+            "50",
+            "--temperature",
+            "0",
+        ).stdout
+    )
 
 
 def test_evaluate_test_split(shakespeare_run, manual_dir):

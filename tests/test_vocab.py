@@ -34,7 +34,7 @@ def test_in_graph_lookup_agrees_with_python():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    vocab = CharVocabulary.from_text("Zoë's \"quoted\" text\t\n")
+    vocab = CharVocabulary.from_text('Zoë\'s "quoted" text\t\n')
     vocab.save(str(tmp_path))
     assert CharVocabulary.load(str(tmp_path)) == vocab
 
@@ -59,3 +59,10 @@ def test_in_graph_lookup_of_a_batch_with_invalid_utf8_and_empty_strings():
     vocab = CharVocabulary.from_text("ab")
     ids = vocab.tf_encode(tf.constant([b"ab", b"\xffa", b"", b"zb"]))
     assert ids.to_list() == [[1, 2], [0, 1], [], [0, 2]]
+
+
+def test_equal_vocabularies_hash_alike_and_len_counts_ids():
+    # Bug: __eq__ without __hash__ made vocabularies unhashable.
+    a, b = CharVocabulary.from_text("abc"), CharVocabulary.from_text("cab")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert len(a) == a.size == len(a.characters) + 1 == 4  # the unknown id counts

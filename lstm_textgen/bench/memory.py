@@ -3,10 +3,9 @@
     lstm-textgen bench memory                     # 10 MB and 200 MB corpora
     lstm-textgen bench memory --sizes-mb 10 200 --steps 20
 
-(`python scripts/bench_memory.py ARGS` runs the same.)
-
 For each size, the benchmark writes a UTF-8 corpus of that many megabytes (the given
---source text, by default tiny Shakespeare, repeated) into a temporary folder, then
+--source text repeated; by default tiny Shakespeare's input.txt from
+$LSTM_TEXTGEN_TFDS_MANUAL_DIR) into a temporary folder, then
 trains a small model on it (`lstm-textgen train --text-file ... --max-steps N`) in a
 fresh process, and reports that process's peak resident memory (ru_maxrss) and its wall
 time. If memory is bounded, the peak stays flat as the corpus grows; a trainer that read
@@ -25,7 +24,7 @@ import time
 
 from lstm_textgen.errors import TextgenError
 
-DEFAULT_SOURCE = os.path.join("..", "shared", "data", "tinyshakespeare", "input.txt")
+MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
 
 
 def write_corpus(path: str, source_text: str, megabytes: float) -> int:
@@ -62,7 +61,9 @@ def measure(corpus: str, run_dir: str, steps: int) -> tuple[float, float]:
         "sys.exit(r.returncode)"
     )
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise TextgenError(f"training on {corpus} failed: {result.stderr.strip()[-500:]}")
@@ -75,21 +76,45 @@ def main(argv=None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[10, 200], help="corpus sizes in MB (default: 10 200)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per run (default: %(default)s)")
-    parser.add_argument("--source", default=DEFAULT_SOURCE, help="text to repeat (default: %(default)s)")
+    parser.add_argument(
+        "--sizes-mb",
+        type=float,
+        nargs="+",
+        default=[10, 200],
+        help="corpus sizes in MB (default: 10 200)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=20, help="training steps per run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--source",
+        help=f"UTF-8 text to repeat (default: input.txt in ${MANUAL_DIR_ENV})",
+    )
     args = parser.parse_args(argv)
+    if args.source is None:
+        folder = os.environ.get(MANUAL_DIR_ENV)
+        if not folder:
+            raise TextgenError(
+                f"give the text to repeat with --source FILE (or set ${MANUAL_DIR_ENV} to "
+                "the folder holding tiny Shakespeare's input.txt)"
+            )
+        args.source = os.path.join(folder, "input.txt")
     if not os.path.isfile(args.source):
         raise TextgenError(f"--source {args.source} does not exist; give a UTF-8 text file")
     with open(args.source, encoding="utf-8") as f:
         source_text = f.read()
+    from lstm_textgen.bench.timing import cpu_description
+
+    print(f"CPU: {cpu_description()}")
     print("| corpus | peak RSS of the training process | wall time |")
     print("| ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="lstm-textgen-bench-") as folder:
         for megabytes in sorted(args.sizes_mb):
             corpus = os.path.join(folder, f"corpus-{megabytes:g}mb.txt")
             size = write_corpus(corpus, source_text, megabytes)
-            peak_mb, seconds = measure(corpus, os.path.join(folder, f"run-{megabytes:g}"), args.steps)
+            peak_mb, seconds = measure(
+                corpus, os.path.join(folder, f"run-{megabytes:g}"), args.steps
+            )
             print(f"| {size / 1e6:.3g} MB | {peak_mb:,.0f} MB | {seconds:.0f} s |", flush=True)
             os.remove(corpus)
 

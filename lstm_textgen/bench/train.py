@@ -3,8 +3,6 @@
     lstm-textgen bench train                 # H = 256, 512, 1024
     lstm-textgen bench train --units 512 --steps 7
 
-(`python scripts/bench_train.py ARGS` runs the same.)
-
 Model: Embedding(V, 64) -> 2 x LSTM(H) -> Dense(V), sequences of 100, batches of 64, Adam,
 V = 66 (tiny Shakespeare's 65 characters + the unknown id), random ids.
 
@@ -32,15 +30,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.bench.timing import cpu_description, time_alternately
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.distribute import configure_threads
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.train import configure_threads
 
 VOCAB, EMBED, LAYERS = 66, 64, 2
 
@@ -127,22 +125,6 @@ def matmul_gflops(n=2048, chain=10, repeats=5):
     return {name: chain * 2 * n**3 / statistics.median(t) / 1e9 for name, t in times.items()}
 
 
-def time_alternately(fns, rounds, warmup=1):
-    """{name: [seconds per round]}: each round calls every function once, in turn, so
-    that a slow spell of the machine hits all of them alike. `warmup` untimed calls of
-    each come first."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def step_flops(units, batch, seq_len):
     per_char = 0
     d_in = EMBED
@@ -190,7 +172,10 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
     parser.add_argument(
-        "--ceiling-size", type=int, default=2048, help="N of the N^3 products that measure the ceiling"
+        "--ceiling-size",
+        type=int,
+        default=2048,
+        help="N of the N^3 products that measure the ceiling",
     )
     parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
     parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
@@ -199,21 +184,33 @@ def main(argv=None):
     threads = configure_threads(args.inter_op, args.intra_op)
     engines = matmul_gflops(args.ceiling_size)
     ceiling = max(engines.values())
+    print(f"CPU: {cpu_description()}")
     print(f"CPU cores: {os.cpu_count()}; TF threads inter/intra: {threads[0]}/{threads[1]}")
-    print(f"fp32 {args.ceiling_size}^3 matmul GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in engines.items()))
+    print(
+        f"fp32 {args.ceiling_size}^3 matmul GFLOP/s: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in engines.items())
+    )
     print(f"ceiling (the fastest): {ceiling:.1f} GFLOP/s")
-    print(f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, vocab {VOCAB}; "
-          f"median of {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"batch {args.batch}, seq {args.seq_len}, {LAYERS} layers, embedding {EMBED}, "
+        f"vocab {VOCAB}; median of {args.steps} steps after {args.warmup} warm-up"
+    )
     print()
-    print(f"{'H':>5} {'variant':<10} {'ms/step':>9} {'chars/s':>9} {'GFLOP/s':>8} {'% ceiling':>9} {'vs keras':>8}")
+    print(
+        f"{'H':>5} {'variant':<10} {'ms/step':>9} {'chars/s':>9} {'GFLOP/s':>8} "
+        f"{'% ceiling':>9} {'vs keras':>8}"
+    )
     for units in args.units:
-        medians, ratios = bench(units, args.batch, args.seq_len, args.steps, args.warmup, args.torch)
+        medians, ratios = bench(
+            units, args.batch, args.seq_len, args.steps, args.warmup, args.torch
+        )
         flops = step_flops(units, args.batch, args.seq_len)
         for name, seconds in medians.items():
             gflops = flops / seconds / 1e9
             print(
-                f"{units:>5} {name:<10} {seconds * 1e3:>9.1f} {args.batch * args.seq_len / seconds:>9.0f} "
-                f"{gflops:>8.1f} {100 * gflops / ceiling:>8.1f}% {ratios[name]:>7.2f}x"
+                f"{units:>5} {name:<10} {seconds * 1e3:>9.1f} "
+                f"{args.batch * args.seq_len / seconds:>9.0f} {gflops:>8.1f} "
+                f"{100 * gflops / ceiling:>8.1f}% {ratios[name]:>7.2f}x"
             )
 
 

@@ -3,8 +3,6 @@
     lstm-textgen bench generate                       # 2 x 256 units, 1,000 chars
     lstm-textgen bench generate --units 512 --chars 2000
 
-(`python scripts/bench_generate.py ARGS` runs the same.)
-
 A randomly initialised model (speed does not depend on the weights) is exported with
 `export_for_serving`, then, side by side in one process:
 
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,12 +31,12 @@ import time
 
 import tensorflow as tf
 
-from lstm_textgen.bench_train import time_alternately
-from lstm_textgen.config import ModelConfig, TrainConfig, save_run_config
+from lstm_textgen.bench.timing import cpu_description, median_times
+from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
-from lstm_textgen.train import BEST_CHECKPOINT
 from lstm_textgen.vocab import CharVocabulary
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
@@ -55,12 +52,6 @@ def make_export(workdir, units, layers):
     save_run_config(run, config, TrainConfig())
     model.save(os.path.join(run, BEST_CHECKPOINT))
     return model, export_for_serving(run, os.path.join(workdir, "export"), warmup=False)
-
-
-def median_times(fns, repeats):
-    """{name: median seconds} of each function, timed in alternation after a warm-up."""
-    times = time_alternately(fns, repeats)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def python_loop(model, batch, chars):
@@ -83,6 +74,7 @@ def python_loop(model, batch, chars):
 
 def floor_loop(model, batch, chars):
     """Only the matrix products of one step, repeated `chars` times in one graph."""
+
     @tf.function
     def run():
         # The weights are read once, outside the loop, as the export's generate does.
@@ -141,12 +133,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         model, export_dir = make_export(workdir, args.units, args.layers)
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+        print(f"CPU: {cpu_description()}")
         print(
             f"model: embedding 64, {args.layers} x {args.units} units, vocabulary 66; "
             f"{args.chars} characters per request; median of {args.repeats} after a warm-up"
         )
         print()
-        print(f"{'batch':>5} {'variant':<9} {'seconds':>8} {'chars/s':>9} {'ms/step':>8} {'vs loop':>8} {'vs floor':>8}")
+        columns = ("seconds", "chars/s", "ms/step", "vs loop", "vs floor")
+        print(f"{'batch':>5} {'variant':<9} " + " ".join(f"{c:>8}" for c in columns))
         for batch in args.batches:
             request = dict(
                 prompt=tf.constant(["ROMEO:"] * batch),
@@ -158,7 +152,7 @@ def main(argv=None):
             )
             timings = median_times(
                 {
-                    "in-graph": lambda: serve(**request)["text"].numpy(),
+                    "in-graph": lambda request=request: serve(**request)["text"].numpy(),
                     "py-loop": python_loop(model, batch, args.chars),
                     "floor": floor_loop(model, batch, args.chars),
                 },

@@ -1,0 +1,7 @@
+"""Benchmarks behind `lstm-textgen bench NAME`: `train`, `generate`, `memory`.
+
+Each module has a `main(argv)` and prints its tables; the library never imports from
+here.
+"""
+
+BENCHMARKS = ("train", "generate", "memory")

@@ -1,0 +1,170 @@
+"""The run directory: everything training writes, and loading it back.
+
+A run directory holds:
+
+- `config.json`: the `ModelConfig` and `TrainConfig` (written before the first step);
+- `vocab.json`: the `CharVocabulary`;
+- `last.keras`: model and optimizer state at the latest checkpoint;
+- `best.keras`: the checkpoint with the lowest validation loss so far;
+- `state.json`: step, best validation loss and the history of evaluations;
+- `data/`: the user's text files encoded as ids (`train.ids`, `validation.ids`), which
+  training streams from disk and evaluation reads back;
+- `logs/`: TensorBoard logs.
+
+Every file is written to a temporary name and renamed (`lstm_textgen.files`), so a run
+killed at any moment leaves the previous complete version of each file behind. Reading
+the config and the state needs no TensorFlow; Keras is imported only to load or save a
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import zipfile
+
+from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.files import atomic_copy, atomic_path, atomic_write_text
+
+CONFIG_FILE = "config.json"
+CONFIG_FORMAT = 1
+LAST_CHECKPOINT = "last.keras"
+BEST_CHECKPOINT = "best.keras"
+CHECKPOINTS = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}
+STATE_FILE = "state.json"
+CHECKPOINT_INFO = "lstm_textgen.json"  # inside each .keras zip: its step and losses
+LOG_DIR = "logs"  # TensorBoard
+DATA_DIR = "data"  # the encoded text files
+
+
+def save_run_config(run_dir: str, model: ModelConfig, train: TrainConfig) -> str:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    payload = {
+        "format": CONFIG_FORMAT,
+        "model": dataclasses.asdict(model),
+        "train": dataclasses.asdict(train),
+    }
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def _from_dict(cls, values: dict, path: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise TextgenError(
+            f"{path}: unknown {cls.__name__} fields {unknown}; "
+            "was it written by a newer lstm-textgen?"
+        )
+    return cls(**values)
+
+
+def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise TextgenError(
+            f"{run_dir} holds no {CONFIG_FILE}: it is not a training run directory; "
+            "train one with `lstm-textgen train --run DIR`"
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        model = _from_dict(ModelConfig, payload["model"], path)
+        train = _from_dict(TrainConfig, payload["train"], path)
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise TextgenError(f"{path} is not a valid run config ({e}); retrain the run") from e
+    return model, train
+
+
+def read_state(run_dir: str) -> dict:
+    """`state.json`: step, best validation loss and step, history of evaluations."""
+    path = os.path.join(run_dir, STATE_FILE)
+    if not os.path.isfile(path):
+        return {"step": 0, "best_val_loss": None, "best_step": None, "history": []}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TextgenError(
+            f"{path} is corrupt ({e}); delete it to resume without history"
+        ) from None
+
+
+def write_state(run_dir: str, state: dict) -> None:
+    atomic_write_text(os.path.join(run_dir, STATE_FILE), json.dumps(state, indent=1) + "\n")
+
+
+def save_checkpoint(model, path: str, info: dict, best_copy: str | None = None) -> None:
+    """Save `model` to `path` atomically, with `info` (step, losses) inside the file, and
+    copy it to `best_copy` if given.
+
+    Keeping the metadata inside the checkpoint means a checkpoint and its numbers can never
+    disagree, whenever training is killed.
+    """
+    try:
+        with atomic_path(path, suffix=".keras") as tmp:
+            model.save(tmp)
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.writestr(CHECKPOINT_INFO, json.dumps(info))
+        if best_copy:
+            atomic_copy(path, best_copy)
+    except OSError as e:
+        raise TextgenError(f"could not write checkpoint {path}: {e.strerror or e}") from None
+
+
+def read_checkpoint_info(path: str) -> dict:
+    """The step and losses stored in a checkpoint by `save_checkpoint` ({} if none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(CHECKPOINT_INFO))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        return {}
+
+
+def load_checkpoint(path: str, compile: bool = True):
+    """The Keras model saved at `path`, with a one-line error if it cannot be read."""
+    import keras
+
+    import lstm_textgen.model  # noqa: F401  (registers the classes a checkpoint names)
+
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except Exception as e:  # Keras raises ValueError, OSError, zip and h5 errors alike
+        raise TextgenError(
+            f"cannot load checkpoint {path} ({first_line(e)}); it is damaged or not an "
+            "lstm-textgen checkpoint"
+        ) from None
+
+
+def checkpoint_path(run_dir: str, checkpoint: str = "best") -> str:
+    """The file of checkpoint "best" or "last" ("best" falls back to "last")."""
+    if not os.path.isdir(run_dir):
+        raise TextgenError(f"run directory {run_dir} does not exist")
+    load_run_config(run_dir)
+    if checkpoint not in CHECKPOINTS:
+        raise TextgenError(f"checkpoint must be best or last, got {checkpoint!r}")
+    for name in (CHECKPOINTS[checkpoint], LAST_CHECKPOINT):
+        path = os.path.join(run_dir, name)
+        if os.path.isfile(path):
+            return path
+    raise TextgenError(
+        f"{run_dir} holds no trained model ({CHECKPOINTS[checkpoint]} is missing); "
+        f"train it first with `lstm-textgen train --run {run_dir}`"
+    )
+
+
+def load_trained_model(run_dir: str, checkpoint: str = "best"):
+    """`(model, vocab)` of a training run; `checkpoint` is "best" or "last"."""
+    from lstm_textgen.vocab import CharVocabulary
+
+    path = checkpoint_path(run_dir, checkpoint)
+    vocab = CharVocabulary.load(run_dir)
+    model = load_checkpoint(path, compile=False)
+    if model.vocab_size != vocab.size:
+        raise TextgenError(
+            f"{path} predicts {model.vocab_size} ids but {run_dir}/vocab.json has "
+            f"{vocab.size}; the run directory is inconsistent"
+        )
+    return model, vocab
