@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import random
 import sys
 import time
 
@@ -394,7 +393,7 @@ def _warn_unknown(vocab, prompt: str) -> None:
 def cmd_generate(args) -> int:
     from lstm_textgen.config import MAX_NUM_CHARS
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.rows import check_sampling_args
+    from lstm_textgen.rows import row_settings
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
@@ -404,21 +403,18 @@ def cmd_generate(args) -> int:
         raise TextgenError("--server needs --model-name, the model's name on the server")
     if args.server and not args.server.startswith(("http://", "https://")):
         raise TextgenError(f"--server must be an http:// or https:// URL, got {args.server!r}")
-    if args.seed is not None and not 0 <= args.seed < 2**63:
-        raise TextgenError(f"--seed must be in [0, 2**63), got {args.seed}")
+    if args.seed is not None and not 0 <= args.seed < 2**63 - args.batch:
+        raise TextgenError(f"--seed must be in [0, 2**63 - --batch), got {args.seed}")
     if not args.run and args.num_chars > MAX_NUM_CHARS:
         raise TextgenError(
             f"--num-chars {args.num_chars} is more than an export generates per "
             f"request ({MAX_NUM_CHARS:,}); ask for fewer"
         )
-    check_sampling_args(args.temperature, args.top_k, args.top_p)
     prompts = [args.prompt] * args.batch
-    settings = dict(
-        num_chars=args.num_chars,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed if args.seed is not None else random.randint(0, 2**31 - 1),
+    # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
+    # --batch 1 gives, from a run, an export or a server alike.
+    settings = row_settings(
+        args.batch, args.num_chars, args.temperature, args.top_k, args.top_p, args.seed
     )
     if args.run:
         from lstm_textgen.generate import TextGenerator

@@ -48,16 +48,17 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
 
 
 def generate_body(prompts, num_chars, temperature, top_k, top_p, seed) -> dict:
-    """The columnar `serving_default` request for these settings."""
+    """The columnar `serving_default` request: each setting a list, one value per prompt
+    (see `rows.row_settings`)."""
     return {
         "signature_name": "serving_default",
         "inputs": {
             "prompt": list(prompts),
-            "num_chars": int(num_chars),
-            "temperature": float(temperature),
-            "top_k": int(top_k),
-            "top_p": float(top_p),
-            "seed": int(seed),
+            "num_chars": [int(v) for v in num_chars],
+            "temperature": [float(v) for v in temperature],
+            "top_k": [int(v) for v in top_k],
+            "top_p": [float(v) for v in top_p],
+            "seed": [int(v) for v in seed],
         },
     }
 

@@ -3,19 +3,23 @@
 `export_for_serving(run_dir, "saved_models/NAME")` writes `saved_models/NAME/<version>/`,
 the next free integer version. It is written to a hidden temporary folder and renamed, so a
 server watching `saved_models/NAME` never sees a partial version. Signatures (strings in,
-strings out, no Python at serve time):
+strings out, no Python at serve time); every input of every signature has the batch as its
+first dimension, so TF Serving's batching (`--enable_batching`) can merge requests:
 
-- `serving_default`: `prompt` string [B]; scalars `num_chars` int32, `temperature`
-  float32, `top_k` int32, `top_p` float32, `seed` int64 -> `text` string [B].
-- `generate_rows`: the same with every input [B], for TF Serving's row (`instances`) format.
+- `serving_default`: `prompt` string [B], `num_chars` int32 [B], `temperature` float32
+  [B], `top_k` int32 [B], `top_p` float32 [B], `seed` int64 [B] -> `text` string [B].
+- `generate_rows`: the same function under its earlier name (an alias).
 - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V] and
   the new `h`, `c`, for clients that stream one character at a time.
 - `score`: `text` string [B] -> `log_likelihood` (nats, summed), `bits_per_char` and
   `num_chars` (characters scored; unknown ones are skipped) per row.
 
-Out-of-range requests are handled in the graph. `num_chars` is capped at
-`MAX_NUM_CHARS`. A negative or non-finite temperature, a negative top_k, or a top_p outside
-(0, 1] fails the request with INVALID_ARGUMENT.
+A row's text depends only on its own inputs, never on the rows merged with it. The work
+of a request is bounded in the graph: the last `MAX_PROMPT_CHARS` characters of a prompt
+prime the state, at most `MAX_NUM_CHARS` are generated per row, and `score` reads the
+first `MAX_SCORE_CHARS` of a text. A negative or non-finite temperature, a negative top_k,
+a top_p outside (0, 1] or inputs of different lengths fail the request with
+INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -28,13 +32,18 @@ import shutil
 import keras
 import tensorflow as tf
 
-from lstm_textgen.config import LN2, MAX_NUM_CHARS, ModelConfig
+from lstm_textgen.config import (
+    LN2,
+    MAX_NUM_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SCORE_CHARS,
+    ModelConfig,
+)
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.files import atomic_write_text
-from lstm_textgen.generate import generate_ids, model_step_fn, prime_prompts
+from lstm_textgen.generate import first_characters, generate_spec, generate_text
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.rundir import CONFIG_FILE, load_run_config, load_trained_model
-from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 SIGNATURES = ("serving_default", "generate_rows", "step", "score")
@@ -42,9 +51,16 @@ EXTRA_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def _check_request(temperature, top_k, top_p):
+def _check_request(prompt, num_chars, temperature, top_k, top_p, seed):
     """In-graph request validation: a bad request fails, it never crashes the server."""
-    return [
+    rows = tf.size(prompt)
+    same_rows = [
+        tf.debugging.assert_equal(
+            tf.size(x), rows, message="every input needs one value per prompt"
+        )
+        for x in (num_chars, temperature, top_k, top_p, seed)
+    ]
+    return same_rows + [
         tf.debugging.assert_greater_equal(
             temperature, tf.zeros_like(temperature), message="temperature must be finite and >= 0"
         ),
@@ -59,10 +75,6 @@ def _check_request(temperature, top_k, top_p):
     ]
 
 
-def _clamp_num_chars(num_chars):
-    return tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
-
-
 class ServingFunctions:
     """The signature functions, as plain graph code over one model and vocabulary."""
 
@@ -70,52 +82,18 @@ class ServingFunctions:
         self.model = model
         self.vocab = vocab
 
-    def _prompt_ids(self, prompt):
-        return self.vocab.tf_encode(prompt).to_tensor(default_value=UNKNOWN_ID)
-
     def generate(self, prompt, num_chars, temperature, top_k, top_p, seed):
-        with tf.control_dependencies(_check_request(temperature, top_k, top_p)):
-            ids = generate_ids(
-                self.model,
-                self._prompt_ids(prompt),
-                _clamp_num_chars(num_chars),
-                temperature,
-                top_k,
-                top_p,
-                seed,
-            )
-        return {"text": self.vocab.tf_decode(ids)}
-
-    def generate_rows(self, prompt, num_chars, temperature, top_k, top_p, seed):
         """Every setting per row; row r's text depends only on row r's inputs."""
-        with tf.control_dependencies(_check_request(temperature, top_k, top_p)):
-            num_chars = _clamp_num_chars(num_chars)
-            model = self.model
-            logits, state = prime_prompts(model, self._prompt_ids(prompt))
-            step_fn = model_step_fn(model)
-
-            def one_row(row):
-                logits_r, state_r, n, t, k, p, s = row
-                picks = sample_loop(
-                    step_fn,
-                    logits_r[None],
-                    tf.nest.map_structure(lambda x: x[None], state_r),
-                    n,
-                    s,
-                    t,
-                    k,
-                    p,
-                )[0]
-                # Rows differ in length: pad to the longest allowed request.
-                return tf.pad(picks, [[0, MAX_NUM_CHARS - n]])
-
-            picks = tf.map_fn(
-                one_row,
-                (logits, state, num_chars, temperature, top_k, top_p, seed),
-                fn_output_signature=tf.TensorSpec([MAX_NUM_CHARS], tf.int32),
+        inputs = (prompt, num_chars, temperature, top_k, top_p, seed)
+        with tf.control_dependencies(_check_request(*inputs)):
+            text = generate_text(
+                self.model,
+                self.vocab,
+                *inputs,
+                max_prompt_chars=MAX_PROMPT_CHARS,
+                max_num_chars=MAX_NUM_CHARS,
             )
-            longest = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
-        return {"text": self.vocab.tf_decode(picks[:, :longest])}
+        return {"text": text}
 
     def step(self, ids, h, c):
         state = tuple((h[:, k], c[:, k]) for k in range(self.model.num_layers))
@@ -127,9 +105,11 @@ class ServingFunctions:
         }
 
     def score(self, text):
-        """Log-likelihood of each text; its first character is scored from the initial
-        state, and characters outside the vocabulary are skipped."""
-        ids = self._prompt_ids(text)
+        """Log-likelihood of the first `MAX_SCORE_CHARS` characters of each text; its
+        first character is scored from the initial state, and characters outside the
+        vocabulary are skipped."""
+        codepoints = first_characters(text, MAX_SCORE_CHARS)
+        ids = self.vocab.tf_encode_codepoints(codepoints).to_tensor(default_value=UNKNOWN_ID)
         mask = tf.not_equal(ids, UNKNOWN_ID)
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
         first = self.model.next_logits(self.model.initial_state(batch))[:, None]
@@ -148,25 +128,13 @@ class ServingFunctions:
 
 
 def _signatures(functions: ServingFunctions, config: ModelConfig):
-    scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
     row = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
     state = lambda name: tf.TensorSpec(  # noqa: E731
         [None, config.num_layers, config.units], tf.float32, name=name
     )
-
-    def generate_spec(kind):
-        return [
-            row(tf.string, "prompt"),
-            kind(tf.int32, "num_chars"),
-            kind(tf.float32, "temperature"),
-            kind(tf.int32, "top_k"),
-            kind(tf.float32, "top_p"),
-            kind(tf.int64, "seed"),
-        ]
-
     return {
-        "serving_default": (functions.generate, generate_spec(scalar)),
-        "generate_rows": (functions.generate_rows, generate_spec(row)),
+        "serving_default": (functions.generate, generate_spec()),
+        "generate_rows": (functions.generate, generate_spec()),
         "step": (functions.step, [row(tf.int32, "ids"), state("h"), state("c")]),
         "score": (functions.score, [row(tf.string, "text")]),
     }
@@ -235,7 +203,15 @@ def export_for_serving(
         vocab.save(extra)
         atomic_write_text(
             os.path.join(extra, CONFIG_FILE),
-            json.dumps({"model": model_config.__dict__, "max_num_chars": MAX_NUM_CHARS}, indent=2)
+            json.dumps(
+                {
+                    "model": model_config.__dict__,
+                    "max_num_chars": MAX_NUM_CHARS,
+                    "max_prompt_chars": MAX_PROMPT_CHARS,
+                    "max_score_chars": MAX_SCORE_CHARS,
+                },
+                indent=2,
+            )
             + "\n",
         )
         if warmup:
@@ -272,7 +248,10 @@ def latest_version(export_base: str) -> str:
 def generate_from_saved_model(
     saved_model: str, prompts, num_chars, temperature, top_k, top_p, seed
 ) -> list[str]:
-    """Run an export's `serving_default` signature in this process."""
+    """Run an export's `serving_default` signature in this process.
+
+    The settings are lists with one value per prompt (see `rows.row_settings`).
+    """
     path = latest_version(saved_model)
     try:
         loaded = tf.saved_model.load(path)
@@ -280,14 +259,27 @@ def generate_from_saved_model(
         raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
     if "serving_default" not in loaded.signatures:
         raise TextgenError(f"{path} has no serving_default signature")
-    outputs = loaded.signatures["serving_default"](
-        prompt=tf.constant(list(prompts)),
-        num_chars=tf.constant(num_chars, tf.int32),
-        temperature=tf.constant(temperature, tf.float32),
-        top_k=tf.constant(top_k, tf.int32),
-        top_p=tf.constant(top_p, tf.float32),
-        seed=tf.constant(seed, tf.int64),
+    inputs = dict(
+        prompt=list(prompts),
+        num_chars=num_chars,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
     )
+    signature = loaded.signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    if any(spec.shape.rank != 1 for spec in specs.values()):
+        raise TextgenError(
+            f"{path} is an export from an earlier lstm-textgen, whose settings are one per "
+            "request; export the run again"
+        )
+    try:
+        outputs = signature(
+            **{name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
+        )
+    except tf.errors.InvalidArgumentError as e:
+        raise TextgenError(f"{path} refused the request: {first_line(e)}") from None
     return [t.decode("utf-8", "replace") for t in outputs["text"].numpy()]
 
 

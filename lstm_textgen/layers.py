@@ -349,17 +349,19 @@ class GateLSTM(keras.layers.Layer):
             tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias)
         )
 
-    def step(self, x_t, states, weights=None):
+    def step(self, x_t, states, weights=None, projected=None):
         """Advance one time step, for generation: `x_t [B, D]`, `states = (h, c)`.
 
         Returns `(h_t, (h_t, c_t))`. Uses the same weights in either implementation.
         `weights`, from `step_weights()`, saves reading the variables again at every step
-        of a graph loop.
+        of a graph loop. `projected`, if given, is `x_t @ kernel + bias` already computed
+        (a model's first layer looks it up by character id), and `x_t` is not read.
         """
         h, c = states
         kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
-        z = tf.matmul(x_t, kernel) + tf.matmul(h, recurrent_kernel) + bias
-        h_t, c_t = lstm_cell(z, c)
+        if projected is None:
+            projected = tf.matmul(x_t, kernel) + bias
+        h_t, c_t = lstm_cell(projected + tf.matmul(h, recurrent_kernel), c)
         return h_t, (h_t, c_t)
 
     def trace(self, inputs, initial_state=None):

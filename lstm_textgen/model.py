@@ -180,10 +180,19 @@ class CharLanguageModel(keras.Model):
     def step_weights(self):
         """Every weight `step` reads, as tensors. In a graph loop each variable read is
         an op run at every character: read them once before the loop and pass them to
-        `step(..., weights=)`."""
+        `step(..., weights=)`.
+
+        The first layer's input projection depends on the character id alone, so it is
+        computed here for every id at once (`input_table`, `[V, 4H]`): a step looks it up
+        instead of running the embedding and a matrix product.
+        """
+        layers = tuple(layer.step_weights() for layer in self.lstm_layers)
+        # The same rounding as the embedding layer under a mixed-precision policy.
+        embeddings = tf.cast(self.embedding.embeddings, self.embedding.compute_dtype)
+        kernel, _, bias = layers[0]
         return {
-            "embedding": tf.convert_to_tensor(self.embedding.embeddings),
-            "layers": tuple(layer.step_weights() for layer in self.lstm_layers),
+            "input_table": tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias,
+            "layers": layers,
             "head": self._head_weights(),
         }
 
@@ -193,12 +202,11 @@ class CharLanguageModel(keras.Model):
         `weights`: optional `step_weights()`, read once for a loop of steps.
         """
         weights = self.step_weights() if weights is None else weights
-        # The same rounding as the embedding layer under a mixed-precision policy.
-        x = tf.cast(tf.gather(weights["embedding"], ids), self.embedding.compute_dtype)
-        x = tf.cast(x, tf.float32)
+        x, projected = None, tf.gather(weights["input_table"], ids)
         new_state = []
         for layer, layer_state, layer_weights in zip(self.lstm_layers, state, weights["layers"]):
-            x, (h, c) = layer.step(x, layer_state, layer_weights)
+            x, (h, c) = layer.step(x, layer_state, layer_weights, projected)
+            projected = None
             new_state.append((h, c))
         new_state = tuple(new_state)
         return self.next_logits(new_state, weights["head"]), new_state

@@ -7,29 +7,27 @@ import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
 
+# The batch sizes README's batching_parameters.txt allows; the warmup file runs each.
+ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+WARMUP_CHARS = 8
 
-def warmup_inputs(config: ModelConfig) -> dict[str, dict[str, np.ndarray]]:
-    """One small request per signature, as numpy inputs."""
-    zeros = np.zeros([1, config.num_layers, config.units], np.float32)
+
+def warmup_inputs(config: ModelConfig, rows: int = 1) -> dict[str, dict[str, np.ndarray]]:
+    """One small request of `rows` rows per signature, as numpy inputs."""
+    zeros = np.zeros([rows, config.num_layers, config.units], np.float32)
+    generate = {
+        "prompt": np.array([b""] * rows, object),
+        "num_chars": np.full([rows], WARMUP_CHARS, np.int32),
+        "temperature": np.ones([rows], np.float32),
+        "top_k": np.zeros([rows], np.int32),
+        "top_p": np.ones([rows], np.float32),
+        "seed": np.arange(rows, dtype=np.int64),
+    }
     return {
-        "serving_default": {
-            "prompt": np.array([b""], object),
-            "num_chars": np.array(8, np.int32),
-            "temperature": np.array(1.0, np.float32),
-            "top_k": np.array(0, np.int32),
-            "top_p": np.array(1.0, np.float32),
-            "seed": np.array(0, np.int64),
-        },
-        "generate_rows": {
-            "prompt": np.array([b""], object),
-            "num_chars": np.array([8], np.int32),
-            "temperature": np.array([1.0], np.float32),
-            "top_k": np.array([0], np.int32),
-            "top_p": np.array([1.0], np.float32),
-            "seed": np.array([0], np.int64),
-        },
-        "step": {"ids": np.array([1], np.int32), "h": zeros, "c": zeros},
-        "score": {"text": np.array([b"\n"], object)},
+        "serving_default": generate,
+        "generate_rows": generate,
+        "step": {"ids": np.ones([rows], np.int32), "h": zeros, "c": zeros},
+        "score": {"text": np.array([b"\n"] * rows, object)},
     }
 
 
@@ -46,11 +44,17 @@ def predict_request(signature: str, inputs: dict, model_name: str = "lstm_textge
 
 
 def write_warmup_requests(path: str, config: ModelConfig) -> None:
-    """TF Serving's warmup file: a TFRecord of PredictionLog, one per signature."""
+    """TF Serving's warmup file: a TFRecord of PredictionLog, one request per signature
+    and batch size of `ALLOWED_BATCH_SIZES`."""
     from tensorflow_serving.apis import prediction_log_pb2
 
+    requests = [
+        (signature, inputs)
+        for rows in ALLOWED_BATCH_SIZES
+        for signature, inputs in warmup_inputs(config, rows).items()
+    ]
     with tf.io.TFRecordWriter(path) as writer:
-        for signature, inputs in warmup_inputs(config).items():
+        for signature, inputs in requests:
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(
                     request=predict_request(signature, inputs)

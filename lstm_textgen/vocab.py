@@ -87,7 +87,12 @@ class CharVocabulary:
         """
         import tensorflow as tf
 
-        codepoints = tf.strings.unicode_decode(text, "UTF-8")
+        return self.tf_encode_codepoints(tf.strings.unicode_decode(text, "UTF-8"))
+
+    def tf_encode_codepoints(self, codepoints):
+        """Ids of Unicode code points (a tensor or ragged tensor of int32)."""
+        import tensorflow as tf
+
         return tf.ragged.map_flat_values(self._ids_of_codepoints, codepoints)
 
     def _ids_of_codepoints(self, codepoints):

@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from lstm_textgen.config import MAX_NUM_CHARS, ModelConfig
+from lstm_textgen.config import MAX_NUM_CHARS, MAX_PROMPT_CHARS, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import SIGNATURES, export_for_serving
 from lstm_textgen.generate import TextGenerator
@@ -32,7 +32,12 @@ from lstm_textgen.serving import predict_request
 
 import tf_serving as serving
 from helpers import assert_close, error_lines, run_cli, train_tiny, write_corpus
-from tf_serving import denied_ops, graph_op_types, signature_input_dtypes
+from tf_serving import (
+    denied_ops,
+    graph_op_types,
+    signature_input_dtypes,
+    signature_input_shapes,
+)
 
 SERVING_DIR = Path(__file__).parent / "serving"
 GOLDEN = SERVING_DIR / "golden"
@@ -276,29 +281,40 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
 
     def request(**changes):
         body = json.loads(json.dumps(base))
+        body["inputs"] = {name: value[:1] for name, value in body["inputs"].items()}
         body["inputs"].update(changes)
-        body["inputs"]["prompt"] = ["a"]
+        body["inputs"]["prompt"] = ["a"] * len(body["inputs"]["num_chars"])
         return request_from_rest(body, served["version_dir"])[0]
 
     responses = serve_tf1(
         served["version_dir"],
         [
-            request(temperature=-1.0),
-            request(top_p=0.0),
-            request(top_k=-3),
-            request(num_chars=10**9, temperature=0.0),
-            request(num_chars=-5),
+            request(temperature=[-1.0]),
+            request(top_p=[0.0]),
+            request(top_k=[-3]),
+            request(
+                num_chars=[10**9, 3],
+                temperature=[0.0, 0.0],
+                top_k=[0, 0],
+                top_p=[1.0] * 2,
+                seed=[1, 2],
+            ),
+            request(num_chars=[-5]),
+            request(seed=[1, 2]),  # two seeds for one prompt
         ],
         tmp_path,
     )
-    assert "temperature must be finite and >= 0" in responses[0]
-    assert "top_p must be in (0, 1]" in responses[1]
-    assert "top_k must be >= 0" in responses[2]
-    assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS]
+    for response, message in zip(
+        responses[:3],
+        ["temperature must be finite and >= 0", "top_p must be in (0, 1]", "top_k must be >= 0"],
+    ):
+        assert response.startswith("InvalidArgumentError") and message in response, response
+    assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS, 3]
     assert texts(outputs_of(responses[4])["text"]) == [""]
+    assert "every input needs one value per prompt" in responses[5]
 
 
-def test_bad_rows_fail_in_generate_rows(served, tmp_path):
+def test_bad_rows_fail_the_request(served, tmp_path):
     base = golden("generate_rows_instances.json")
 
     def request(**changes):
@@ -306,6 +322,7 @@ def test_bad_rows_fail_in_generate_rows(served, tmp_path):
         body["instances"][1].update(changes)
         return request_from_rest(body, served["version_dir"])[0]
 
+    good = request_from_rest(base, served["version_dir"])[0]
     responses = serve_tf1(
         served["version_dir"],
         [
@@ -313,6 +330,7 @@ def test_bad_rows_fail_in_generate_rows(served, tmp_path):
             request(temperature=float("nan")),
             request(top_p=2.0),
             request(top_k=-1),
+            good,  # the process that refused the others still serves
         ],
         tmp_path,
     )
@@ -320,6 +338,79 @@ def test_bad_rows_fail_in_generate_rows(served, tmp_path):
     assert "temperature must be finite and >= 0" in responses[1]
     assert "top_p must be in (0, 1]" in responses[2]
     assert "top_k must be >= 0" in responses[3]
+    assert all(r.startswith("InvalidArgumentError") for r in responses[:4])
+    assert len(texts(outputs_of(responses[4])["text"])) == 3
+
+
+# --- serving under load: batchable signatures, rows independent, bounded work -------------
+
+
+def test_every_signature_input_has_one_batch_dimension(served):
+    for name, inputs in signature_input_shapes(served["version_dir"]).items():
+        for alias, dims in inputs.items():
+            assert len(dims) >= 1 and dims[0] == -1, (name, alias, dims)
+            assert all(d > 0 for d in dims[1:]), (name, alias, dims)
+
+
+def mixed_rows(count, vocab):
+    """`count` one-row requests with mixed prompts and settings."""
+    rng = np.random.default_rng(11)
+    characters = "".join(vocab.characters)
+    return [
+        {
+            "prompt": "".join(rng.choice(list(characters), size=int(rng.integers(0, 12)))),
+            "num_chars": int(rng.integers(0, 40)),
+            "temperature": float(rng.choice([0.0, 0.5, 1.0, 1.7])),
+            "top_k": int(rng.choice([0, 1, 3, 10])),
+            "top_p": float(rng.choice([1.0, 0.9, 0.3])),
+            "seed": int(rng.integers(0, 2**40)),
+        }
+        for _ in range(count)
+    ]
+
+
+def call(signature, rows):
+    specs = signature.structured_input_signature[1]
+    inputs = {name: tf.constant([row[name] for row in rows], specs[name].dtype) for name in specs}
+    return texts(signature(**inputs)["text"].numpy())
+
+
+def test_a_row_gives_the_same_text_alone_and_merged_with_others(served):
+    # TF Serving's batcher concatenates unrelated requests: 40 rows with mixed settings
+    # give the same texts, bit for bit, one request at a time, merged, and merged in
+    # another order and in two halves; and the library gives the same texts.
+    signature = tf.saved_model.load(served["version_dir"]).signatures["serving_default"]
+    rows = mixed_rows(40, served["vocab"])
+    merged = call(signature, rows)
+    alone = [call(signature, [row])[0] for row in rows]
+    assert merged == alone
+    assert call(signature, rows[::-1]) == merged[::-1]
+    assert call(signature, rows[:17]) + call(signature, rows[17:]) == merged
+    assert [len(t) for t in merged] == [row["num_chars"] for row in rows]
+    settings = {name: [row[name] for row in rows] for name in rows[0] if name != "prompt"}
+    assert served["generator"].generate([row["prompt"] for row in rows], **settings) == merged
+
+
+def test_only_the_last_characters_of_a_long_prompt_prime_the_state(served):
+    signature = tf.saved_model.load(served["version_dir"]).signatures["serving_default"]
+    known = "".join(served["vocab"].characters)
+    tail = (known * (MAX_PROMPT_CHARS // len(known) + 1))[-MAX_PROMPT_CHARS:]
+    # Multi-byte characters the model never saw, right before the kept window.
+    long_prompt = "Ω€" * 150_000 + tail
+    row = {"num_chars": 30, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "seed": 5}
+    capped = call(signature, [{**row, "prompt": long_prompt}])
+    assert capped == call(signature, [{**row, "prompt": tail}])
+
+
+def test_score_reads_at_most_its_limit(served):
+    signature = tf.saved_model.load(served["version_dir"]).signatures["score"]
+    text = "the lazy dog.\n" * (MAX_SCORE_CHARS // 14 + 50)
+    long, limit = (
+        signature(text=tf.constant([text, text[:MAX_SCORE_CHARS]]))[k].numpy()
+        for k in ("num_chars", "log_likelihood")
+    )
+    assert long.tolist() == [MAX_SCORE_CHARS] * 2
+    assert limit[0] == limit[1]
 
 
 def test_rest_json_rules():
@@ -363,10 +454,17 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     )
 
 
-def test_warmup_file_has_one_request_per_signature_and_replays(served, tmp_path):
+def test_warmup_file_covers_every_signature_and_allowed_batch_size_and_replays(served, tmp_path):
+    from lstm_textgen.serving import ALLOWED_BATCH_SIZES
+
     path = Path(served["version_dir"]) / "assets.extra" / "tf_serving_warmup_requests"
     requests = serving.read_warmup_requests(str(path))
-    assert sorted(r.model_spec.signature_name for r in requests) == sorted(SIGNATURES)
+    covered = {
+        (r.model_spec.signature_name, tf.make_ndarray(r.inputs[k]).shape[0])
+        for r in requests
+        for k in list(r.inputs)[:1]
+    }
+    assert covered == {(name, size) for name in SIGNATURES for size in ALLOWED_BATCH_SIZES}
     for response in serve_tf1(served["version_dir"], requests, tmp_path):
         assert not isinstance(response, str), response
         assert len(response.outputs) >= 1
@@ -538,7 +636,7 @@ def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_ser
         assert result.returncode == 0, result.stderr
     assert from_export.stdout == from_run.stdout
     assert from_server.stdout == from_run.stdout
-    assert fake_tf_serving.bodies[-1]["inputs"]["seed"] == 11
+    assert fake_tf_serving.bodies[-1]["inputs"]["seed"] == [11, 12]
 
     wrong_name = run_cli(
         "generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "other"

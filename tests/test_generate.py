@@ -1,6 +1,7 @@
 """TextGenerator on a tiny random model: reproducible, batched prompts primed correctly."""
 
 import pytest
+import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
@@ -46,3 +47,24 @@ def test_bad_requests_are_clear_errors(generator):
         generator.generate("a", -1)
     with pytest.raises(TextgenError, match="prompt"):
         generator.generate([], 5)
+
+
+def test_last_and_first_characters_read_whole_characters_from_a_byte_window():
+    from lstm_textgen.generate import first_characters, last_characters
+
+    texts = ["Ω€a" * 1000 + "xyΩ€", "ab", ""]
+    got = last_characters(tf.constant(texts), 5).to_list()
+    assert got == [[ord(c) for c in t[-5:]] for t in texts]
+    got = first_characters(tf.constant(texts), 4).to_list()
+    assert got == [[ord(c) for c in t[:4]] for t in texts]
+
+
+def test_rows_take_their_own_settings_and_a_seed_per_row(generator):
+    prompts = ["ab", "c", "ab"]
+    texts = generator.generate(prompts, num_chars=[5, 9, 0], temperature=[1.0, 0.0, 1.0], seed=3)
+    assert [len(t) for t in texts] == [5, 9, 0]
+    # One seed gives row r the seed + r: row 0 is the text of that seed alone.
+    assert generator.generate(["ab"], 5, 1.0, seed=3) == texts[:1]
+    assert generator.generate(["c"], 9, 0.0, seed=99) == texts[1:2]
+    with pytest.raises(TextgenError, match="one num_chars per prompt"):
+        generator.generate(prompts, num_chars=[1, 2])

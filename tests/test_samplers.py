@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.rows import check_sampling_args
-from lstm_textgen.samplers import filter_logits, sample_loop, sample_next
+from lstm_textgen.samplers import filter_logits, row_uniforms, sample_loop, sample_next
 from lstm_textgen.vocab import CharVocabulary
 
 VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
@@ -75,7 +75,7 @@ def test_unknown_id_is_never_sampled():
     row[0] = 50.0  # the unknown id is by far the likeliest
     ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)
     assert 0 not in ids.numpy()
-    greedy = sample_next(tf.constant(row[None]), [0, 0], 0.0)
+    greedy = sample_next(tf.constant(row[None]), [0.5], 0.0)
     assert greedy.numpy()[0] != 0
 
 
@@ -101,8 +101,50 @@ def test_filter_logits_keeps_the_nucleus():
 def test_per_row_settings():
     first = np.zeros((2, V), np.float32)
     first[:, 3] = 1.0
-    ids = sample_next(tf.constant(first), [0, 0], tf.constant([0.0, 1.0]), tf.constant([0, 1]))
+    ids = sample_next(tf.constant(first), [0.3, 0.7], tf.constant([0.0, 1.0]), tf.constant([0, 1]))
     assert ids.numpy().tolist() == [3, 3]
+
+
+def test_inverse_cdf_picks_the_id_whose_interval_holds_the_uniform():
+    probs = np.array([0.0, 0.25, 0.5, 0.25], np.float32)  # id 0, the unknown id, has none
+    logits = tf.constant(np.log(np.maximum(probs, 1e-30))[None].repeat(5, 0))
+    uniforms = [0.0, 0.2499, 0.25, 0.7499, 0.9999]
+    assert sample_next(logits, uniforms, 1.0).numpy().tolist() == [1, 1, 2, 2, 3]
+
+
+def test_row_uniforms_depend_on_the_row_seed_alone_and_extend_as_a_prefix():
+    together = row_uniforms(tf.constant([5, 9, 5], tf.int64), 12).numpy()
+    alone = row_uniforms(tf.constant([9], tf.int64), 4).numpy()
+    np.testing.assert_array_equal(together[1, :4], alone[0])
+    np.testing.assert_array_equal(together[0], together[2])
+    assert not np.array_equal(together[0], together[1])
+    assert ((together >= 0) & (together < 1)).all()
+
+
+def test_a_row_samples_the_same_alone_or_merged_with_other_settings():
+    rng = np.random.default_rng(3)
+    first = rng.normal(size=(6, V)).astype(np.float32)
+    table = tf.constant(rng.normal(size=(V, V)).astype(np.float32))
+
+    def step(ids, state):  # the next logits depend on the id just picked
+        return tf.gather(table, ids), state
+
+    settings = dict(
+        seed=[4, 4, 7, 8, 9, 10],
+        temperature=[1.0, 0.5, 0.0, 1.3, 0.9, 1.0],
+        top_k=[0, 3, 0, 5, 0, 2],
+        top_p=[1.0, 1.0, 0.9, 0.5, 1.0, 0.8],
+    )
+    merged = sample_loop(step, tf.constant(first), tf.zeros([6]), 30, **settings).numpy()
+    for r in range(6):
+        one = {name: [values[r]] for name, values in settings.items()}
+        alone = sample_loop(step, tf.constant(first[r : r + 1]), tf.zeros([1]), 30, **one)
+        np.testing.assert_array_equal(alone.numpy()[0], merged[r])
+
+
+def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
+    logits = tf.constant([[30.0, 0.0, -30.0, -60.0, -90.0]])  # the tail rounds to mass 1
+    np.testing.assert_array_equal(filter_logits(logits, 0, 1.0).numpy(), logits.numpy())
 
 
 def test_zero_steps_gives_an_empty_result():

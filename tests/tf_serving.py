@@ -164,3 +164,18 @@ def denied_ops(saved_model_dir: str) -> list[str]:
             if attr is not None and attr.b:
                 found.add(f"jit_compile:{function.signature.name}")
     return sorted(found)
+
+
+def signature_input_shapes(saved_model_dir: str) -> dict[str, dict[str, list[int]]]:
+    """`{signature: {input alias: dims}}` of the "serve" graph (-1 for an unknown size)."""
+    for meta_graph in read_saved_model_proto(saved_model_dir).meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags:
+            return {
+                name: {
+                    alias: [d.size for d in info.tensor_shape.dim]
+                    for alias, info in sig.inputs.items()
+                }
+                for name, sig in meta_graph.signature_def.items()
+                if not name.startswith("__")
+            }
+    raise ValueError(f"{saved_model_dir} has no graph tagged 'serve'")

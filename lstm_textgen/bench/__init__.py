@@ -1,7 +1,7 @@
-"""Benchmarks behind `lstm-textgen bench NAME`: `train`, `generate`, `memory`.
+"""Benchmarks behind `lstm-textgen bench NAME`: `train`, `generate`, `serve`, `memory`.
 
 Each module has a `main(argv)` and prints its tables; the library never imports from
 here.
 """
 
-BENCHMARKS = ("train", "generate", "memory")
+BENCHMARKS = ("train", "generate", "serve", "memory")

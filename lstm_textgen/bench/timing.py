@@ -31,17 +31,23 @@ def median_times(fns, repeats):
 
 def cpu_description() -> str:
     """The CPU model and its vector ISA flags, for every benchmark table's header."""
-    model, flags = platform.processor() or "unknown CPU", set()
+    model, flags, family = platform.processor() or "unknown CPU", set(), {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name":
+                key = key.strip()
+                if key == "model name":
                     model = value.strip()
-                elif key.strip() == "flags":
+                elif key == "flags":
                     flags = set(value.split())
+                elif key in ("cpu family", "model") and key not in family:
+                    family[key] = value.strip()
     except OSError:
         pass
+    if family:
+        # A virtual machine may name only the brand; family and model tell the generation.
+        model += f", family {family.get('cpu family', '?')} model {family.get('model', '?')}"
     isa = [name for flag, name in (
         ("avx2", "AVX2"),
         ("avx512f", "AVX-512"),

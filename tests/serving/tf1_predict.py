@@ -6,7 +6,7 @@ The model is loaded into a TF1 graph and `Session` with
 `tf.compat.v1.saved_model.loader.load(sess, ["serve"], EXPORT_DIR)`, exactly the
 SavedModelBundle path, and every request runs by the tensor names of its SignatureDef.
 Deliberately, `lstm_textgen` is never imported: the export must stand on its own. A
-request that fails writes its error message to RESPONSE.pb.error instead.
+request that fails writes its error, `TYPE: message`, to RESPONSE.pb.error instead.
 """
 
 import sys
@@ -52,7 +52,7 @@ def main(argv):
             except (tf.errors.OpError, KeyError, TypeError) as e:
                 message = getattr(e, "message", None) or str(e)
                 with open(response_path + ".error", "w", encoding="utf-8") as f:
-                    f.write(message)
+                    f.write(f"{type(e).__name__}: {message}")
                 continue
             with open(response_path, "wb") as f:
                 f.write(response.SerializeToString())

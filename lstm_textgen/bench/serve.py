@@ -1,0 +1,190 @@
+"""Serving under load: K clients against one export, as separate calls and as TF Serving's
+batcher would merge them.
+
+    lstm-textgen bench serve                          # 2 x 256 units, K = 1, 8, 32, 64
+    lstm-textgen bench serve --clients 32 --chars 200 --rounds 5
+    lstm-textgen bench serve --baseline saved_models/old/1   # batch-1 latency side by side
+
+A randomly initialised model (speed does not depend on the weights) is exported with
+`export_for_serving` and loaded back with `tf.saved_model.load`, so no project code runs
+in the timed path. Each of the K clients sends one `serving_default` request of one row
+(its own prompt, `--chars` characters, and its own temperature, top-k, top-p and seed).
+For every K, in alternation:
+
+  separate   K threads, each calling the signature with its own request at once, as K
+             clients would without batching.
+  merged     what TF Serving's batcher does with `--enable_batching`: the K requests are
+             concatenated along dimension 0, run as one call, and the rows split back.
+  halves     the K requests merged into two batches of K/2, run at once from two threads:
+             what `num_batch_threads: 2` does when two batches are queued.
+
+chars/s is the K requests' characters over the round's wall time. Latency is from the
+round's start to a client's reply: p50 and p99 over every client of every round.
+`--baseline DIR` also times another export's `serving_default` at batch 1 against this
+one's, in alternation: the per-character latency of the two, side by side (an export
+whose settings are scalars is called with scalars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from lstm_textgen.bench.generate import make_export
+from lstm_textgen.bench.timing import cpu_description, time_alternately
+
+PROMPTS = ("ROMEO:", "JULIET:\nO", "First Citizen:\nBefore we proceed", "", "KING RICHARD III:")
+
+
+def client_request(k: int, chars: int) -> dict[str, np.ndarray]:
+    """Client k's one-row request: mixed prompts and sampling settings."""
+    return {
+        "prompt": np.array([PROMPTS[k % len(PROMPTS)]], object),
+        "num_chars": np.array([chars], np.int32),
+        "temperature": np.array([(0.0, 0.7, 1.0, 1.3)[k % 4]], np.float32),
+        "top_k": np.array([(0, 5, 20)[k % 3]], np.int32),
+        "top_p": np.array([(1.0, 0.9)[k % 2]], np.float32),
+        "seed": np.array([1000 + k], np.int64),
+    }
+
+
+def merge(requests):
+    return {name: np.concatenate([r[name] for r in requests]) for name in requests[0]}
+
+
+class Round:
+    """One round of K clients in one mode; `latencies` holds each client's seconds."""
+
+    def __init__(self, signature, requests, batches: int):
+        self.signature = signature
+        self.requests = requests
+        self.batches = batches  # 0: one call per request
+        self.latencies = []  # per round, one list of every client's seconds
+        self.walls = []
+
+    def __call__(self):
+        start = time.perf_counter()
+        lock = threading.Lock()
+        latencies = []
+
+        def call(requests):
+            texts = self.signature(**merge(requests))["text"].numpy()
+            assert len(texts) == len(requests)
+            done = time.perf_counter() - start
+            with lock:
+                latencies.extend([done] * len(requests))
+
+        if self.batches:
+            size = -(-len(self.requests) // self.batches)
+            groups = [self.requests[k : k + size] for k in range(0, len(self.requests), size)]
+        else:
+            groups = [[request] for request in self.requests]
+        if len(groups) == 1:
+            call(groups[0])
+        else:
+            threads = [threading.Thread(target=call, args=(g,)) for g in groups]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        self.walls.append(time.perf_counter() - start)
+        self.latencies.append(latencies)
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def scalar_request(signature, request):
+    """`request` shaped for `signature`: settings as scalars where it takes scalars."""
+    shaped = {}
+    for name, spec in signature.structured_input_signature[1].items():
+        value = request[name]
+        shaped[name] = tf.constant(value[0] if spec.shape.rank == 0 else value, spec.dtype)
+    return shaped
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="lstm-textgen bench serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--chars", type=int, default=200, help="characters per request")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per K and mode")
+    parser.add_argument("--baseline", metavar="DIR", help="an export version folder to compare")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        _, export_dir = make_export(workdir, args.units, args.layers)
+        signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+        print(f"CPU: {cpu_description()}")
+        print(
+            f"model: embedding 64, {args.layers} x {args.units} units, vocabulary 66; one row "
+            f"of {args.chars} characters per client; {args.rounds} rounds per K and mode"
+        )
+        print()
+        print(
+            f"{'K':>3} {'mode':<9} {'chars/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
+            f"{'merged/separate':>16}"
+        )
+        for clients in args.clients:
+            requests = [client_request(k, args.chars) for k in range(clients)]
+            rounds = {
+                "separate": Round(signature, requests, batches=0),
+                "merged": Round(signature, requests, batches=1),
+            }
+            if clients > 1:
+                rounds["halves"] = Round(signature, requests, batches=2)
+            time_alternately(rounds, args.rounds)
+            throughput = {}
+            for name, timed in rounds.items():
+                # The first call of each is time_alternately's untimed warm-up.
+                walls, kept = timed.walls[1:], [t for r in timed.latencies[1:] for t in r]
+                throughput[name] = clients * args.chars * len(walls) / sum(walls)
+                ratio = throughput[name] / throughput["separate"]
+                print(
+                    f"{clients:>3} {name:<9} {throughput[name]:>9.0f} "
+                    f"{1e3 * percentile(kept, 50):>9.1f} {1e3 * percentile(kept, 99):>9.1f} "
+                    f"{ratio:>15.2f}x"
+                )
+        short = client_request(0, args.chars)
+        long = {**short, "prompt": np.array(["ROMEO: " * 42_858], object)}  # 300,006
+        times = time_alternately(
+            {"short": lambda: signature(**short), "long": lambda: signature(**long)}, 3
+        )
+        print()
+        print(
+            f"a 300,006-character prompt: {statistics.median(times['long']):.3f} s per request, "
+            f"against {statistics.median(times['short']):.3f} s with a 6-character prompt "
+            f"({args.chars} characters generated, median of 3)"
+        )
+        if args.baseline:
+            baseline = tf.saved_model.load(args.baseline).signatures["serving_default"]
+            # `bench generate`'s batch-1 request: 1,000 characters, temperature 1, no filter.
+            chars, rounds = 1000, 9
+            request = {**client_request(0, chars), "temperature": np.ones([1], np.float32)}
+            calls = {
+                "this export": lambda: signature(**scalar_request(signature, request)),
+                "baseline": lambda: baseline(**scalar_request(baseline, request)),
+            }
+            times = time_alternately(calls, rounds)
+            print()
+            print(f"batch 1, {chars} characters, temperature 1, median of {rounds}:")
+            ours = statistics.median(times["this export"]) / chars
+            theirs = statistics.median(times["baseline"]) / chars
+            print(f"  this export {1e3 * ours:.3f} ms/char, baseline {1e3 * theirs:.3f} ms/char")
+            print(f"  ratio (baseline / this): {theirs / ours:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
