@@ -60,7 +60,8 @@ def python_loop(model, batch, chars):
     @tf.function
     def one_step(ids, state, seed):
         logits, state = model.step(ids, state)
-        return sample_next(logits, seed, 1.0), state
+        uniform = tf.random.stateless_uniform([batch], seed=seed)
+        return sample_next(logits, uniform, 1.0), state
 
     def run():
         ids = tf.ones([batch], tf.int32)
@@ -101,8 +102,9 @@ def cold_start(export_dir, chars):
         "import tensorflow as tf; t1 = time.perf_counter()\n"
         f"m = tf.saved_model.load({export_dir!r}); t2 = time.perf_counter()\n"
         "out = m.signatures['serving_default'](prompt=tf.constant(['ROMEO:']), "
-        f"num_chars=tf.constant({chars}), temperature=tf.constant(1.0), top_k=tf.constant(0), "
-        "top_p=tf.constant(1.0), seed=tf.constant(1, tf.int64))['text'].numpy()\n"
+        f"num_chars=tf.constant([{chars}]), temperature=tf.constant([1.0]), "
+        "top_k=tf.constant([0]), top_p=tf.constant([1.0]), "
+        "seed=tf.constant([1], tf.int64))['text'].numpy()\n"
         "t3 = time.perf_counter(); print(t1 - t0, t2 - t1, t3 - t2)\n"
     )
     start = time.perf_counter()
@@ -144,11 +146,11 @@ def main(argv=None):
         for batch in args.batches:
             request = dict(
                 prompt=tf.constant(["ROMEO:"] * batch),
-                num_chars=tf.constant(args.chars),
-                temperature=tf.constant(1.0),
-                top_k=tf.constant(0),
-                top_p=tf.constant(1.0),
-                seed=tf.constant(1, tf.int64),
+                num_chars=tf.fill([batch], args.chars),
+                temperature=tf.ones([batch]),
+                top_k=tf.zeros([batch], tf.int32),
+                top_p=tf.ones([batch]),
+                seed=tf.range(1, batch + 1, dtype=tf.int64),
             )
             timings = median_times(
                 {
