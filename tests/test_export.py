@@ -511,6 +511,16 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_pat
     warmup = serving.read_warmup_requests(
         str(Path(version_dir) / "assets.extra" / "tf_serving_warmup_requests")
     )
+    # Every signature at the smallest and the largest batch size (each C++ run loads the
+    # export afresh; the TF1 test replays all of them).
+    from lstm_textgen.serving import ALLOWED_BATCH_SIZES
+
+    def rows(request):
+        return tf.make_ndarray(next(iter(request.inputs.values()))).shape[0]
+
+    ends = (ALLOWED_BATCH_SIZES[0], ALLOWED_BATCH_SIZES[-1])
+    warmup = [r for r in warmup if rows(r) in ends]
+    assert len(warmup) == 2 * len(SIGNATURES)
     bodies = [
         "generate_columnar.json",
         "generate_rows_instances.json",
