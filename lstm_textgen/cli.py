@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure training or generation speed (benchmarks)",
         description="Benchmarks: `bench train` times GateLSTM against keras.layers.LSTM; "
         "`bench generate` times an export's in-graph generation against a Python loop; "
+        "`bench serve` times K clients' requests to an export, separate and merged; "
         "`bench memory` reports peak memory of training on large text files. "
         "Pass --help after the name for their options.",
     )
@@ -391,7 +392,7 @@ def _warn_unknown(vocab, prompt: str) -> None:
 
 
 def cmd_generate(args) -> int:
-    from lstm_textgen.config import MAX_NUM_CHARS
+    from lstm_textgen.config import MAX_NUM_CHARS, MAX_PROMPT_CHARS
     from lstm_textgen.errors import TextgenError
     from lstm_textgen.rows import row_settings
 
@@ -409,6 +410,11 @@ def cmd_generate(args) -> int:
         raise TextgenError(
             f"--num-chars {args.num_chars} is more than an export generates per "
             f"request ({MAX_NUM_CHARS:,}); ask for fewer"
+        )
+    if not args.run and len(args.prompt) > MAX_PROMPT_CHARS:
+        _log(
+            f"warning: an export primes with the last {MAX_PROMPT_CHARS:,} characters of "
+            f"the prompt only, of the {len(args.prompt):,} given"
         )
     prompts = [args.prompt] * args.batch
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that

@@ -25,8 +25,8 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as reply:
-            return json.loads(reply.read().decode("utf-8"))
-    except ValueError as e:  # a malformed URL
+            data = reply.read()
+    except (ValueError, http.client.InvalidURL) as e:  # a malformed URL
         raise TextgenError(f"bad TF Serving URL {url}: {e}") from None
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace").strip()
@@ -43,6 +43,8 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
             f"{url} did not answer like TF Serving's REST API ({type(e).__name__}); "
             "is that the REST port (8501), not gRPC (8500)?"
         ) from None
+    try:
+        return json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise TextgenError(f"TF Serving at {url} did not answer with JSON") from None
 

@@ -14,7 +14,8 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
 - `score`: `text` string [B] -> `log_likelihood` (nats, summed), `bits_per_char` and
   `num_chars` (characters scored; unknown ones are skipped) per row.
 
-A row's text depends only on its own inputs, never on the rows merged with it. The work
+A row's text depends only on its own inputs, not on the rows merged with it (up to the
+rounding of matrix products across batch sizes, see README). The work
 of a request is bounded in the graph: the last `MAX_PROMPT_CHARS` characters of a prompt
 prime the state, at most `MAX_NUM_CHARS` are generated per row, and `score` reads the
 first `MAX_SCORE_CHARS` of a text. A negative or non-finite temperature, a negative top_k,

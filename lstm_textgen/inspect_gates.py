@@ -42,6 +42,8 @@ def parse_span(span: str) -> tuple[int, int | None]:
 
 def choose_span(text: str, span: tuple[int, int | None] | None) -> tuple[str, str]:
     """`(context, shown)`: the characters to show and the ones before them."""
+    if not text:
+        raise TextgenError("the text to inspect is empty")
     if span is None:
         start, stop = 0, None
     else:

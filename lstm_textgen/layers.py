@@ -148,7 +148,8 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
             maximum_iterations=steps,
         )
         d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
-        previous_outputs = tf.concat([h0[None], outputs[:-1]], axis=0)
+        # [h_0 .. h_{T-1}]; slicing after the concat keeps T = 0 empty.
+        previous_outputs = tf.concat([h0[None], outputs], axis=0)[:steps]
         d_kernel = tf.einsum("tbh,tbk->hk", previous_outputs, d_projected)
         return d_projected, d_h0, d_c0, d_kernel
 

@@ -73,7 +73,7 @@ def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
             payload = json.load(f)
         model = _from_dict(ModelConfig, payload["model"], path)
         train = _from_dict(TrainConfig, payload["train"], path)
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
         raise TextgenError(f"{path} is not a valid run config ({e}); retrain the run") from e
     return model, train
 

@@ -4,8 +4,9 @@ Everything here is TensorFlow graph code (no Python branching on tensor values) 
 functions run eagerly, in a `tf.function` and inside an exported SavedModel. Every setting
 is per row, and so is randomness: row r draws its random numbers from its own seed alone
 (`row_uniforms`), and every other op here works row by row, so a row's text does not
-depend on the other rows of its batch. That is what lets TF Serving merge unrelated
-requests into one batch: the same request gives the same text, alone or merged.
+depend on the other rows of its batch (up to how a model's matrix products round a row
+at different batch sizes). That is what lets TF Serving merge unrelated requests into
+one batch: the same request gives the same text, alone or merged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from lstm_textgen.vocab import UNKNOWN_ID
 # The second half of each row's stateless seed: a fixed stream id, so that a seed means
 # the same random numbers in the library, the CLI and the export.
 SEED_STREAM = 0x5EED
+# Temperatures below this divide as this: logits / 1e-20 stay finite, and as good as greedy.
+MIN_TEMPERATURE = 1e-20
 
 
 def per_row(value, batch, dtype):
@@ -35,10 +38,15 @@ def row_uniforms(seeds, num_steps):
     """
     seeds = tf.cast(seeds, tf.int64)
     num_steps = tf.cast(num_steps, tf.int32)
-    return tf.map_fn(
-        lambda s: tf.random.stateless_uniform([num_steps], seed=tf.stack([s, SEED_STREAM])),
-        seeds,
-        fn_output_signature=tf.TensorSpec([None], tf.float32),
+    # map_fn cannot stack zero rows of unknown length: an empty batch gets an empty array.
+    return tf.cond(
+        tf.size(seeds) > 0,
+        lambda: tf.map_fn(
+            lambda s: tf.random.stateless_uniform([num_steps], seed=tf.stack([s, SEED_STREAM])),
+            seeds,
+            fn_output_signature=tf.TensorSpec([None], tf.float32),
+        ),
+        lambda: tf.zeros([0, num_steps]),
     )
 
 
@@ -86,8 +94,9 @@ def _prepare(logits, temperature, top_k, top_p):
         # Id 0 stands for "a character the model never saw"; it must never be emitted.
         "unknown": tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
         "sampling": t > 0,
-        # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite.
-        "divisor": tf.where(t > 0, t, tf.ones_like(t))[:, None],
+        # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite, and
+        # the floor keeps logits / t finite for a tiny positive t (softmax then does the rest).
+        "divisor": tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
         "top_k": k,
         "top_p": p,
         # Which kind of pick the batch needs, decided once for a whole sampling loop:

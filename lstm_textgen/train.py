@@ -438,7 +438,7 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         log(
             f"{job.run_dir} is already trained to step {step} (target {total_steps}); nothing to do"
         )
-        return TrainResult(job.run_dir, step, state["best_val_loss"], state["history"])
+        return TrainResult(job.run_dir, step, state["best_val_loss"], state["history"], job.chief)
     if job.chief:
         rundir.save_run_config(job.run_dir, job.model_config, config)
     train_ds, val_ds = _datasets(job, train_ids, val_ids, step)

@@ -229,6 +229,23 @@ def test_benchmarks_run_and_apply_thread_settings():
     assert variants == ["in-graph", "py-loop", "floor"]
     assert "cold start" in result.stdout
 
+    result = run_cli(
+        *("bench", "serve", "--units", "4", "--layers", "1", "--chars", "5"),
+        *("--clients", "1", "3", "--rounds", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    modes = [row[:2] for row in rows if row and row[0] in ("1", "3")]
+    assert modes == [
+        ["1", "separate"],
+        ["1", "merged"],
+        ["3", "separate"],
+        ["3", "merged"],
+        ["3", "halves"],
+    ]
+    assert "rows alone and merged: 3 of 3 texts equal" in result.stdout
+    assert "300,006-character prompt" in result.stdout
+
 
 def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
     source = tmp_path / "source.txt"

@@ -386,6 +386,7 @@ def test_a_row_gives_the_same_text_alone_and_merged_with_others(served):
     assert merged == alone
     assert call(signature, rows[::-1]) == merged[::-1]
     assert call(signature, rows[:17]) + call(signature, rows[17:]) == merged
+    assert call(signature, []) == []
     assert [len(t) for t in merged] == [row["num_chars"] for row in rows]
     settings = {name: [row[name] for row in rows] for name in rows[0] if name != "prompt"}
     assert served["generator"].generate([row["prompt"] for row in rows], **settings) == merged

@@ -204,6 +204,15 @@ def test_empty_sequence_returns_the_initial_state():
     assert sequence.shape == (B, 0, H)
     assert_close(h, tf.zeros([B, H]))
     assert_close(c, tf.zeros([B, H]))
+    # The hand-written gradient handles zero steps too: nothing flows to the kernels.
+    h0 = tf.ones([B, H])
+    with tf.GradientTape() as tape:
+        tape.watch(h0)
+        _, h, _ = layer(tf.zeros([B, 0, D]), initial_state=[h0, tf.zeros([B, H])])
+        loss = tf.reduce_sum(h)
+    d_h0, d_kernel = tape.gradient(loss, [h0, layer.recurrent_kernel])
+    assert_close(d_h0, tf.ones([B, H]))
+    assert_close(d_kernel, tf.zeros_like(d_kernel))
 
 
 def test_hand_written_gradient_matches_autodiff_for_states_and_under_xla():

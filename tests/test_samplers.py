@@ -142,6 +142,14 @@ def test_a_row_samples_the_same_alone_or_merged_with_other_settings():
         np.testing.assert_array_equal(alone.numpy()[0], merged[r])
 
 
+def test_a_tiny_temperature_is_greedy_and_an_empty_batch_is_empty():
+    logits = tf.constant([[0.0, 3.0, 1.0, 2.9], [0.0, -1.0, 5.0, 4.0]])
+    picks = sample_next(logits, [0.99, 0.99], tf.constant([1e-30, 1e-45]))
+    assert picks.numpy().tolist() == [1, 2]
+    ids = sample_loop(next_letter_step, tf.zeros([0, V]), tf.zeros([0]), 5, [], 1.0)
+    assert ids.shape == (0, 5)
+
+
 def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
     logits = tf.constant([[30.0, 0.0, -30.0, -60.0, -90.0]])  # the tail rounds to mass 1
     np.testing.assert_array_equal(filter_logits(logits, 0, 1.0).numpy(), logits.numpy())

@@ -110,6 +110,36 @@ def scalar_request(signature, request):
     return shaped
 
 
+def rows_equal_check(export_dir, signature, clients: int, chars: int) -> None:
+    """Print how many of `clients` rows give the same text alone and merged, and how far
+    the `step` logits of rows alone are from the same rows in one batch."""
+    requests = [client_request(k, chars) for k in range(clients)]
+    merged = signature(**merge(requests))["text"].numpy()
+    alone = [signature(**r)["text"].numpy()[0] for r in requests]
+    same = sum(a == m for a, m in zip(alone, merged))
+    step = tf.saved_model.load(export_dir).signatures["step"]
+    rng = np.random.default_rng(0)
+    h, c = (
+        rng.normal(size=[clients, *step.structured_input_signature[1]["h"].shape[1:]]) for _ in "hc"
+    )
+    inputs = dict(
+        ids=rng.integers(1, 66, clients).astype(np.int32),
+        h=h.astype(np.float32),
+        c=c.astype(np.float32),
+    )
+    batch = step(**inputs)["logits"].numpy()
+    rows = [
+        step(**{k: v[r : r + 1] for k, v in inputs.items()})["logits"].numpy()
+        for r in range(clients)
+    ]
+    difference = np.abs(batch - np.concatenate(rows)).max()
+    print()
+    print(
+        f"rows alone and merged: {same} of {clients} texts equal ({chars} characters each); "
+        f"step logits of {clients} rows alone and in one batch differ by up to {difference:.1e}"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench serve",
@@ -157,6 +187,7 @@ def main(argv=None):
                     f"{1e3 * percentile(kept, 50):>9.1f} {1e3 * percentile(kept, 99):>9.1f} "
                     f"{ratio:>15.2f}x"
                 )
+        rows_equal_check(export_dir, signature, max(args.clients), args.chars)
         short = client_request(0, args.chars)
         long = {**short, "prompt": np.array(["ROMEO: " * 42_858], object)}  # 300,006
         times = time_alternately(
