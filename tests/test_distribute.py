@@ -159,29 +159,15 @@ def test_two_workers_on_localhost_match_one_process_resume_then_export_and_gener
 
 
 def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path, corpus):
-    result = run_cli(
-        "train",
-        "--run",
-        tmp_path / "run",
-        "--text-file",
-        corpus,
-        "--strategy",
-        "multi-worker",
-        env={"TF_CONFIG": ""},
-    )
+    def train_multi_worker(tf_config):
+        args = ("train", "--run", tmp_path / "run", "--text-file", corpus)
+        return run_cli(*args, "--strategy", "multi-worker", env={"TF_CONFIG": tf_config})
+
+    result = train_multi_worker("")
     lines = error_lines(result)
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "needs TF_CONFIG" in lines[0]
-    bad = run_cli(
-        "train",
-        "--run",
-        tmp_path / "run",
-        "--text-file",
-        corpus,
-        "--strategy",
-        "multi-worker",
-        env={"TF_CONFIG": '{"cluster": {}}'},
-    )
+    bad = train_multi_worker('{"cluster": {}}')
     assert bad.returncode == 2 and "TF_CONFIG is not valid" in error_lines(bad)[0], bad.stderr
 
 

@@ -77,23 +77,9 @@ def test_generate_writes_text_from_the_vocabulary(shakespeare_run):
     assert len(text) == 200
     vocab = CharVocabulary.load(str(run))
     assert set(text) <= set(vocab.characters)
-    greedy = run_cli(
-        "generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "50", "--temperature", "0"
-    )
-    assert (
-        greedy.stdout
-        == run_cli(
-            "generate",
-            "--run",
-            run,
-            "--prompt",
-            "ROMEO:",
-            "--num-chars",
-            "50",
-            "--temperature",
-            "0",
-        ).stdout
-    )
+    greedy = ("generate", "--run", run, "--prompt", "ROMEO:", "--num-chars", "50")
+    greedy += ("--temperature", "0")
+    assert run_cli(*greedy).stdout == run_cli(*greedy).stdout
 
 
 def test_evaluate_test_split(shakespeare_run, manual_dir):

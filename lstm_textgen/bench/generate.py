@@ -40,11 +40,31 @@ from lstm_textgen.samplers import sample_next
 from lstm_textgen.vocab import CharVocabulary
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
+EMBEDDING_DIM = 64
+
+
+def add_model_arguments(parser) -> None:
+    """The size of the random model a serving benchmark exports."""
+    parser.add_argument("--units", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+
+
+def print_header(args, workload: str) -> None:
+    """The CPU and the exported model, above a serving benchmark's table."""
+    print(f"CPU: {cpu_description()}")
+    print(
+        f"model: embedding {EMBEDDING_DIM}, {args.layers} x {args.units} units, vocabulary "
+        f"{len(CHARACTERS) + 1}; {workload}"
+    )
+    print()
 
 
 def make_export(workdir, units, layers):
+    """A randomly initialised model (speed does not depend on the weights), exported."""
     vocab = CharVocabulary(CHARACTERS)
-    config = ModelConfig(vocab_size=vocab.size, embedding_dim=64, units=units, num_layers=layers)
+    config = ModelConfig(
+        vocab_size=vocab.size, embedding_dim=EMBEDDING_DIM, units=units, num_layers=layers
+    )
     model = CharLanguageModel.from_model_config(config)
     run = os.path.join(workdir, "run")
     os.makedirs(run)
@@ -125,8 +145,7 @@ def main(argv=None):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=2)
+    add_model_arguments(parser)
     parser.add_argument("--chars", type=int, default=1000)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=3)
@@ -135,12 +154,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         model, export_dir = make_export(workdir, args.units, args.layers)
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
-        print(f"CPU: {cpu_description()}")
-        print(
-            f"model: embedding 64, {args.layers} x {args.units} units, vocabulary 66; "
-            f"{args.chars} characters per request; median of {args.repeats} after a warm-up"
+        print_header(
+            args,
+            f"{args.chars} characters per request; median of {args.repeats} after a warm-up",
         )
-        print()
         columns = ("seconds", "chars/s", "ms/step", "vs loop", "vs floor")
         print(f"{'batch':>5} {'variant':<9} " + " ".join(f"{c:>8}" for c in columns))
         for batch in args.batches:

@@ -36,8 +36,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen.bench.generate import make_export
-from lstm_textgen.bench.timing import cpu_description, time_alternately
+from lstm_textgen.bench.generate import add_model_arguments, make_export, print_header
+from lstm_textgen.bench.timing import time_alternately
 
 PROMPTS = ("ROMEO:", "JULIET:\nO", "First Citizen:\nBefore we proceed", "", "KING RICHARD III:")
 
@@ -146,8 +146,7 @@ def main(argv=None):
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=2)
+    add_model_arguments(parser)
     parser.add_argument("--chars", type=int, default=200, help="characters per request")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per K and mode")
@@ -157,12 +156,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         _, export_dir = make_export(workdir, args.units, args.layers)
         signature = tf.saved_model.load(export_dir).signatures["serving_default"]
-        print(f"CPU: {cpu_description()}")
-        print(
-            f"model: embedding 64, {args.layers} x {args.units} units, vocabulary 66; one row "
-            f"of {args.chars} characters per client; {args.rounds} rounds per K and mode"
+        print_header(
+            args,
+            f"one row of {args.chars} characters per client; {args.rounds} rounds per K and mode",
         )
-        print()
         print(
             f"{'K':>3} {'mode':<9} {'chars/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
             f"{'merged/separate':>16}"
