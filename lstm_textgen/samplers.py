@@ -135,7 +135,9 @@ def _pick(logits, uniform, prepared, kind):
     cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
     # uniform < 1, so the threshold stays below the total and lands on an id of weight > 0.
     threshold = uniform[:, None] * cdf[:, -1:]
-    sampled = tf.searchsorted(cdf, threshold, side="right", out_type=tf.int32)[:, 0]
+    # The number of cdf entries <= threshold (what searchsorted(side="right") returns for
+    # a sorted cdf), in ops that LiteRT has as builtins.
+    sampled = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
     if not greedy_rows:
         return sampled
     return tf.where(prepared["sampling"], sampled, greedy)
@@ -169,7 +171,30 @@ def sample_next(logits, uniform, temperature, top_k=0, top_p=1.0):
     return _switch(prepared["kind"], lambda kind: _pick(logits, uniform, prepared, kind))
 
 
-def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, top_p=1.0):
+def _mix32(x):
+    """Chris Wellons's "lowbias32" integer hash of uint32 `x` (public domain)."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(shift, tf.uint32)))
+        x = x * tf.constant(multiplier, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
+
+
+def hash_uniforms(seeds, step):
+    """`[B]` uniform floats in [0, 1) for step `step` of rows seeded `seeds` (int32 `[B]`).
+
+    A counter-based stream built from integer ops (a hash of the row's seed and the step)
+    that LiteRT has as builtins, unlike TF's stateless random ops: the portable sampling
+    loop draws from it. Its numbers are not those of `row_uniforms`.
+    """
+    key = _mix32(tf.cast(seeds, tf.uint32))
+    counter = tf.cast(step, tf.uint32) * tf.constant(0x9E3779B9, tf.uint32)
+    bits24 = tf.bitwise.right_shift(_mix32(key + counter), tf.constant(8, tf.uint32))
+    return tf.cast(bits24, tf.float32) * (1.0 / (1 << 24))
+
+
+def sample_loop(
+    step_fn, logits, state, num_steps, seed, temperature, top_k=0, top_p=1.0, portable=False
+):
     """Sample `num_steps` ids per row, feeding each pick back through `step_fn`.
 
     Args:
@@ -180,6 +205,11 @@ def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, t
         num_steps: scalar int, how many ids to sample (0 is allowed).
         seed: scalar or `[B]` int: row r draws from `row_uniforms` of its seed.
         temperature, top_k, top_p: scalar or `[B]`, see `sample_next`.
+        portable: build the loop from ops LiteRT has as builtins: row r draws from
+            `hash_uniforms` of its (int32) seed instead, and each pick is written into a
+            `[B, num_steps]` tensor by a select over all of it, O(B * num_steps) per step
+            (TensorArrays of an unknown batch size do not convert, and a loop variable
+            that changes shape makes LiteRT's WHILE allocate at every step).
 
     Returns:
         int32 `[B, num_steps]`.
@@ -187,9 +217,15 @@ def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, t
     num_steps = tf.cast(num_steps, tf.int32)
     logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
-    uniforms = tf.TensorArray(logits.dtype, size=num_steps).unstack(
-        tf.transpose(row_uniforms(per_row(seed, batch, tf.int64), num_steps))
-    )
+    if portable:
+        seeds = per_row(seed, batch, tf.int32)
+        uniform_at = lambda t: hash_uniforms(seeds, t)  # noqa: E731
+        positions = tf.range(num_steps)[None, :]
+    else:
+        uniforms = tf.TensorArray(logits.dtype, size=num_steps).unstack(
+            tf.transpose(row_uniforms(per_row(seed, batch, tf.int64), num_steps))
+        )
+        uniform_at = uniforms.read
     # Each op in the loop body costs a kernel launch per character, so everything that
     # does not change between steps is computed here, and the kind of pick (greedy,
     # sampled, filtered) is chosen once for the whole loop, not by a branch at every step.
@@ -197,22 +233,34 @@ def sample_loop(step_fn, logits, state, num_steps, seed, temperature, top_k=0, t
 
     def loop(kind):
         def body(t, logits, state, picks):
-            ids = _pick(logits, uniforms.read(t), prepared, kind)
-            picks = picks.write(t, ids)
+            ids = _pick(logits, uniform_at(t), prepared, kind)
+            if portable:
+                picks = tf.where(tf.equal(positions, t), ids[:, None], picks)
+            else:
+                picks = picks.write(t, ids)
             logits, state = step_fn(ids, state)
             return t + 1, logits, state, picks
 
-        picks = tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])
+        if portable:
+            picks = tf.zeros([batch, num_steps], tf.int32)
+        else:
+            picks = tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])
         _, _, _, picks = tf.while_loop(
             lambda t, *_: t < num_steps,
             body,
             (tf.constant(0), logits, state, picks),
             maximum_iterations=num_steps,
         )
+        if portable:
+            return picks
         return tf.cond(
             num_steps > 0,
             lambda: tf.transpose(picks.stack()),
             lambda: tf.zeros([batch, 0], tf.int32),
         )
 
+    if portable:
+        # LiteRT ran the loop 3-4x slower nested in IF branches (measured at batch 1), so
+        # the portable loop always does every part of the pick: it picks the same ids.
+        return loop(max(_KINDS))
     return _switch(prepared["kind"], loop)
