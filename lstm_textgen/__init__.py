@@ -42,6 +42,8 @@ _EXPORTS = {
     "evaluate_run": "lstm_textgen.evaluate",
     "export_for_serving": "lstm_textgen.export",
     "generate_from_saved_model": "lstm_textgen.export",
+    "export_litert": "lstm_textgen.export",
+    "LiteRTModel": "lstm_textgen.litert",
     "plot_run": "lstm_textgen.plot",
     "inspect_run": "lstm_textgen.inspect_gates",
 }

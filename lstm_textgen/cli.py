@@ -7,7 +7,6 @@ input ends with one line on stderr, `lstm-textgen: error: ...`, and exit status 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
@@ -134,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="a TF Serving REST endpoint, e.g. http://localhost:8501 (with --model-name)",
     )
+    source.add_argument(
+        "--litert",
+        metavar="FILE",
+        help="a LiteRT model (export --litert), run by LiteRT's interpreter without "
+        "TensorFlow; its seeds give other text than TensorFlow's (needs ai-edge-litert)",
+    )
     g.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
     g.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
     g.add_argument(
@@ -174,21 +179,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser(
         "export",
-        help="export a run as a versioned SavedModel for TF Serving",
+        help="export a run as a versioned SavedModel for TF Serving, or for LiteRT",
         description="Write --export-base/<version>/ (the next free version number unless "
         "--version is given) with the signatures serving_default, generate_rows, step "
         "and score, and a TF Serving warmup file. The version is written to a hidden "
-        "temporary folder and renamed, so a watching server never sees half of it.",
+        "temporary folder and renamed, so a watching server never sees half of it. "
+        "Or write --litert FILE.tflite, a LiteRT model with the signatures step, prime "
+        "and generate, its vocabulary and config embedded as metadata; written whole "
+        "or not at all.",
     )
     x.add_argument("--run", required=True, metavar="DIR", help="training run directory")
-    x.add_argument(
+    target = x.add_mutually_exclusive_group(required=True)
+    target.add_argument(
         "--export-base",
-        required=True,
         metavar="DIR",
         help="model folder, e.g. saved_models/shakespeare",
     )
+    target.add_argument("--litert", metavar="FILE", help="LiteRT model to write (.tflite)")
     x.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
     x.add_argument("--version", type=int, help="version number (default: the next free one)")
+    x.add_argument(
+        "--quantize",
+        choices=["dynamic"],
+        help="with --litert: store the weights as int8 (dynamic-range quantization)",
+    )
 
     pl = sub.add_parser(
         "plot",
@@ -276,30 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate on these UTF-8 files (or globs, repeatable) instead of a split",
     )
     e.add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
+    e.add_argument(
+        "--litert",
+        metavar="FILE",
+        help="score this LiteRT export of the run (export --litert) instead of its checkpoint",
+    )
     return parser
 
 
-@contextlib.contextmanager
-def _quiet_stderr_fd():
-    """Silence C++ log lines written straight to fd 2 while TensorFlow starts up."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            sys.stderr.flush()
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _start_tensorflow(init_devices: bool = True) -> None:
-    with _quiet_stderr_fd():
+    from lstm_textgen.errors import quiet_stderr_fd
+
+    with quiet_stderr_fd():
         import tensorflow as tf
 
         # Starting the devices here keeps their log lines quiet, but fixes the thread
@@ -356,8 +358,9 @@ def cmd_train(args) -> int:
     strategy = None
     if args.strategy != "default" or args.cpu_replicas is not None:
         from lstm_textgen.distribute import make_strategy
+        from lstm_textgen.errors import quiet_stderr_fd
 
-        with _quiet_stderr_fd():
+        with quiet_stderr_fd():
             strategy = make_strategy(args.strategy, args.cpu_replicas)
     result = train(
         args.run,
@@ -411,7 +414,7 @@ def cmd_generate(args) -> int:
             f"--num-chars {args.num_chars} is more than an export generates per "
             f"request ({MAX_NUM_CHARS:,}); ask for fewer"
         )
-    if not args.run and len(args.prompt) > MAX_PROMPT_CHARS:
+    if (args.saved_model or args.server) and len(args.prompt) > MAX_PROMPT_CHARS:
         _log(
             f"warning: an export primes with the last {MAX_PROMPT_CHARS:,} characters of "
             f"the prompt only, of the {len(args.prompt):,} given"
@@ -429,6 +432,12 @@ def cmd_generate(args) -> int:
         model, vocab = load_trained_model(args.run, args.checkpoint)
         _warn_unknown(vocab, args.prompt)
         texts = TextGenerator(model, vocab).generate(prompts, **settings)
+    elif args.litert:
+        from lstm_textgen.litert import LiteRTModel
+
+        model = LiteRTModel(args.litert)
+        _warn_unknown(model.vocab, args.prompt)
+        texts = model.generate(prompts, **settings)
     elif args.saved_model:
         from lstm_textgen.export import export_vocabulary, generate_from_saved_model
 
@@ -447,8 +456,17 @@ def cmd_generate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from lstm_textgen.export import export_for_serving
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.export import export_for_serving, export_litert
 
+    if args.litert:
+        if args.version is not None:
+            raise TextgenError("--version numbers SavedModel exports; leave it out with --litert")
+        path = export_litert(args.run, args.litert, args.checkpoint, args.quantize)
+        print(f"{path} ({os.path.getsize(path):,} bytes)")
+        return 0
+    if args.quantize:
+        raise TextgenError("--quantize applies to --litert exports only")
     path = export_for_serving(
         args.run, args.export_base, checkpoint=args.checkpoint, version=args.version
     )
@@ -514,6 +532,7 @@ def cmd_evaluate(args) -> int:
         checkpoint=args.checkpoint,
         batch_size=args.batch_size,
         carry_state=args.carry_state,
+        litert=args.litert,
     )
     what = "text files" if args.text_file else args.split
     what += ", state carried" if args.carry_state else ""
@@ -538,8 +557,10 @@ COMMANDS = {
 
 
 def _needs_tensorflow(args) -> bool:
-    """Whether the command runs TensorFlow (plot and a TF Serving client do not)."""
-    return not (args.command == "plot" or (args.command == "generate" and args.server))
+    """Whether the command runs TensorFlow (plot, a TF Serving client and LiteRT do not)."""
+    return not (
+        args.command == "plot" or (args.command == "generate" and (args.server or args.litert))
+    )
 
 
 def main(argv=None) -> int:

@@ -54,10 +54,15 @@ def evaluate_text(
 
 def evaluate_ids(model, ids, seq_len: int, batch_size: int = 64, carry_state: bool = False):
     """`evaluate_text` for a text already encoded: an array of ids or a `data.IdFile`,
-    which is read from disk a batch at a time."""
+    which is read from disk a batch at a time.
+
+    `model` may also be a `litert.LiteRTModel`: its `step` signature scores the text.
+    """
     data.check_length(ids, seq_len, "evaluation")
     if carry_state:
         return _evaluate_streams(model, ids, seq_len, batch_size)
+    if not isinstance(model, CharLanguageModel):
+        return _evaluate_windows_litert(model, ids, seq_len, batch_size)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
     @tf.function
@@ -80,15 +85,40 @@ def _read_rows(ids, starts, width: int) -> np.ndarray:
     return np.stack([ids[s : s + width] for s in starts]).astype(np.int32)
 
 
+def _litert_loss(model, x, y, state):
+    """Summed cross-entropy of `y` given `x` `[B, T]` from `state`, and the state after,
+    through a LiteRT model's `step` signature."""
+    logits, h, c = model.logits_and_state(x, *state)
+    logits = logits.astype(np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
+    picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
+    return float((log_norm - picked).sum()), (h, c)
+
+
+def _evaluate_windows_litert(model, ids, seq_len, batch_size) -> Evaluation:
+    total, count, unknown = 0.0, 0, 0
+    for x, y in data.make_dataset(ids, seq_len, batch_size):
+        x, y = x.numpy(), y.numpy()
+        loss, _ = _litert_loss(model, x, y, model.initial_state(len(x)))
+        total += loss
+        count += y.size
+        unknown += int((y == UNKNOWN_ID).sum())
+    return Evaluation(total / count, count, unknown)
+
+
 def _evaluate_streams(model, ids, seq_len, streams) -> Evaluation:
     streams = max(1, min(streams, (len(ids) - 1) // seq_len))
     length = (len(ids) - 1) // streams  # targets per stream; up to streams - 1 are left out
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+    if isinstance(model, CharLanguageModel):
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
-    @tf.function
-    def piece_loss(x, y, state):
-        logits, state = model.logits_and_state(x, state)
-        return loss_fn(y, logits), state
+        @tf.function
+        def piece_loss(x, y, state):
+            logits, state = model.logits_and_state(x, state)
+            return loss_fn(y, logits), state
+    else:
+        piece_loss = lambda x, y, state: _litert_loss(model, x, y, state)  # noqa: E731
 
     state = model.initial_state(streams)
     total, unknown = 0.0, 0
@@ -130,8 +160,12 @@ def evaluate_run(
     checkpoint: str = "best",
     batch_size: int | None = None,
     carry_state: bool = False,
+    litert: str | None = None,
 ) -> Evaluation:
     """Evaluate a training run on a split of its corpus or on `text_files`.
+
+    With `litert`, the model scored is that LiteRT export of the run (`export --litert`),
+    run by LiteRT's interpreter, on the same text.
 
     `split` is train, validation, test or validation+test (the two joined, in order:
     for tiny_shakespeare, the last 10% of the text). A run trained on text files is
@@ -139,7 +173,14 @@ def evaluate_run(
     so the split is the one it trained with even if the files changed since.
     """
     _, train_config = rundir.load_run_config(run_dir)
-    model, vocab = rundir.load_trained_model(run_dir, checkpoint)
+    if litert:
+        from lstm_textgen.litert import LiteRTModel
+
+        model, vocab = LiteRTModel(litert), CharVocabulary.load(run_dir)
+        if model.vocab != vocab:
+            raise TextgenError(f"{litert} was not exported from {run_dir}: the vocabularies differ")
+    else:
+        model, vocab = rundir.load_trained_model(run_dir, checkpoint)
     batch_size = batch_size or train_config.batch_size
     seq_len = train_config.seq_len
     if text_files:

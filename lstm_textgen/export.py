@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -41,10 +42,11 @@ from lstm_textgen.config import (
     ModelConfig,
 )
 from lstm_textgen.errors import TextgenError, first_line
-from lstm_textgen.files import atomic_write_text
+from lstm_textgen.files import atomic_path, atomic_write_text
 from lstm_textgen.generate import first_characters, generate_spec, generate_text
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.rundir import CONFIG_FILE, load_run_config, load_trained_model
+from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 SIGNATURES = ("serving_default", "generate_rows", "step", "score")
@@ -99,11 +101,7 @@ class ServingFunctions:
     def step(self, ids, h, c):
         state = tuple((h[:, k], c[:, k]) for k in range(self.model.num_layers))
         logits, state = self.model.step(ids, state)
-        return {
-            "logits": logits,
-            "h": tf.stack([s[0] for s in state], axis=1),
-            "c": tf.stack([s[1] for s in state], axis=1),
-        }
+        return {"logits": logits, **_stacked(state)}
 
     def score(self, text):
         """Log-likelihood of the first `MAX_SCORE_CHARS` characters of each text; its
@@ -126,6 +124,14 @@ class ServingFunctions:
             "bits_per_char": bits,
             "num_chars": tf.cast(count, tf.int32),
         }
+
+
+def _stacked(state):
+    """A model's state tuple as the `h` and `c` tensors `[B, layers, units]` of a signature."""
+    return {
+        "h": tf.stack([s[0] for s in state], axis=1),
+        "c": tf.stack([s[1] for s in state], axis=1),
+    }
 
 
 def _signatures(functions: ServingFunctions, config: ModelConfig):
@@ -290,3 +296,159 @@ def export_vocabulary(saved_model: str) -> CharVocabulary | None:
     if not os.path.isfile(os.path.join(extra, "vocab.json")):
         return None
     return CharVocabulary.load(extra)
+
+
+# ---------------------------------------------------------------------------- LiteRT
+
+LITERT_SIGNATURES = ("step", "prime", "generate")
+LITERT_METADATA = "lstm_textgen"  # the name of the JSON metadata entry in the .tflite
+QUANTIZE_CHOICES = ("dynamic",)
+
+
+class LiteRTFunctions:
+    """The LiteRT signatures, written in ops that LiteRT has as builtins (no Flex).
+
+    There is no masking: a batch's prompts share one length, and characters outside the
+    vocabulary are dropped by the caller before `prime` or `generate`.
+    """
+
+    def __init__(self, model: CharLanguageModel):
+        self.model = model
+        # The weights as constants: the converter then writes them into the flatbuffer
+        # (variables would be left as uninitialised LiteRT resource variables).
+        self.weights = tf.nest.map_structure(lambda w: tf.constant(w.numpy()), model.step_weights())
+
+    def _step(self, ids, state):
+        return self.model.step(ids, state, self.weights)
+
+    def step(self, ids, h, c):
+        state = tuple((h[:, k], c[:, k]) for k in range(self.model.num_layers))
+        logits, state = self._step(ids, state)
+        return {"logits": logits, **_stacked(state)}
+
+    def _prime(self, ids):
+        state = self.model.initial_state(tf.shape(ids)[0])
+        logits = self.model.next_logits(state, self.weights["head"])
+
+        def body(t, logits, state):
+            logits, state = self._step(ids[:, t], state)
+            return t + 1, logits, state
+
+        _, logits, state = tf.while_loop(
+            lambda t, *_: t < tf.shape(ids)[1], body, (tf.constant(0), logits, state)
+        )
+        return logits, state
+
+    def prime(self, ids):
+        logits, state = self._prime(ids)
+        return {"logits": logits, **_stacked(state)}
+
+    def generate(self, ids, num_chars, temperature, top_k, top_p, seed):
+        logits, state = self._prime(ids)
+        num_chars = tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
+        picks = sample_loop(
+            self._step, logits, state, num_chars, seed, temperature, top_k, top_p, portable=True
+        )
+        return {"ids": picks}
+
+    def signatures(self, config: ModelConfig):
+        """`{name: (function, input signature)}` of every LiteRT signature."""
+        row = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
+        state = lambda name: tf.TensorSpec(  # noqa: E731
+            [None, config.num_layers, config.units], tf.float32, name=name
+        )
+        prompt = tf.TensorSpec([None, None], tf.int32, name="ids")
+        return {
+            "step": (self.step, [row(tf.int32, "ids"), state("h"), state("c")]),
+            "prime": (self.prime, [prompt]),
+            "generate": (
+                self.generate,
+                [
+                    prompt,
+                    tf.TensorSpec([], tf.int32, name="num_chars"),
+                    row(tf.float32, "temperature"),
+                    row(tf.int32, "top_k"),
+                    row(tf.float32, "top_p"),
+                    row(tf.int32, "seed"),
+                ],
+            ),
+        }
+
+
+def _with_metadata(flatbuffer: bytes, name: str, payload: bytes) -> bytes:
+    """`flatbuffer` with a metadata entry `name` holding `payload`."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(payload, np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def export_litert(
+    run_dir: str, path: str, checkpoint: str = "best", quantize: str | None = None
+) -> str:
+    """Write the run's model to `path` (a `.tflite` file) for LiteRT's interpreter.
+
+    Signatures (builtin ops only):
+    - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V],
+      `h`, `c`: the SavedModel's `step`.
+    - `prime`: `ids` int32 [B, T] (prompts of one length) -> `logits`, `h`, `c` after it.
+    - `generate`: `ids` [B, T], `num_chars` int32 scalar, `temperature`, `top_k`, `top_p`,
+      `seed` (int32) [B] -> `ids` int32 [B, num_chars], the whole sampling loop in one call.
+      Random numbers come from `samplers.hash_uniforms`, not TF's stateless ones.
+
+    The vocabulary and model config are embedded as JSON metadata named `lstm_textgen`.
+    `quantize="dynamic"` stores the weights as int8 (dynamic-range quantization). The file
+    appears whole or not at all.
+    """
+    if not path.endswith(".tflite"):
+        raise TextgenError(f"a LiteRT model file ends in .tflite, got {path}")
+    if quantize not in (None, *QUANTIZE_CHOICES):
+        raise TextgenError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TextgenError(f"folder {folder} does not exist; create it first")
+    model_config, _ = load_run_config(run_dir)
+    model, vocab = load_trained_model(run_dir, checkpoint)
+    model_config.vocab_size = model.vocab_size
+    functions = LiteRTFunctions(serving_model(model, model_config))
+
+    module = tf.Module()
+    concrete = {
+        name: tf.function(fn, input_signature=spec).get_concrete_function()
+        for name, (fn, spec) in functions.signatures(model_config).items()
+    }
+    with tempfile.TemporaryDirectory(prefix="lstm-textgen-litert-") as tmp:
+        tf.saved_model.save(module, tmp, signatures=concrete)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            tmp, signature_keys=list(LITERT_SIGNATURES)
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        flatbuffer = converter.convert()
+    metadata = {
+        "format": "lstm-textgen LiteRT",
+        "vocabulary": {"unknown_id": UNKNOWN_ID, "characters": vocab.characters},
+        "model": model_config.__dict__,
+        "quantize": quantize or "none",
+        "max_num_chars": MAX_NUM_CHARS,
+        "signatures": list(LITERT_SIGNATURES),
+    }
+    payload = json.dumps(metadata, ensure_ascii=False).encode("utf-8")
+    flatbuffer = _with_metadata(flatbuffer, LITERT_METADATA, payload)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(flatbuffer)
+    except OSError as e:
+        raise TextgenError(f"could not write {path}: {e.strerror or e}") from None
+    return path

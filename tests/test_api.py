@@ -33,14 +33,27 @@ def test_first_line_of_an_error_never_fails():
 
 
 def test_light_modules_do_not_import_tensorflow():
-    # `plot` and `generate --server` need neither TensorFlow nor tfds.
+    # `plot`, `generate --server` and `generate --litert` need neither TensorFlow nor tfds.
     code = (
         "import sys, lstm_textgen.plot, lstm_textgen.client, lstm_textgen.rundir, "
-        "lstm_textgen.config, lstm_textgen.vocab, lstm_textgen.rows; "
+        "lstm_textgen.config, lstm_textgen.vocab, lstm_textgen.rows, lstm_textgen.litert; "
         "print(sorted({'tensorflow', 'keras', 'tensorflow_datasets'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_the_package_does_not_need_litert_until_a_litert_model_is_run():
+    # ai-edge-litert is an extra: importing the package, the LiteRT module or the
+    # exporter must work without it (a stub that fails on import stands in for it).
+    code = (
+        "import sys; sys.modules['ai_edge_litert'] = None; "
+        "import lstm_textgen, lstm_textgen.litert, lstm_textgen.export, lstm_textgen.cli; "
+        "from lstm_textgen.litert import LiteRTModel; "
+        "LiteRTModel(lstm_textgen.export.__file__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "pip install 'lstm-textgen[litert]'" in result.stderr.splitlines()[-1], result.stderr
 
 
 def test_the_package_keeps_benchmarks_and_test_scaffolding_out_of_the_library():
