@@ -226,7 +226,7 @@ def test_benchmarks_run_and_apply_thread_settings():
     variants = [
         line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")
     ]
-    assert variants == ["in-graph", "py-loop", "floor"]
+    assert variants == ["in-graph", "py-loop", "floor", "litert", "litert-i8"]
     assert "cold start" in result.stdout
 
     result = run_cli(

@@ -13,6 +13,11 @@ A randomly initialised model (speed does not depend on the weights) is exported 
               once per character, carrying the state in Python.
   floor       one step's matrix products alone (every layer's x @ W and h @ U, and the
               output layer), run 1,000 times in a graph loop: the per-step latency floor.
+  litert      the same model exported with `export --litert`: its `generate` signature
+              (the whole loop) run by LiteRT's interpreter, one thread per core.
+  litert-i8   the same with int8 weights (`--quantize dynamic`).
+
+The LiteRT rows need ai-edge-litert; without it they are left out, with a note.
 
 Each figure is the median of --repeats calls after one warm-up call, the three variants
 timed in alternation. Cold start is timed
@@ -29,11 +34,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.export import export_for_serving
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.export import export_for_serving, export_litert
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
@@ -116,6 +123,28 @@ def floor_loop(model, batch, chars):
     return lambda: run().numpy()
 
 
+def litert_variants(workdir) -> dict:
+    """{name: LiteRTModel} of the LiteRT exports of the benchmark's run, if LiteRT runs."""
+    from lstm_textgen.litert import LiteRTModel
+
+    run = os.path.join(workdir, "run")
+    variants = {}
+    for name, quantize in (("litert", None), ("litert-i8", "dynamic")):
+        path = export_litert(run, os.path.join(workdir, f"{name}.tflite"), quantize=quantize)
+        try:
+            variants[name] = LiteRTModel(path)
+        except TextgenError as e:
+            print(f"note: no LiteRT rows: {e}")
+            return {}
+    return variants
+
+
+def litert_generate(model, batch, chars):
+    prompt = np.tile(model.vocab.encode("ROMEO:"), (batch, 1))
+    ones, zeros, seeds = np.ones(batch), np.zeros(batch), np.arange(1, batch + 1)
+    return lambda: model.generate_ids(prompt, chars, ones, zeros, ones, seeds)
+
+
 def cold_start(export_dir, chars):
     code = (
         "import time, os; t0 = time.perf_counter()\n"
@@ -139,6 +168,17 @@ def cold_start(export_dir, chars):
     return total, [float(v) for v in result.stdout.split()]
 
 
+def cold_start_litert(path, chars):
+    """Seconds from a fresh interpreter to the first text of a LiteRT model (no TF)."""
+    code = (
+        "from lstm_textgen.litert import LiteRTModel\n"
+        f"LiteRTModel({path!r}).generate(['ROMEO:'], num_chars={chars}, seed=1)\n"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench generate",
@@ -154,11 +194,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         model, export_dir = make_export(workdir, args.units, args.layers)
         serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+        litert = litert_variants(workdir)
         print_header(
             args,
             f"{args.chars} characters per request; median of {args.repeats} after a warm-up",
         )
-        columns = ("seconds", "chars/s", "ms/step", "vs loop", "vs floor")
+        columns = ("seconds", "chars/s", "ms/step", "vs loop", "vs graph", "vs floor")
         print(f"{'batch':>5} {'variant':<9} " + " ".join(f"{c:>8}" for c in columns))
         for batch in args.batches:
             request = dict(
@@ -174,6 +215,10 @@ def main(argv=None):
                     "in-graph": lambda request=request: serve(**request)["text"].numpy(),
                     "py-loop": python_loop(model, batch, args.chars),
                     "floor": floor_loop(model, batch, args.chars),
+                    **{
+                        name: litert_generate(variant, batch, args.chars)
+                        for name, variant in litert.items()
+                    },
                 },
                 args.repeats,
             )
@@ -181,7 +226,7 @@ def main(argv=None):
                 print(
                     f"{batch:>5} {name:<9} {seconds:>8.3f} {batch * args.chars / seconds:>9.0f} "
                     f"{1e3 * seconds / args.chars:>8.3f} {timings['py-loop'] / seconds:>7.1f}x "
-                    f"{seconds / timings['floor']:>7.1f}x"
+                    f"{timings['in-graph'] / seconds:>7.1f}x {seconds / timings['floor']:>7.1f}x"
                 )
         total, (import_s, load_s, first_s) = cold_start(export_dir, 100)
         print()
@@ -190,6 +235,9 @@ def main(argv=None):
             f"import tensorflow {import_s:.2f} s + load SavedModel {load_s:.2f} s + "
             f"first request {first_s:.2f} s (+ interpreter start)"
         )
+        if litert:
+            seconds = cold_start_litert(litert["litert"].path, 100)
+            print(f"cold start of the LiteRT model, the same way (no TensorFlow): {seconds:.2f} s")
 
 
 if __name__ == "__main__":
