@@ -173,12 +173,20 @@ def evaluate_run(
     so the split is the one it trained with even if the files changed since.
     """
     _, train_config = rundir.load_run_config(run_dir)
+    if litert and checkpoint != "best":
+        raise TextgenError("a LiteRT export holds one checkpoint; leave out --checkpoint")
     if litert:
         from lstm_textgen.litert import LiteRTModel
 
         model, vocab = LiteRTModel(litert), CharVocabulary.load(run_dir)
-        if model.vocab != vocab:
-            raise TextgenError(f"{litert} was not exported from {run_dir}: the vocabularies differ")
+        model_config, _ = rundir.load_run_config(run_dir)
+        shape = ("embedding_dim", "units", "num_layers")
+        if model.vocab != vocab or any(
+            model.config[name] != getattr(model_config, name) for name in shape
+        ):
+            raise TextgenError(
+                f"{litert} was not exported from {run_dir}: its vocabulary or model size differs"
+            )
     else:
         model, vocab = rundir.load_trained_model(run_dir, checkpoint)
     batch_size = batch_size or train_config.batch_size

@@ -18,7 +18,7 @@ from itertools import groupby
 
 import numpy as np
 
-from lstm_textgen.errors import TextgenError, quiet_stderr_fd
+from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
 from lstm_textgen.rows import row_settings
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
@@ -26,20 +26,22 @@ METADATA_NAME = "lstm_textgen"
 MAX_LITERT_SEED = 2**31 - 1  # the generate signature takes int32 seeds
 
 
-def _interpreter_class():
+def _litert():
+    """The `ai_edge_litert` package, or a one-line error that says how to install it."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        import ai_edge_litert.interpreter
+        import ai_edge_litert.schema_py_generated
     except ImportError:
         raise TextgenError(
             "LiteRT's interpreter is not installed; pip install 'lstm-textgen[litert]' "
             "(or ai-edge-litert)"
         ) from None
-    return Interpreter
+    return ai_edge_litert
 
 
 def read_metadata(path: str) -> dict:
     """The JSON metadata (`vocabulary`, `model`, ...) embedded in a LiteRT export."""
-    from ai_edge_litert import schema_py_generated as schema
+    schema = _litert().schema_py_generated
 
     try:
         with open(path, "rb") as f:
@@ -64,31 +66,38 @@ class LiteRTModel:
 
     Args:
         path: the `.tflite` file.
-        num_threads: the interpreter's threads (default: one per CPU core; at batch 1 two
-            threads generated 1.7x faster than LiteRT's default on a 2-core machine).
+        num_threads: the interpreter's threads (default: one per core this process may
+            use; at batch 1 two threads generated 1.7x faster than LiteRT's default on a
+            2-core machine).
     """
 
     def __init__(self, path: str, num_threads: int | None = None):
-        num_threads = num_threads or os.cpu_count() or 1
+        if num_threads is None:
+            cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+            num_threads = len(cores) if cores else os.cpu_count() or 1
         if not os.path.isfile(path):
             raise TextgenError(f"LiteRT model {path} does not exist")
-        interpreter_class = _interpreter_class()
+        litert = _litert()
         metadata = read_metadata(path)
         self.path = path
         self.config = metadata["model"]
         self.vocab = CharVocabulary(metadata["vocabulary"]["characters"])
         self.max_num_chars = metadata["max_num_chars"]
         try:
-            self.interpreter = interpreter_class(model_path=path, num_threads=num_threads)
-        except (ValueError, RuntimeError) as e:
-            raise TextgenError(f"LiteRT cannot load {path}: {str(e).splitlines()[0]}") from None
-        self._runners = {
-            name: self.interpreter.get_signature_runner(name) for name in metadata["signatures"]
-        }
-        # LiteRT logs a line on stderr as its first call starts the CPU delegate: make
-        # that call here, quietly.
-        with quiet_stderr_fd():
-            self.step(np.zeros(1, np.int32), *self.initial_state(1))
+            self.interpreter = litert.interpreter.Interpreter(
+                model_path=path, num_threads=num_threads
+            )
+            self._runners = {
+                name: self.interpreter.get_signature_runner(name) for name in metadata["signatures"]
+            }
+            # LiteRT logs a line on stderr as its first call starts the CPU delegate:
+            # make that call here, quietly.
+            with quiet_stderr_fd():
+                self.step(np.zeros(1, np.int32), *self.initial_state(1))
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise TextgenError(
+                f"LiteRT cannot run {path} as an lstm-textgen export: {first_line(e)}"
+            ) from None
 
     @property
     def state_shape(self):

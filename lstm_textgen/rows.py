@@ -29,7 +29,7 @@ def row_settings(rows: int, num_chars, temperature, top_k, top_p, seed) -> dict:
     the same seed gives alone; None picks a random seed.
     """
     if seed is None:
-        seed = random.randint(0, MAX_SEED)
+        seed = random.randint(0, MAX_SEED - rows)  # room for seed + r
     values = {}
     given = dict(num_chars=num_chars, temperature=temperature, top_k=top_k, top_p=top_p)
     for name, value in {**given, "seed": seed}.items():

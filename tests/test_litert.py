@@ -103,31 +103,57 @@ def test_prime_is_the_chain_of_steps(exported, rng):
 
 
 def test_greedy_litert_text_equals_generate_run(exported):
-    args = ("--prompt", "the quick", "--num-chars", "120", "--temperature", "0")
+    # "€" is outside the vocabulary: both skip it (and warn alike).
+    args = ("--prompt", "the q€uick", "--num-chars", "120", "--temperature", "0")
     from_run = run_cli("generate", "--run", exported["run"], *args)
     from_litert = run_cli("generate", "--litert", exported["fp32"], *args)
     assert from_run.returncode == 0, from_run.stderr
     assert from_litert.returncode == 0, from_litert.stderr
     assert from_litert.stdout == from_run.stdout
     assert len(set(from_run.stdout.strip())) > 3  # the tiny model writes more than one letter
-    assert error_lines(from_litert) == []
+    assert error_lines(from_litert) == error_lines(from_run)
+    assert len(error_lines(from_litert)) == 1 and "'€'" in error_lines(from_litert)[0]
 
 
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
 def test_seeded_litert_sampling_is_reproducible_and_a_row_does_not_depend_on_its_batch(
-    exported,
+    exported, weights
 ):
-    litert = LiteRTModel(exported["fp32"])
-    settings = dict(num_chars=[40, 25, 40, 0], temperature=[0.9, 0.0, 1.3, 1.0])
-    settings.update(top_k=[0, 0, 5, 0], top_p=[1.0, 1.0, 0.8, 1.0], seed=[3, 4, 5, 6])
-    prompts = ["the ", "pack my", "", "fox"]
+    litert = LiteRTModel(exported[weights])
+    # Rows of one prompt length run as one batch of the generate signature.
+    prompts = ["the ", "fox ", "dog ", "box ", "jugs", "", "pack my"]
+    settings = dict(
+        num_chars=[40, 25, 40, 1, 30, 20, 0],
+        temperature=[0.9, 0.0, 1.3, 1.0, 0.7, 1.0, 1.0],
+        top_k=[0, 0, 5, 0, 3, 0, 0],
+        top_p=[1.0, 1.0, 0.8, 1.0, 0.9, 1.0, 1.0],
+        seed=[3, 4, 5, 6, 7, 8, 9],
+    )
     texts = litert.generate(prompts, **settings)
     assert texts == litert.generate(prompts, **settings)
-    assert [len(t) for t in texts] == [40, 25, 40, 0]
+    assert [len(t) for t in texts] == settings["num_chars"]
     for r in range(len(prompts)):
         alone = litert.generate([prompts[r]], **{k: [v[r]] for k, v in settings.items()})
-        assert alone == [texts[r]]
+        assert alone == [texts[r]], r
     other_seed = litert.generate(["the "], num_chars=40, temperature=0.9, seed=7)
     assert other_seed != texts[:1]
+
+
+def test_litert_top_k_keeps_the_k_likeliest_characters(exported):
+    litert = LiteRTModel(exported["fp32"])
+    prompt = [exported["vocab"].encode("the lazy")]
+    logits = litert.prime(prompt)[0][0]
+    logits[0] = -np.inf  # the unknown id is never sampled
+    rows = 500
+
+    def first_picks(top_k):
+        return litert.generate_ids(prompt * rows, 3, [1.5] * rows, [top_k] * rows, [1.0] * rows,
+                                   list(range(rows)))  # fmt: skip
+
+    top5 = set(np.argsort(logits)[-5:])
+    assert set(first_picks(5)[:, 0]) <= top5 and len(set(first_picks(5)[:, 0])) > 1
+    greedy = litert.generate_ids(prompt, 3, [0.0], [0], [1.0], [0])
+    assert (first_picks(1) == greedy).all()
 
 
 def test_litert_samples_follow_the_model_distribution(exported):
@@ -242,6 +268,10 @@ def test_litert_errors_are_one_line(exported, tmp_path):
         (("generate", "--litert", tmp_path / "missing.tflite"), "does not exist"),
         (("generate", "--litert", exported["fp32"], "--seed", 2**31), "seeds up to"),
         (("evaluate", "--run", run, "--litert", run / "vocab.json"), "not a LiteRT model"),
+        (
+            ("evaluate", "--run", run, "--litert", exported["fp32"], "--checkpoint", "last"),
+            "leave out --checkpoint",
+        ),  # fmt: skip
     ]
     for args, message in cases:
         result = run_cli(*args)

@@ -19,8 +19,8 @@ A randomly initialised model (speed does not depend on the weights) is exported 
 
 The LiteRT rows need ai-edge-litert; without it they are left out, with a note.
 
-Each figure is the median of --repeats calls after one warm-up call, the three variants
-timed in alternation. Cold start is timed
+Each figure is the median of --repeats calls after one warm-up call, the variants timed
+in alternation. Cold start is timed
 in a fresh process: interpreter start -> `import tensorflow` -> `tf.saved_model.load` ->
 first text returned.
 """
