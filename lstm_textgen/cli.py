@@ -92,10 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     }
     groups["corpus"].add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
     groups["optimisation"].add_argument(
-        "--no-jit",
-        dest="jit_compile",
-        action="store_false",
-        help="do not compile the train step with XLA",
+        "--xla",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="compile the train step with XLA: auto times a few steps with and without it "
+        "and keeps the faster (runs of 100 steps or more; shorter ones run without) "
+        "(default: %(default)s)",
+    )
+    groups["optimisation"].add_argument(
+        "--no-jit", dest="xla", action="store_const", const="off", help=argparse.SUPPRESS
     )
     _add_config_flags(groups)
     d = groups["scaling out"]
@@ -277,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="windows (with --carry-state: streams) per batch (default: the run's)",
     )
     e.add_argument(
+        "--seq-len",
+        type=int,
+        metavar="N",
+        help="window length (with --carry-state: piece length) (default: the run's)",
+    )
+    e.add_argument(
         "--carry-state",
         action="store_true",
         help="read the text as contiguous streams, carrying the LSTM state across windows "
@@ -371,7 +382,7 @@ def cmd_train(args) -> int:
         manual_dir=args.tfds_manual_dir,
         max_steps=settings.get("max_steps") if args.resume else None,
         epochs=settings.get("epochs") if args.resume else None,
-        jit_compile=args.jit_compile,
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.xla],
         log=_log,
     )
     if result.best_val_loss is not None and result.chief:
@@ -523,6 +534,8 @@ def cmd_evaluate(args) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise TextgenError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.seq_len is not None and args.seq_len < 1:
+        raise TextgenError(f"--seq-len must be >= 1, got {args.seq_len}")
 
     result = evaluate_run(
         args.run,
@@ -533,8 +546,10 @@ def cmd_evaluate(args) -> int:
         batch_size=args.batch_size,
         carry_state=args.carry_state,
         litert=args.litert,
+        seq_len=args.seq_len,
     )
     what = "text files" if args.text_file else args.split
+    what += f", windows of {args.seq_len}" if args.seq_len and not args.carry_state else ""
     what += ", state carried" if args.carry_state else ""
     print(
         f"{what}: {result.nats_per_char:.4f} nats/char = {result.bits_per_char:.4f} "

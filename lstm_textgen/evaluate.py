@@ -161,11 +161,13 @@ def evaluate_run(
     batch_size: int | None = None,
     carry_state: bool = False,
     litert: str | None = None,
+    seq_len: int | None = None,
 ) -> Evaluation:
     """Evaluate a training run on a split of its corpus or on `text_files`.
 
-    With `litert`, the model scored is that LiteRT export of the run (`export --litert`),
-    run by LiteRT's interpreter, on the same text.
+    `seq_len` is the window length (default: the run's training windows; nanoGPT's
+    tiny Shakespeare figures use 256). With `litert`, the model scored is that LiteRT
+    export of the run (`export --litert`), run by LiteRT's interpreter, on the same text.
 
     `split` is train, validation, test or validation+test (the two joined, in order:
     for tiny_shakespeare, the last 10% of the text). A run trained on text files is
@@ -190,7 +192,7 @@ def evaluate_run(
     else:
         model, vocab = rundir.load_trained_model(run_dir, checkpoint)
     batch_size = batch_size or train_config.batch_size
-    seq_len = train_config.seq_len
+    seq_len = seq_len or train_config.seq_len
     if text_files:
         text = data.read_text_files(text_files)
         return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)

@@ -34,6 +34,16 @@ def lstm_cell(z, c):
     return lstm_gates(z, c)[4:]
 
 
+def product(a, b, equation=None):
+    """`a @ b` (or `einsum(equation, a, b)`) with `b`'s dtype for the operands and `a`'s
+    for the result: with a bfloat16 `b` the product runs on bfloat16 operands (the
+    kernel accumulates in float32 and rounds its output once) while everything around it
+    stays in `a`'s float32. With equal dtypes it is the plain product."""
+    operand = tf.cast(a, b.dtype)
+    result = tf.matmul(operand, b) if equation is None else tf.einsum(equation, operand, b)
+    return tf.cast(result, a.dtype)
+
+
 def lstm_loop(
     projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
 ):
@@ -42,7 +52,8 @@ def lstm_loop(
     Args:
         projected: `[T, B, 4H]`, `x_t @ kernel + bias` for every step (time-major).
         h0, c0: `[B, H]`, the initial state.
-        recurrent_kernel: `[H, 4H]`.
+        recurrent_kernel: `[H, 4H]`; in bfloat16, the recurrent products take bfloat16
+            operands (see `product`) and the state stays in `projected`'s dtype.
         mask: optional bool `[T, B, 1]`. At a False step the state is carried over and the
             output repeats the previous output (zeros before the first True step, whatever
             `h0` is), as in Keras.
@@ -66,7 +77,7 @@ def lstm_loop(
 
     def body(t, h, c, last, outputs, *kept):
         h_in = h if recurrent_keep is None else h * recurrent_keep
-        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + tf.matmul(h_in, recurrent_kernel), c)
+        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + product(h_in, recurrent_kernel), c)
         if keep_gates:
             gates, previous_cells = kept
             kept = (gates.write(t, tf.concat([i, f, g, o], axis=-1)), previous_cells.write(t, c))
@@ -139,7 +150,7 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
                 ],
                 axis=-1,
             )
-            return k + 1, tf.matmul(d_z, transposed_kernel), d_c * f, d_z_steps.write(t, d_z)
+            return k + 1, product(d_z, transposed_kernel), d_c * f, d_z_steps.write(t, d_z)
 
         _, d_h0, d_c0, d_z_steps = tf.while_loop(
             lambda k, *_: k < steps,
@@ -150,7 +161,13 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
         d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
         # [h_0 .. h_{T-1}]; slicing after the concat keeps T = 0 empty.
         previous_outputs = tf.concat([h0[None], outputs], axis=0)[:steps]
-        d_kernel = tf.einsum("tbh,tbk->hk", previous_outputs, d_projected)
+        # In the kernel's dtype: with a bfloat16 kernel, bfloat16 operands as forward.
+        kernel_dtype = recurrent_kernel.dtype
+        d_kernel = tf.einsum(
+            "tbh,tbk->hk",
+            tf.cast(previous_outputs, kernel_dtype),
+            tf.cast(d_projected, kernel_dtype),
+        )
         return d_projected, d_h0, d_c0, d_kernel
 
     return (outputs, h_last, c_last), grad
@@ -228,6 +245,10 @@ class GateLSTM(keras.layers.Layer):
             three weights.
         unit_forget_bias: add 1 to the forget-gate bias at initialisation.
         seed: seed for the dropout masks.
+        matmul_dtype: dtype of the operands of the gate loop's matrix products (the input
+            projection, the recurrent product and their gradients), e.g. `"bfloat16"`
+            on a CPU with bfloat16 instructions; the state, the gates' elementwise math
+            and the weights stay in the compute dtype. None: the compute dtype.
 
     Call arguments:
         inputs: `[batch, time, features]` (`[time, batch, features]` if `time_major`).
@@ -256,6 +277,7 @@ class GateLSTM(keras.layers.Layer):
         bias_initializer="zeros",
         unit_forget_bias=True,
         seed=None,
+        matmul_dtype=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -280,6 +302,7 @@ class GateLSTM(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.unit_forget_bias = unit_forget_bias
         self.seed = seed
+        self.matmul_dtype = matmul_dtype
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._keras_lstm = None
@@ -427,12 +450,13 @@ class GateLSTM(keras.layers.Layer):
 
         # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
         # that neither the [T, B, 4H] result nor its gradient needs a transpose.
-        projected = tf.einsum("tbd,dk->tbk", inputs, self.kernel) + self.bias
+        matmul_dtype = self.matmul_dtype or self.compute_dtype
+        kernel = tf.cast(self.kernel, matmul_dtype)
+        recurrent_kernel = tf.cast(self.recurrent_kernel, matmul_dtype)
+        projected = product(inputs, kernel, "tbd,dk->tbk") + self.bias
         sequence_shape = [inputs.shape[0], inputs.shape[1], self.units]
         if mask is None and recurrent_keep is None:
-            sequence, h, c = lstm_sequence(
-                projected, h, c, tf.convert_to_tensor(self.recurrent_kernel)
-            )
+            sequence, h, c = lstm_sequence(projected, h, c, recurrent_kernel)
             sequence.set_shape(sequence_shape)
             return self._format(self._batch_layout(sequence), h, h, c)
 
@@ -443,7 +467,7 @@ class GateLSTM(keras.layers.Layer):
             projected,
             h,
             c,
-            tf.convert_to_tensor(self.recurrent_kernel),
+            recurrent_kernel,
             mask=step_mask,
             recurrent_keep=recurrent_keep,
         )
@@ -489,6 +513,7 @@ class GateLSTM(keras.layers.Layer):
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "unit_forget_bias": self.unit_forget_bias,
                 "seed": self.seed,
+                "matmul_dtype": self.matmul_dtype,
             }
         )
         return config

@@ -102,6 +102,14 @@ class CharLanguageModel(keras.Model):
         self.head.build((None, None, self.units))
         self.built = True
 
+    def set_matmul_dtype(self, dtype: str | None) -> None:
+        """Run the gate layers' matrix products on `dtype` operands (e.g. "bfloat16"; None:
+        their compute dtype), for training on a CPU with bfloat16 instructions; see
+        `GateLSTM`'s `matmul_dtype`. A setting of this process, not saved with the model:
+        generation and evaluation of a loaded checkpoint stay in float32."""
+        for layer in self.lstm_layers:
+            layer.matmul_dtype = dtype
+
     def initial_state(self, batch_size):
         zeros = tf.zeros([batch_size, self.units], dtype=tf.float32)
         return tuple((zeros, zeros) for _ in range(self.num_layers))

@@ -22,6 +22,7 @@ import tensorflow as tf
 from lstm_textgen import data, rundir
 from lstm_textgen.config import MIN_LR_FRACTION, ModelConfig, TrainConfig, bits
 from lstm_textgen.distribute import (
+    Precision,
     is_chief,
     set_mixed_precision,
     strategy_name,
@@ -65,17 +66,89 @@ def load_training_data(
     return name, vocab, train_ids, val_ids
 
 
-def _why_no_xla(model_config: ModelConfig, strategy) -> str | None:
-    """Why the train step must not be compiled with XLA here (None: it may be).
+# A run of fewer steps trains in graph mode without timing XLA: compiling the step twice
+# would cost more than a faster step could save.
+XLA_TRIAL_MIN_STEPS = 100
+XLA_TRIAL_STEPS = 3  # timed steps of each mode, in alternation, after one untimed each
 
-    With dropout's random masks an XLA step was slower on CPU (README, Performance);
-    under several replicas Keras would compile the all-reduce into the step as well.
-    """
-    if model_config.dropout > 0.0:
-        return "slower with dropout"
+
+def _why_no_xla(strategy) -> str | None:
+    """Why the train step must not be compiled with XLA here (None: it may be): under
+    several replicas Keras would compile the all-reduce into the step as well."""
     if strategy.num_replicas_in_sync > 1:
         return "not with several replicas"
     return None
+
+
+def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> dict:
+    """`{True: [seconds], False: [seconds]}`: `steps` train steps on batch `(x, y)` with
+    the step compiled by XLA (True) and in plain graph mode (False), each after one
+    untimed step (which compiles it). Each mode's steps run one after another: switching
+    between Keras's two train functions retraced the step at every switch (measured).
+
+    Every variable of the model and its optimizer (weights, moments, step counter, the
+    dropout generators' states) is put back afterwards, so training goes on exactly as if
+    nothing had run. The model keeps both train functions, in `model._train_functions`.
+    """
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = list(model.variables) + list(optimizer.variables)
+    saved = [v.numpy() for v in variables]
+    functions = {}
+    for jit in (True, False):
+        model.jit_compile = jit
+        functions[jit] = model.make_train_function(force=True)
+    times = {True: [], False: []}
+    try:
+        for jit, function in functions.items():
+            model.train_function = function
+            for timed in [False] + [True] * steps:
+                start = time.perf_counter()
+                model.train_on_batch(x, y)
+                if timed:
+                    times[jit].append(time.perf_counter() - start)
+    finally:
+        for variable, value in zip(variables, saved):
+            variable.assign(value)
+    model._train_functions = functions
+    return times
+
+
+def settle_xla(model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int) -> str:
+    """Compile `model`'s train step with XLA or not, and say which and why.
+
+    `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
+    of each (`time_train_steps`) and keep the faster, for runs of at least
+    `XLA_TRIAL_MIN_STEPS` steps. XLA was faster on one CPU of this project and slower on
+    another for the same model (README, Performance), so no fixed rule holds.
+    """
+    reason = _why_no_xla(strategy)
+    too_short = jit_compile == "auto" and steps_to_go < XLA_TRIAL_MIN_STEPS
+    if jit_compile is False or reason or too_short:
+        model.jit_compile = False
+        model.train_function = model.test_function = None
+        if jit_compile is False:
+            return "in graph mode (no XLA)"
+        if reason:
+            return f"in graph mode (XLA off: {reason})"
+        return f"in graph mode (XLA not timed for a run of {steps_to_go} steps)"
+    if jit_compile is True:
+        model.jit_compile = True
+        model.train_function = model.test_function = None
+        return "compiled with XLA"
+    x, y = next(iter(train_ds))
+    times = time_train_steps(model, x, y)
+    median = {jit: sorted(t)[len(t) // 2] for jit, t in times.items()}
+    use_xla = median[True] < median[False]
+    model.jit_compile = use_xla
+    model.train_function = model._train_functions[use_xla]
+    model.test_function = None
+    return (
+        f"{'compiled with XLA' if use_xla else 'in graph mode'}, the faster here: "
+        f"{1e3 * median[True]:.0f} ms/step with XLA, {1e3 * median[False]:.0f} without "
+        f"(median of {len(times[True])} steps each)"
+    )
 
 
 def _shard_by_data() -> tf.data.Options:
@@ -262,11 +335,11 @@ class _Job:
     train_config: TrainConfig
     resume: bool
     manual_dir: str | None
-    jit_compile: bool
+    jit_compile: bool | str
     strategy: tf.distribute.Strategy
     chief: bool
     data_dir: str  # RUN/data on the chief; a private temporary folder on other workers
-    policy: str
+    precision: Precision
     progress: bool
     log: object
 
@@ -284,7 +357,7 @@ def train(
     manual_dir: str | None = None,
     max_steps: int | None = None,
     epochs: int | None = None,
-    jit_compile: bool = True,
+    jit_compile: bool | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
     verbose="auto",
     log=print,
@@ -298,7 +371,8 @@ def train(
         resume: continue from `run_dir/last.keras`.
         manual_dir: the tfds manual download folder (for offline machines).
         max_steps, epochs: a new length for a resumed run.
-        jit_compile: compile the train step with XLA where it helps (see `_why_no_xla`).
+        jit_compile: "auto" (time the train step with and without XLA and keep the
+            faster, see `settle_xla`), True (XLA unless several replicas) or False.
         strategy: from `lstm_textgen.distribute.make_strategy`, to spread training over
             replicas. Only the chief process writes to `run_dir`, which every worker must
             be able to read (shared storage) to resume.
@@ -346,7 +420,7 @@ def train(
     if verbose == "auto":
         verbose = _is_terminal(sys.stderr)
     previous_policy = keras.mixed_precision.global_policy()
-    policy = set_mixed_precision(train_config.mixed_precision)
+    precision = set_mixed_precision(train_config.mixed_precision)
     job = _Job(
         run_dir=run_dir,
         model_config=model_config,
@@ -357,7 +431,7 @@ def train(
         strategy=strategy,
         chief=chief,
         data_dir=data_dir,
-        policy=policy,
+        precision=precision,
         progress=bool(verbose),
         log=log,
     )
@@ -375,13 +449,10 @@ def _restore_or_initialise(job: _Job):
     """The model (compiled), vocabulary, state dict and corpus `(name, train, validation)`
     of the run: from its last checkpoint on resume, new otherwise."""
     config = job.train_config
-    no_xla = _why_no_xla(job.model_config, job.strategy)
     if job.resume:
         vocab = CharVocabulary.load(job.run_dir)
         model = rundir.load_checkpoint(job.checkpoint)
         restore_seed_states(model, rundir.read_checkpoint_info(job.checkpoint))
-        if no_xla:
-            model.jit_compile = False  # e.g. a one-device run resumed on several replicas
         state = rundir.read_state(job.run_dir)
         # The best checkpoint carries its own loss, which wins over state.json if a kill
         # landed between writing the two.
@@ -400,7 +471,8 @@ def _restore_or_initialise(job: _Job):
         model = CharLanguageModel.from_model_config(job.model_config)
         state = rundir.read_state(job.run_dir)
         total = _total_steps(config, data.count_windows(len(train_ids), config.seq_len))
-        compile_model(model, config, job.jit_compile and no_xla is None, total_steps=total)
+        compile_model(model, config, jit_compile=False, total_steps=total)  # see settle_xla
+    model.set_matmul_dtype(job.precision.matmul_dtype)
     return model, vocab, state, (name, train_ids, val_ids)
 
 
@@ -417,15 +489,6 @@ def _datasets(job: _Job, train_ids, val_ids, step: int):
     ).with_options(_shard_by_data())
     val_ds = data.make_dataset(val_ids, config.seq_len, config.batch_size)
     return train_ds, val_ds.with_options(_shard_by_data())
-
-
-def _xla_note(model, job: _Job) -> str:
-    if model.jit_compile:
-        return "compiled with XLA"
-    reason = _why_no_xla(job.model_config, job.strategy)
-    if job.jit_compile and reason:
-        return f"in graph mode (XLA off: {reason})"
-    return "in graph mode (no XLA)"
 
 
 def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
@@ -447,11 +510,18 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
     epochs_needed = initial_epoch + math.ceil((total_steps - step) / every)
 
     inter_op, intra_op = thread_settings()
+    xla_note = settle_xla(model, job.jit_compile, job.strategy, train_ds, total_steps - step)
     log(
-        f"threads: {inter_op} inter-op, {intra_op} intra-op; train step "
-        + _xla_note(model, job)
-        + (f"; dtype policy {job.policy}" if job.policy != "float32" else "")
+        f"threads: {inter_op} inter-op, {intra_op} intra-op; train step {xla_note}"
+        + (f"; dtype policy {job.precision.policy}" if job.precision.policy != "float32" else "")
+        + (
+            f"; GateLSTM products on {job.precision.matmul_dtype} operands"
+            if job.precision.matmul_dtype
+            else ""
+        )
     )
+    if job.precision.note:
+        log(job.precision.note)
     replicas = job.strategy.num_replicas_in_sync
     if replicas > 1:
         log(

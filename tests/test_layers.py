@@ -271,3 +271,70 @@ def test_time_major_layer_is_the_batch_major_layer_transposed(implementation, ma
     grads_expected = tape.gradient(loss_expected, [x] + batch_major.trainable_variables)
     for a, b in zip(grads_got, grads_expected):
         assert_close(a, b)
+
+
+def _product_dtypes(concrete_function):
+    """The operand dtype of every matrix product in a function and the functions it calls
+    (loop bodies, gradients)."""
+    graph_def = concrete_function.graph.as_graph_def()
+    nodes = list(graph_def.node)
+    for function in graph_def.library.function:
+        nodes.extend(function.node_def)
+    products = ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
+    return {tf.dtypes.as_dtype(n.attr["T"].type).name for n in nodes if n.op in products}
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_bfloat16_products_keep_state_in_float32_and_track_float32(masked):
+    """Stated tolerance: outputs and states within 2e-2, gradients within 5% of their
+    largest value (bfloat16 keeps 8 bits of mantissa; the products round once)."""
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(B, T, D)), tf.float32)
+    mask = tf.constant(rng.random((B, T)) > 0.3) if masked else None
+    f32 = GateLSTM(H, return_sequences=True, return_state=True)
+    bf16 = GateLSTM(H, return_sequences=True, return_state=True, matmul_dtype="bfloat16")
+    f32.build(x.shape)
+    bf16.build(x.shape)
+    bf16.set_weights(f32.get_weights())
+
+    def loss_and_grads(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = layer(x, mask=mask)
+            loss = sum(tf.reduce_sum(o * o) for o in outputs)
+        return outputs, tape.gradient(loss, [x, *layer.trainable_variables])
+
+    traced = tf.function(lambda: loss_and_grads(bf16)).get_concrete_function()
+    assert _product_dtypes(traced) == {"bfloat16"}
+    assert _product_dtypes(tf.function(lambda: loss_and_grads(f32)).get_concrete_function()) == {
+        "float32"
+    }
+    (expected, expected_grads), (got, got_grads) = loss_and_grads(f32), loss_and_grads(bf16)
+    for e, g in zip(expected, got):
+        assert g.dtype == tf.float32
+        assert_close(g, e, atol=2e-2, rtol=0)
+    for e, g in zip(expected_grads, got_grads):
+        assert g.dtype == tf.float32
+        assert_close(g, e, atol=0.05 * float(tf.reduce_max(tf.abs(e))), rtol=0)
+    assert bf16.get_config()["matmul_dtype"] == "bfloat16"
+    assert GateLSTM.from_config(bf16.get_config()).matmul_dtype == "bfloat16"
+
+
+def test_bfloat16_training_steps_track_float32_losses():
+    """Stated tolerance: over 8 Adam steps of a small model, each loss within 1% of the
+    float32 run's."""
+    from lstm_textgen.config import ModelConfig, TrainConfig
+    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.train import compile_model
+
+    config = ModelConfig(vocab_size=12, embedding_dim=8, units=16, num_layers=2)
+    models = [CharLanguageModel.from_model_config(config) for _ in range(2)]
+    models[1].set_weights(models[0].get_weights())
+    models[1].set_matmul_dtype("bfloat16")
+    for model in models:
+        compile_model(model, TrainConfig(learning_rate=0.01), jit_compile=False, total_steps=8)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        x = rng.integers(1, 12, size=(4, 10)).astype("int32")
+        f32_loss, bf16_loss = (float(m.train_on_batch(x, np.roll(x, -1, axis=1))) for m in models)
+        assert abs(bf16_loss - f32_loss) < 0.01 * f32_loss

@@ -153,3 +153,49 @@ def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
     assert float(schedule(1)) == pytest.approx(0.01, rel=1e-3)
     assert float(schedule(50)) == pytest.approx(0.0055, rel=1e-3)
     assert float(schedule(100)) == pytest.approx(0.001, rel=1e-3)
+
+
+def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged(
+    tmp_path, corpus, monkeypatch
+):
+    import re
+
+    from lstm_textgen import train as train_module
+
+    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 4)
+    model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
+    config = TrainConfig(
+        text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2
+    )
+
+    def run(name, jit_compile):
+        lines = []
+        result = train(str(tmp_path / name), model, config, jit_compile=jit_compile, verbose=0,
+                       log=lines.append)  # fmt: skip
+        return result, " ".join(lines)
+
+    auto, log = run("auto", "auto")
+    found = re.search(
+        r"train step (compiled with XLA|in graph mode), the faster here: (\d+) ms/step with "
+        r"XLA, (\d+) without \(median of 3 steps each\)",
+        log,
+    )
+    assert found, log
+    chose_xla = found.group(1) == "compiled with XLA"
+    assert chose_xla == (int(found.group(2)) < int(found.group(3))) or (
+        found.group(2) == found.group(3)
+    )
+    # Timing ran 8 train steps, and put every variable back: the run is the one the chosen
+    # mode gives from the start, bit for bit, dropout included.
+    chosen, _ = run("chosen", chose_xla)
+    assert auto.history == chosen.history
+    # The other mode differs only by rounding, which 4 Adam steps grow to about 1e-4
+    # relative (measured 0.4e-4 to 1.3e-4).
+    other, _ = run("other", not chose_xla)
+    for a, b in zip(auto.history, other.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=5e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=5e-4)
+    # Runs too short to pay for two compilations are not timed.
+    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 5)
+    _, log = run("short", "auto")
+    assert "train step in graph mode (XLA not timed for a run of 4 steps)" in log
