@@ -22,13 +22,15 @@ if [ -f "$run/last.keras" ]; then
 fi
 lstm-textgen train --preset shakespeare --run "$run" "${resume[@]}" "${corpus_args[@]}"
 
-echo "| split | windows of 100, zero state | state carried |"
-echo "| --- | ---: | ---: |"
+# "SPLIT: X nats/char = Y bits/char over N characters" -> "X nats (Y bits)"
+loss() { awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}'; }
+echo "| split | windows of 100, zero state | windows of 256 (nanoGPT's block) | state carried |"
+echo "| --- | ---: | ---: | ---: |"
 for split in validation test validation+test; do
-    windows=$(lstm-textgen evaluate --run "$run" --split "$split" "${corpus_args[@]}")
-    carried=$(lstm-textgen evaluate --run "$run" --split "$split" --carry-state "${corpus_args[@]}")
-    # "SPLIT: X nats/char = Y bits/char over N characters" -> "X nats (Y bits)"
-    echo "| $split | $(awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}' <<<"$windows") | $(awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}' <<<"$carried") |"
+    windows=$(lstm-textgen evaluate --run "$run" --split "$split" "${corpus_args[@]}" | loss)
+    windows256=$(lstm-textgen evaluate --run "$run" --split "$split" --seq-len 256 "${corpus_args[@]}" | loss)
+    carried=$(lstm-textgen evaluate --run "$run" --split "$split" --carry-state "${corpus_args[@]}" | loss)
+    echo "| $split | $windows | $windows256 | $carried |"
 done
 
 echo

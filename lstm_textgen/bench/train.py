@@ -14,6 +14,10 @@ Variants, timed step by step in alternation so that machine noise hits all of th
   torch       torch.nn.LSTM on CPU, when torch is installed (--torch); its OpenMP
               threads are set to sleep between steps (OMP_WAIT_POLICY=PASSIVE) so that
               they do not spin into the next variant's time
+With --bf16, two more (on a CPU without bfloat16 instructions they are emulated, slowly):
+  gates-bf16  our GateLSTM with its products on bfloat16 operands (what `train
+              --mixed-precision` runs on a CPU with AVX512_BF16 or AMX), no XLA
+  torch-bf16  torch.nn.LSTM under torch.autocast("cpu", torch.bfloat16) (with --torch)
 
 Each time is the median of --steps timed steps after --warmup untimed ones. "vs keras" is
 the median over rounds of keras's time divided by the variant's in the same round, which
@@ -47,10 +51,11 @@ def loss_fn():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def gate_model(units, jit):
+def gate_model(units, jit, matmul_dtype=None):
     model = CharLanguageModel.from_model_config(
         ModelConfig(vocab_size=VOCAB, embedding_dim=EMBED, units=units, num_layers=LAYERS)
     )
+    model.set_matmul_dtype(matmul_dtype)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_fn(), jit_compile=jit)
     return model
 
@@ -65,7 +70,7 @@ def keras_model(units, jit):
     return model
 
 
-def torch_step_fn(units, batch, seq_len):
+def torch_step_fn(units, batch, seq_len, bfloat16=False):
     # PyTorch's OpenMP threads otherwise keep spinning on both cores after each of its
     # steps and slow down whichever variant is timed next.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -90,7 +95,9 @@ def torch_step_fn(units, batch, seq_len):
 
     def step():
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(x).reshape(-1, VOCAB), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            logits = net(x).reshape(-1, VOCAB)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y.reshape(-1))
         loss.backward()
         optimizer.step()
 
@@ -135,7 +142,7 @@ def step_flops(units, batch, seq_len):
     return 3 * per_char * batch * seq_len
 
 
-def bench(units, batch, seq_len, steps, warmup, with_torch):
+def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
     x = np.random.default_rng(0).integers(1, VOCAB, size=(batch, seq_len)).astype("int32")
     y = np.random.default_rng(1).integers(1, VOCAB, size=(batch, seq_len)).astype("int32")
     variants = {
@@ -144,10 +151,19 @@ def bench(units, batch, seq_len, steps, warmup, with_torch):
         "keras": keras_model(units, False),
         "keras+xla": keras_model(units, True),
     }
+    if with_bf16:
+        variants["gates-bf16"] = gate_model(units, False, "bfloat16")
     steps_fn = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in variants.items()}
     if with_torch:
         try:
             steps_fn["torch"] = torch_step_fn(units, batch, seq_len)
+            if with_bf16:
+                torch_bf16 = torch_step_fn(units, batch, seq_len, bfloat16=True)
+                try:
+                    torch_bf16()
+                    steps_fn["torch-bf16"] = torch_bf16
+                except RuntimeError as e:  # oneDNN has no bfloat16 LSTM on every CPU
+                    print(f"torch-bf16 left out: {str(e).splitlines()[0]}")
         except ImportError:
             print("torch is not installed: skipping it")
     times = time_alternately(steps_fn, steps, warmup)
@@ -171,6 +187,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
+    parser.add_argument(
+        "--bf16", action="store_true", help="also time the bfloat16 variants (see above)"
+    )
     parser.add_argument(
         "--ceiling-size",
         type=int,
@@ -202,7 +221,7 @@ def main(argv=None):
     )
     for units in args.units:
         medians, ratios = bench(
-            units, args.batch, args.seq_len, args.steps, args.warmup, args.torch
+            units, args.batch, args.seq_len, args.steps, args.warmup, args.torch, args.bf16
         )
         flops = step_flops(units, args.batch, args.seq_len)
         for name, seconds in medians.items():
