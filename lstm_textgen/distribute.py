@@ -154,28 +154,34 @@ def set_mixed_precision(enabled: bool) -> Precision:
 
     - Off: float32.
     - On a GPU: `mixed_float16` (Keras's LSTM takes it; GateLSTM's loop stays float32).
-    - On a CPU with bfloat16 instructions (AVX512_BF16 or AMX): `mixed_bfloat16`, and the
+    - On a CPU with bfloat16 instructions (AVX512_BF16 or AMX), where a bfloat16 product
+      of a step's shape is measured faster than float32: `mixed_bfloat16`, and the
       matrix products of GateLSTM (input projection, recurrent product and their
       gradients) take bfloat16 operands; the cell state, the gates' elementwise math,
       the variables, the logits and the loss stay in float32.
-    - On a CPU without them: float32, with a note that says how fast a bfloat16 product
-      ran here (slower, as it is emulated).
+    - Otherwise on a CPU: float32, with a note that says how fast a bfloat16 product ran
+      here (slower where it is emulated).
     """
     if not enabled:
         precision = Precision("float32", None)
     elif tf.config.list_physical_devices("GPU"):
         precision = Precision("mixed_float16", None)
-    elif cpu_has_bfloat16():
-        precision = Precision("mixed_bfloat16", "bfloat16")
     else:
-        speed = bfloat16_speed()
-        precision = Precision(
-            "float32",
-            None,
-            "--mixed-precision: this CPU has no bfloat16 instructions (AVX512_BF16 or AMX); "
-            f"a bfloat16 product of a 512-unit step ran at {speed:.2f}x the speed of "
-            "float32 here, so training stays in float32",
-        )
+        has_instructions, speed = cpu_has_bfloat16(), bfloat16_speed()
+        if has_instructions and speed > 1.0:
+            precision = Precision("mixed_bfloat16", "bfloat16")
+        else:
+            why = (
+                "this CPU has bfloat16 instructions, but"
+                if has_instructions
+                else "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX);"
+            )
+            precision = Precision(
+                "float32",
+                None,
+                f"--mixed-precision: {why} a bfloat16 product of a 512-unit step ran at "
+                f"{speed:.2f}x the speed of float32 here, so training stays in float32",
+            )
     keras.mixed_precision.set_global_policy(precision.policy)
     return precision
 

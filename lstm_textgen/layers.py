@@ -248,7 +248,8 @@ class GateLSTM(keras.layers.Layer):
         matmul_dtype: dtype of the operands of the gate loop's matrix products (the input
             projection, the recurrent product and their gradients), e.g. `"bfloat16"`
             on a CPU with bfloat16 instructions; the state, the gates' elementwise math
-            and the weights stay in the compute dtype. None: the compute dtype.
+            and the weights stay in the compute dtype. With a mask or recurrent dropout
+            the recurrent product keeps the compute dtype. None: the compute dtype.
 
     Call arguments:
         inputs: `[batch, time, features]` (`[time, batch, features]` if `time_major`).
@@ -302,7 +303,7 @@ class GateLSTM(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.unit_forget_bias = unit_forget_bias
         self.seed = seed
-        self.matmul_dtype = matmul_dtype
+        self.matmul_dtype = keras.backend.standardize_dtype(matmul_dtype) if matmul_dtype else None
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._keras_lstm = None
@@ -463,11 +464,13 @@ class GateLSTM(keras.layers.Layer):
         step_mask = None
         if mask is not None:
             step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+        # The float32 kernel here: TensorFlow's own gradient of this loop would sum the
+        # kernel's gradient over the steps in the products' dtype.
         sequence, last, h, c, _, _ = lstm_loop(
             projected,
             h,
             c,
-            recurrent_kernel,
+            tf.convert_to_tensor(self.recurrent_kernel),
             mask=step_mask,
             recurrent_keep=recurrent_keep,
         )

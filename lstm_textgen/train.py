@@ -69,7 +69,7 @@ def load_training_data(
 # A run of fewer steps trains in graph mode without timing XLA: compiling the step twice
 # would cost more than a faster step could save.
 XLA_TRIAL_MIN_STEPS = 100
-XLA_TRIAL_STEPS = 3  # timed steps of each mode, in alternation, after one untimed each
+XLA_TRIAL_STEPS = 3  # timed steps of each mode, after one untimed step each
 
 
 def _why_no_xla(strategy) -> str | None:
@@ -88,11 +88,12 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
 
     Every variable of the model and its optimizer (weights, moments, step counter, the
     dropout generators' states) is put back afterwards, so training goes on exactly as if
-    nothing had run. The model keeps both train functions, in `model._train_functions`.
+    nothing had run. The train function is left unset, for `fit` to build its own.
     """
     optimizer = model.optimizer
     if not optimizer.built:
-        optimizer.build(model.trainable_variables)
+        with model.distribute_strategy.scope():  # slot variables belong to the strategy
+            optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(optimizer.variables)
     saved = [v.numpy() for v in variables]
     functions = {}
@@ -111,39 +112,51 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
     finally:
         for variable, value in zip(variables, saved):
             variable.assign(value)
-    model._train_functions = functions
+        model.train_function = None
     return times
 
 
-def settle_xla(model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int) -> str:
+def settle_xla(
+    model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int, state: dict
+) -> str:
     """Compile `model`'s train step with XLA or not, and say which and why.
 
     `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
     of each (`time_train_steps`) and keep the faster, for runs of at least
     `XLA_TRIAL_MIN_STEPS` steps. XLA was faster on one CPU of this project and slower on
-    another for the same model (README, Performance), so no fixed rule holds.
+    another for the same model (README, Performance), so no fixed rule holds. The
+    choice of "auto" is kept in the run's `state` (`xla`), and a resumed run makes the
+    same one: the two modes round differently, and a resume continues exactly.
     """
+    model.test_function = None
+    if jit_compile == "auto" and state.get("xla") is not None:
+        model.jit_compile, model.train_function = bool(state["xla"]), None
+        mode = "compiled with XLA" if state["xla"] else "in graph mode"
+        return f"{mode}, as chosen when the run started"
+    note = _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go)
+    if jit_compile == "auto":
+        state["xla"] = bool(model.jit_compile)
+    return note
+
+
+def _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go: int) -> str:
     reason = _why_no_xla(strategy)
     too_short = jit_compile == "auto" and steps_to_go < XLA_TRIAL_MIN_STEPS
     if jit_compile is False or reason or too_short:
-        model.jit_compile = False
-        model.train_function = model.test_function = None
+        model.jit_compile, model.train_function = False, None
         if jit_compile is False:
             return "in graph mode (no XLA)"
         if reason:
             return f"in graph mode (XLA off: {reason})"
         return f"in graph mode (XLA not timed for a run of {steps_to_go} steps)"
     if jit_compile is True:
-        model.jit_compile = True
-        model.train_function = model.test_function = None
+        model.jit_compile, model.train_function = True, None
         return "compiled with XLA"
     x, y = next(iter(train_ds))
     times = time_train_steps(model, x, y)
     median = {jit: sorted(t)[len(t) // 2] for jit, t in times.items()}
     use_xla = median[True] < median[False]
     model.jit_compile = use_xla
-    model.train_function = model._train_functions[use_xla]
-    model.test_function = None
     return (
         f"{'compiled with XLA' if use_xla else 'in graph mode'}, the faster here: "
         f"{1e3 * median[True]:.0f} ms/step with XLA, {1e3 * median[False]:.0f} without "
@@ -472,7 +485,8 @@ def _restore_or_initialise(job: _Job):
         state = rundir.read_state(job.run_dir)
         total = _total_steps(config, data.count_windows(len(train_ids), config.seq_len))
         compile_model(model, config, jit_compile=False, total_steps=total)  # see settle_xla
-    model.set_matmul_dtype(job.precision.matmul_dtype)
+    if job.model_config.implementation == "gates":
+        model.set_matmul_dtype(job.precision.matmul_dtype)
     return model, vocab, state, (name, train_ids, val_ids)
 
 
@@ -510,13 +524,13 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
     epochs_needed = initial_epoch + math.ceil((total_steps - step) / every)
 
     inter_op, intra_op = thread_settings()
-    xla_note = settle_xla(model, job.jit_compile, job.strategy, train_ds, total_steps - step)
+    xla_note = settle_xla(model, job.jit_compile, job.strategy, train_ds, total_steps - step, state)
     log(
         f"threads: {inter_op} inter-op, {intra_op} intra-op; train step {xla_note}"
         + (f"; dtype policy {job.precision.policy}" if job.precision.policy != "float32" else "")
         + (
             f"; GateLSTM products on {job.precision.matmul_dtype} operands"
-            if job.precision.matmul_dtype
+            if job.precision.matmul_dtype and job.model_config.implementation == "gates"
             else ""
         )
     )

@@ -189,6 +189,12 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
     # mode gives from the start, bit for bit, dropout included.
     chosen, _ = run("chosen", chose_xla)
     assert auto.history == chosen.history
+    # A resumed run keeps the choice: the two modes round differently.
+    assert json.loads((tmp_path / "auto" / "state.json").read_text())["xla"] == chose_xla
+    lines = []
+    train(str(tmp_path / "auto"), resume=True, max_steps=6, verbose=0, log=lines.append)
+    mode = "compiled with XLA" if chose_xla else "in graph mode"
+    assert f"train step {mode}, as chosen when the run started" in " ".join(lines)
     # The other mode differs only by rounding, which 4 Adam steps grow to about 1e-4
     # relative (measured 0.4e-4 to 1.3e-4).
     other, _ = run("other", not chose_xla)
@@ -199,3 +205,23 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
     monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 5)
     _, log = run("short", "auto")
     assert "train step in graph mode (XLA not timed for a run of 4 steps)" in log
+
+
+def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, monkeypatch):
+    # The optimizer's slot variables must be made inside the strategy's scope.
+    import tensorflow as tf
+
+    from lstm_textgen import train as train_module
+
+    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 2)
+    lines = []
+    result = train(
+        str(tmp_path / "run"),
+        ModelConfig(units=4, num_layers=1, embedding_dim=3),
+        TrainConfig(text_files=[str(corpus)], seq_len=8, batch_size=2, max_steps=2),
+        strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+        verbose=0,
+        log=lines.append,
+    )
+    assert result.step == 2
+    assert "the faster here" in lines[0]
