@@ -134,11 +134,26 @@ def _stacked(state):
     }
 
 
+def _row_spec(dtype, name):
+    """A `[B]` signature input."""
+    return tf.TensorSpec([None], dtype, name=name)
+
+
+def _state_spec(config: ModelConfig, name: str):
+    """The `h` or `c` input of a `step` signature: `[B, layers, units]`."""
+    return tf.TensorSpec([None, config.num_layers, config.units], tf.float32, name=name)
+
+
+def _export_model(run_dir: str, checkpoint: str):
+    """`(model on the gates implementation, vocab, model config)` of a run, to export."""
+    model_config, _ = load_run_config(run_dir)
+    model, vocab = load_trained_model(run_dir, checkpoint)
+    model_config.vocab_size = model.vocab_size
+    return serving_model(model, model_config), vocab, model_config
+
+
 def _signatures(functions: ServingFunctions, config: ModelConfig):
-    row = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
-    state = lambda name: tf.TensorSpec(  # noqa: E731
-        [None, config.num_layers, config.units], tf.float32, name=name
-    )
+    row, state = _row_spec, lambda name: _state_spec(config, name)  # noqa: E731
     return {
         "serving_default": (functions.generate, generate_spec()),
         "generate_rows": (functions.generate, generate_spec()),
@@ -175,10 +190,8 @@ def export_for_serving(
     warmup: bool = True,
 ) -> str:
     """Write the run's model to `export_base/<version>/`; returns that path."""
-    model_config, _ = load_run_config(run_dir)
-    model, vocab = load_trained_model(run_dir, checkpoint)
-    model_config.vocab_size = model.vocab_size
-    functions = ServingFunctions(serving_model(model, model_config), vocab)
+    model, vocab, model_config = _export_model(run_dir, checkpoint)
+    functions = ServingFunctions(model, vocab)
 
     try:
         os.makedirs(export_base, exist_ok=True)
@@ -353,10 +366,7 @@ class LiteRTFunctions:
 
     def signatures(self, config: ModelConfig):
         """`{name: (function, input signature)}` of every LiteRT signature."""
-        row = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
-        state = lambda name: tf.TensorSpec(  # noqa: E731
-            [None, config.num_layers, config.units], tf.float32, name=name
-        )
+        row, state = _row_spec, lambda name: _state_spec(config, name)  # noqa: E731
         prompt = tf.TensorSpec([None, None], tf.int32, name="ids")
         return {
             "step": (self.step, [row(tf.int32, "ids"), state("h"), state("c")]),
@@ -416,10 +426,8 @@ def export_litert(
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise TextgenError(f"folder {folder} does not exist; create it first")
-    model_config, _ = load_run_config(run_dir)
-    model, vocab = load_trained_model(run_dir, checkpoint)
-    model_config.vocab_size = model.vocab_size
-    functions = LiteRTFunctions(serving_model(model, model_config))
+    model, vocab, model_config = _export_model(run_dir, checkpoint)
+    functions = LiteRTFunctions(model)
 
     module = tf.Module()
     concrete = {

@@ -174,12 +174,11 @@ class LiteRTModel:
         by_length = sorted(range(len(prompts)), key=lambda r: len(encoded[r]))
         for _, group in groupby(by_length, key=lambda r: len(encoded[r])):
             group = list(group)
+            settings = ("temperature", "top_k", "top_p", "seed")
             picks = self.generate_ids(
                 [encoded[r] for r in group],
                 max(rows["num_chars"][r] for r in group),
-                *([rows[name][r] for r in group] for name in ("temperature", "top_k")),
-                [rows["top_p"][r] for r in group],
-                [rows["seed"][r] for r in group],
+                **{name: [rows[name][r] for r in group] for name in settings},
             )
             for r, row_ids in zip(group, picks):
                 texts[r] = self.vocab.decode(row_ids[: rows["num_chars"][r]])
