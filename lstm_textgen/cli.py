@@ -123,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "generate",
         help="sample text from a trained run",
-        description="Prime the LSTM with --prompt and sample --num-chars characters, "
-        "carrying the state from step to step. The same --seed gives the same text.",
+        description="Prime the LSTM with --prompt and sample up to --num-chars characters, "
+        "carrying the state from step to step, from a run, an export, a TF Serving endpoint "
+        "or a LiteRT file. The same request (prompt, settings, --seed, --stop) gives the "
+        "same text from all four.",
     )
     source = g.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="DIR", help="training run directory")
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--litert",
         metavar="FILE",
         help="a LiteRT model (export --litert), run by LiteRT's interpreter without "
-        "TensorFlow; its seeds give other text than TensorFlow's (needs ai-edge-litert)",
+        "TensorFlow (needs ai-edge-litert)",
     )
     g.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
     g.add_argument("--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP)
@@ -181,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="number of samples to generate at once (default: %(default)s)",
     )
+    g.add_argument(
+        "--stop",
+        action="append",
+        metavar="STR",
+        help="end a sample right before this string, which is left out (repeatable: up to "
+        "4 strings of 1 to 16 characters); e.g. --stop $'\\n\\n'",
+    )
+    g.add_argument(
+        "--num-items",
+        type=int,
+        metavar="N",
+        help="print N new items, one per line, from a model trained with --items; each "
+        "ends at the model's end-of-item marker or at --num-chars; --prompt begins each",
+    )
+    g.add_argument(
+        "--show-finish-reason",
+        action="store_true",
+        help="print why each sample ended after it, tab-separated: [length], [stop] or [end]",
+    )
+    g.add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
 
     x = sub.add_parser(
         "export",
@@ -396,73 +418,56 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _warn_unknown(vocab, prompt: str) -> None:
-    unknown = vocab.unknown_characters(prompt) if vocab is not None else []
-    if unknown:
-        _log(
-            f"warning: the model never saw {''.join(unknown)!r} in training; "
-            "those prompt characters are skipped"
-        )
-
-
 def cmd_generate(args) -> int:
-    from lstm_textgen.config import MAX_NUM_CHARS, MAX_PROMPT_CHARS
+    from lstm_textgen.backends import open_generator
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.rows import row_settings
+    from lstm_textgen.request import GenerationRequest
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
-    if args.num_chars < 0:
-        raise TextgenError(f"--num-chars must be >= 0, got {args.num_chars}")
-    if args.server and not args.model_name:
-        raise TextgenError("--server needs --model-name, the model's name on the server")
-    if args.server and not args.server.startswith(("http://", "https://")):
-        raise TextgenError(f"--server must be an http:// or https:// URL, got {args.server!r}")
-    if args.seed is not None and not 0 <= args.seed < 2**63 - args.batch:
-        raise TextgenError(f"--seed must be in [0, 2**63 - --batch), got {args.seed}")
-    if not args.run and args.num_chars > MAX_NUM_CHARS:
-        raise TextgenError(
-            f"--num-chars {args.num_chars} is more than an export generates per "
-            f"request ({MAX_NUM_CHARS:,}); ask for fewer"
-        )
-    if (args.saved_model or args.server) and len(args.prompt) > MAX_PROMPT_CHARS:
-        _log(
-            f"warning: an export primes with the last {MAX_PROMPT_CHARS:,} characters of "
-            f"the prompt only, of the {len(args.prompt):,} given"
-        )
-    prompts = [args.prompt] * args.batch
+    if args.num_items is not None:
+        if args.num_items < 1:
+            raise TextgenError(f"--num-items must be >= 1, got {args.num_items}")
+        if args.batch != 1:
+            raise TextgenError("give --num-items or --batch, not both")
+    rows = args.num_items or args.batch
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
-    # --batch 1 gives, from a run, an export or a server alike.
-    settings = row_settings(
-        args.batch, args.num_chars, args.temperature, args.top_k, args.top_p, args.seed
+    # --batch 1 gives, from every backend alike.
+    request = GenerationRequest(
+        [args.prompt] * rows,
+        num_chars=args.num_chars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop or [],
     )
-    if args.run:
-        from lstm_textgen.generate import TextGenerator
-        from lstm_textgen.rundir import load_trained_model
-
-        model, vocab = load_trained_model(args.run, args.checkpoint)
-        _warn_unknown(vocab, args.prompt)
-        texts = TextGenerator(model, vocab).generate(prompts, **settings)
-    elif args.litert:
-        from lstm_textgen.litert import LiteRTModel
-
-        model = LiteRTModel(args.litert)
-        _warn_unknown(model.vocab, args.prompt)
-        texts = model.generate(prompts, **settings)
-    elif args.saved_model:
-        from lstm_textgen.export import export_vocabulary, generate_from_saved_model
-
-        _warn_unknown(export_vocabulary(args.saved_model), args.prompt)
-        texts = generate_from_saved_model(args.saved_model, prompts, **settings)
-    else:
-        from lstm_textgen.client import generate_body, rest_predict, texts_from_reply
-
-        reply = rest_predict(args.server, args.model_name, generate_body(prompts, **settings))
-        texts = texts_from_reply(reply)
-    for k, text in enumerate(texts):
-        if args.batch > 1:
+    request.rows()  # a bad request fails before a model is loaded
+    generator = open_generator(
+        run=args.run,
+        saved_model=args.saved_model,
+        server=args.server,
+        litert=args.litert,
+        checkpoint=args.checkpoint,
+        model_name=args.model_name,
+    )
+    if args.num_items is not None and generator.vocab is not None and not generator.has_items:
+        raise TextgenError(
+            "--num-items needs a model trained on items; this one was trained on plain "
+            "text (train with --items lines or --items paragraphs)"
+        )
+    completions = generator.complete(request)
+    for k, completion in enumerate(completions):
+        if args.num_items is None and rows > 1:
             print(f"----- sample {k + 1} -----")
-        print(args.prompt + text)
+        reason = f"\t[{completion.finish_reason}]" if args.show_finish_reason else ""
+        print(args.prompt + completion.text + reason)
+    if args.num_items is not None and args.run:
+        from lstm_textgen.backends import training_items
+
+        known = training_items(args.run, args.tfds_manual_dir)
+        copies = sum(args.prompt + c.text in known for c in completions)
+        _log(f"{copies} of {len(completions)} items appear verbatim among the training items")
     return 0
 
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.request import MAX_STOP_STRINGS, Completion, Generator
 
 
 def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0) -> dict:
@@ -49,26 +50,52 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
         raise TextgenError(f"TF Serving at {url} did not answer with JSON") from None
 
 
-def generate_body(prompts, num_chars, temperature, top_k, top_p, seed) -> dict:
-    """The columnar `serving_default` request: each setting a list, one value per prompt
-    (see `rows.row_settings`)."""
+def generate_body(rows: dict) -> dict:
+    """The columnar `serving_default` request of `GenerationRequest.rows()`, every input
+    filled in: each setting a list with one value per prompt, and each row's stop strings
+    padded with empty (unused) slots to `MAX_STOP_STRINGS`."""
     return {
         "signature_name": "serving_default",
         "inputs": {
-            "prompt": list(prompts),
-            "num_chars": [int(v) for v in num_chars],
-            "temperature": [float(v) for v in temperature],
-            "top_k": [int(v) for v in top_k],
-            "top_p": [float(v) for v in top_p],
-            "seed": [int(v) for v in seed],
+            "prompt": list(rows["prompt"]),
+            "num_chars": [int(v) for v in rows["num_chars"]],
+            "temperature": [float(v) for v in rows["temperature"]],
+            "top_k": [int(v) for v in rows["top_k"]],
+            "top_p": [float(v) for v in rows["top_p"]],
+            "seed": [int(v) for v in rows["seed"]],
+            "stop": [list(r) + [""] * (MAX_STOP_STRINGS - len(r)) for r in rows["stop"]],
         },
     }
 
 
-def texts_from_reply(reply: dict) -> list[str]:
+def completions_from_reply(reply: dict, rows: int) -> list[Completion]:
+    """The `Completion`s of a `serving_default` reply in the columnar format."""
     outputs = reply.get("outputs")
-    if isinstance(outputs, dict):
-        outputs = outputs.get("text")
-    if not isinstance(outputs, list):
+    texts = outputs.get("text") if isinstance(outputs, dict) else None
+    reasons = outputs.get("finish_reason") if isinstance(outputs, dict) else None
+    if not isinstance(texts, list) or not isinstance(reasons, list) or len(texts) != rows:
         raise TextgenError(f"unexpected reply from TF Serving: {json.dumps(reply)[:200]}")
-    return [str(t) for t in outputs]
+    return [Completion(str(t), str(r)) for t, r in zip(texts, reasons)]
+
+
+class ServerGenerator(Generator):
+    """Generation from a model served by TF Serving, through its REST API.
+
+    Args:
+        server: the REST endpoint, e.g. `http://localhost:8501`.
+        model_name: the model's name on the server.
+    """
+
+    source = "TF Serving"
+
+    def __init__(self, server: str, model_name: str | None):
+        if not model_name:
+            raise TextgenError("--server needs --model-name, the model's name on the server")
+        if not server.startswith(("http://", "https://")):
+            raise TextgenError(f"--server must be an http:// or https:// URL, got {server!r}")
+        self.server = server
+        self.model_name = model_name
+
+    def _complete(self, rows: dict) -> list[Completion]:
+        reply = rest_predict(self.server, self.model_name, generate_body(rows))
+        return completions_from_reply(reply, len(rows["prompt"]))

@@ -18,13 +18,13 @@ from lstm_textgen.errors import TextgenError
 
 IMPLEMENTATIONS = ("gates", "keras")
 LR_SCHEDULES = ("constant", "cosine")
+ITEM_KINDS = ("lines", "paragraphs")
 MIN_LR_FRACTION = 0.1
 LN2 = math.log(2.0)
 
-# What one request to an export may ask for (see `lstm_textgen.export`).
-MAX_NUM_CHARS = 10_000  # characters generated per row
-MAX_PROMPT_CHARS = 1_000  # the last characters of a prompt that prime the state
-MAX_SCORE_CHARS = 10_000  # characters of a text that `score` reads
+# The characters of a text that an export's `score` signature reads (the limits of a
+# generation request are in `lstm_textgen.request`).
+MAX_SCORE_CHARS = 10_000
 
 
 def bits(nats: float) -> float:
@@ -100,6 +100,16 @@ class TrainConfig:
             group="corpus",
         ),
     )
+    items: str | None = field(
+        default=None,
+        metadata=_flag(
+            "read the corpus as a list of items, one per line or per paragraph (blank lines "
+            "between); each item ends with an end-of-item marker, and generation can make "
+            "whole new items (generate --num-items)",
+            choices=ITEM_KINDS,
+            group="corpus",
+        ),
+    )
     seq_len: int = field(default=100, metadata=_flag("characters per training window"))
     batch_size: int = field(default=64, metadata=_flag("windows per batch"))
     learning_rate: float = field(default=2e-3, metadata=_flag("Adam learning rate"))
@@ -144,6 +154,10 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULES:
             raise TextgenError(
                 f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.items is not None and self.items not in ITEM_KINDS:
+            raise TextgenError(
+                f"--items must be one of {', '.join(ITEM_KINDS)}, got {self.items!r}"
             )
         if self.warmup_steps < 0:
             raise TextgenError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")

@@ -6,14 +6,16 @@ import codecs
 import glob
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.config import ITEM_KINDS
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.files import atomic_path
-from lstm_textgen.vocab import CharVocabulary
+from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
 log = logging.getLogger("lstm_textgen")
@@ -197,6 +199,58 @@ def load_corpus(text_files=(), tfds_name="tiny_shakespeare", manual_dir=None) ->
     if text_files:
         return corpus_from_text_files(text_files)
     return corpus_from_tfds(tfds_name, manual_dir=manual_dir)
+
+
+def split_items(text: str, kind: str) -> list[str]:
+    """The items of a text: its non-blank lines, or its paragraphs (separated by blank
+    lines; a paragraph keeps its inner newlines)."""
+    if kind == "lines":
+        items = [line.rstrip("\r") for line in text.split("\n")]
+    elif kind == "paragraphs":
+        items = [p.strip("\r\n") for p in re.split(r"\n[ \t\r]*\n", text)]
+    else:
+        raise TextgenError(f"--items must be one of {', '.join(ITEM_KINDS)}, got {kind!r}")
+    return [item for item in items if item.strip()]
+
+
+def items_stream(items) -> str:
+    """Items as one training text: each follows an end-of-item marker and ends with one,
+    so the model learns to start an item after the marker and to end it with the marker."""
+    return END_OF_ITEM + "".join(item + END_OF_ITEM for item in items)
+
+
+def items_corpus(text_files=(), tfds_name="tiny_shakespeare", manual_dir=None, kind="lines"):
+    """`(Corpus, training items)` of a corpus read as items: each split an `items_stream`.
+
+    The user's files are split by items, the last 5% of them validating (at least one);
+    a tfds corpus keeps its splits. The training items are returned too, to tell new
+    items from copies.
+    """
+    source = load_corpus(text_files, tfds_name, manual_dir)
+    for text in (source.train, source.validation, source.test or ""):
+        if END_OF_ITEM in text:
+            raise TextgenError(
+                "the corpus holds U+0003, the end-of-item marker of --items; remove it first"
+            )
+    if text_files:
+        items = split_items(source.train + source.validation, kind)
+        if len(items) < 2:
+            raise TextgenError(
+                f"--items {kind} found {len(items)} item(s); give at least 2 "
+                "(one trains, one validates)"
+            )
+        cut = min(int(len(items) * (1.0 - VALIDATION_FRACTION)), len(items) - 1)
+        train, validation, test = items[:cut], items[cut:], None
+    else:
+        train, validation = split_items(source.train, kind), split_items(source.validation, kind)
+        test = split_items(source.test, kind) if source.test else None
+    corpus = Corpus(
+        name=f"{source.name} ({kind} as items)",
+        train=items_stream(train),
+        validation=items_stream(validation),
+        test=items_stream(test) if test else None,
+    )
+    return corpus, train
 
 
 def encode_text(text: str, vocab: CharVocabulary) -> np.ndarray:

@@ -196,6 +196,12 @@ def evaluate_run(
     if text_files:
         text = data.read_text_files(text_files)
         return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
+    if train_config.items:
+        corpus, _ = data.items_corpus(
+            train_config.text_files, train_config.tfds_name, manual_dir, train_config.items
+        )
+        text = "".join(corpus.split(name) for name in split.split("+"))
+        return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
     if train_config.text_files:
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
             ids = _run_ids(run_dir, train_config, vocab, split, workdir)

@@ -7,7 +7,9 @@ strings out, no Python at serve time); every input of every signature has the ba
 first dimension, so TF Serving's batching (`--enable_batching`) can merge requests:
 
 - `serving_default`: `prompt` string [B], `num_chars` int32 [B], `temperature` float32
-  [B], `top_k` int32 [B], `top_p` float32 [B], `seed` int64 [B] -> `text` string [B].
+  [B], `top_k` int32 [B], `top_p` float32 [B], `seed` int64 [B], `stop` string
+  [B, MAX_STOP_STRINGS] (each row's stop strings, then empty strings for unused slots)
+  -> `text` string [B] and `finish_reason` string [B] (`length`, `stop` or `end`).
 - `generate_rows`: the same function under its earlier name (an alias).
 - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V] and
   the new `h`, `c`, for clients that stream one character at a time.
@@ -15,11 +17,13 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
   `num_chars` (characters scored; unknown ones are skipped) per row.
 
 A row's text depends only on its own inputs, not on the rows merged with it (up to the
-rounding of matrix products across batch sizes, see README). The work
-of a request is bounded in the graph: the last `MAX_PROMPT_CHARS` characters of a prompt
-prime the state, at most `MAX_NUM_CHARS` are generated per row, and `score` reads the
-first `MAX_SCORE_CHARS` of a text. A negative or non-finite temperature, a negative top_k,
-a top_p outside (0, 1] or inputs of different lengths fail the request with
+rounding of matrix products across batch sizes, see README). The request follows the
+limits of `lstm_textgen.request.LIMITS`, checked in the graph: the last `MAX_PROMPT_CHARS`
+characters of a prompt prime the state, at most `MAX_NUM_CHARS` are generated per row
+(more is clamped), and `score` reads the first `MAX_SCORE_CHARS` of a text. A negative or
+non-finite temperature, a negative top_k, a top_p outside (0, 1], a seed outside
+[0, 2**31), a stop string longer than `MAX_STOP_CHARS` characters, an empty stop string
+before a non-empty one, or inputs of different lengths fail the request with
 INVALID_ARGUMENT.
 """
 
@@ -34,17 +38,25 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from lstm_textgen.config import (
-    LN2,
-    MAX_NUM_CHARS,
-    MAX_PROMPT_CHARS,
-    MAX_SCORE_CHARS,
-    ModelConfig,
-)
+from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.files import atomic_path, atomic_write_text
-from lstm_textgen.generate import first_characters, generate_spec, generate_text
+from lstm_textgen.generate import (
+    first_characters,
+    generate_spec,
+    generate_text,
+    stop_matrix,
+)
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.request import (
+    MAX_NUM_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    Completion,
+    Generator,
+)
 from lstm_textgen.rundir import CONFIG_FILE, load_run_config, load_trained_model
 from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
@@ -54,8 +66,9 @@ EXTRA_DIR = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def _check_request(prompt, num_chars, temperature, top_k, top_p, seed):
-    """In-graph request validation: a bad request fails, it never crashes the server."""
+def _check_request(prompt, num_chars, temperature, top_k, top_p, seed, stop):
+    """In-graph request validation, the limits of `request.LIMITS`: a bad request fails,
+    it never crashes the server."""
     rows = tf.size(prompt)
     same_rows = [
         tf.debugging.assert_equal(
@@ -63,7 +76,30 @@ def _check_request(prompt, num_chars, temperature, top_k, top_p, seed):
         )
         for x in (num_chars, temperature, top_k, top_p, seed)
     ]
+    stop_chars = tf.strings.length(stop, unit="UTF8_CHAR")
+    # An empty slot ends a row's list: an empty string before a non-empty one is an empty
+    # stop string.
+    used = tf.cast(stop_chars > 0, tf.int32)
     return same_rows + [
+        tf.debugging.assert_equal(
+            tf.shape(stop)[0], rows, message="every input needs one value per prompt"
+        ),
+        tf.debugging.assert_less_equal(
+            stop_chars,
+            MAX_STOP_CHARS,
+            message=f"a stop string has at most {MAX_STOP_CHARS} characters",
+        ),
+        tf.debugging.assert_greater_equal(
+            used[:, :-1],
+            used[:, 1:],
+            message="a stop string is empty; give at least one character (empty slots go last)",
+        ),
+        tf.debugging.assert_greater_equal(
+            seed, tf.zeros_like(seed), message=f"seed must be in [0, {MAX_SEED}]"
+        ),
+        tf.debugging.assert_less_equal(
+            seed, tf.constant(MAX_SEED, seed.dtype), message=f"seed must be in [0, {MAX_SEED}]"
+        ),
         tf.debugging.assert_greater_equal(
             temperature, tf.zeros_like(temperature), message="temperature must be finite and >= 0"
         ),
@@ -85,18 +121,11 @@ class ServingFunctions:
         self.model = model
         self.vocab = vocab
 
-    def generate(self, prompt, num_chars, temperature, top_k, top_p, seed):
+    def generate(self, prompt, num_chars, temperature, top_k, top_p, seed, stop):
         """Every setting per row; row r's text depends only on row r's inputs."""
-        inputs = (prompt, num_chars, temperature, top_k, top_p, seed)
+        inputs = (prompt, num_chars, temperature, top_k, top_p, seed, stop)
         with tf.control_dependencies(_check_request(*inputs)):
-            text = generate_text(
-                self.model,
-                self.vocab,
-                *inputs,
-                max_prompt_chars=MAX_PROMPT_CHARS,
-                max_num_chars=MAX_NUM_CHARS,
-            )
-        return {"text": text}
+            return generate_text(self.model, self.vocab, *inputs)
 
     def step(self, ids, h, c):
         state = tuple((h[:, k], c[:, k]) for k in range(self.model.num_layers))
@@ -228,6 +257,8 @@ def export_for_serving(
                     "model": model_config.__dict__,
                     "max_num_chars": MAX_NUM_CHARS,
                     "max_prompt_chars": MAX_PROMPT_CHARS,
+                    "max_stop_strings": MAX_STOP_STRINGS,
+                    "max_stop_chars": MAX_STOP_CHARS,
                     "max_score_chars": MAX_SCORE_CHARS,
                 },
                 indent=2,
@@ -265,42 +296,50 @@ def latest_version(export_base: str) -> str:
     return os.path.join(export_base, str(max(versions)))
 
 
-def generate_from_saved_model(
-    saved_model: str, prompts, num_chars, temperature, top_k, top_p, seed
-) -> list[str]:
-    """Run an export's `serving_default` signature in this process.
+class SavedModelGenerator(Generator):
+    """Generation from an export's `serving_default` signature, run in this process.
 
-    The settings are lists with one value per prompt (see `rows.row_settings`).
+    Args:
+        saved_model: `saved_models/NAME` (its latest version) or one version folder.
     """
-    path = latest_version(saved_model)
-    try:
-        loaded = tf.saved_model.load(path)
-    except Exception as e:  # a damaged export fails in many ways inside TensorFlow
-        raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
-    if "serving_default" not in loaded.signatures:
-        raise TextgenError(f"{path} has no serving_default signature")
-    inputs = dict(
-        prompt=list(prompts),
-        num_chars=num_chars,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    signature = loaded.signatures["serving_default"]
-    specs = signature.structured_input_signature[1]
-    if any(spec.shape.rank != 1 for spec in specs.values()):
-        raise TextgenError(
-            f"{path} is an export from an earlier lstm-textgen, whose settings are one per "
-            "request; export the run again"
-        )
-    try:
-        outputs = signature(
-            **{name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
-        )
-    except tf.errors.InvalidArgumentError as e:
-        raise TextgenError(f"{path} refused the request: {first_line(e)}") from None
-    return [t.decode("utf-8", "replace") for t in outputs["text"].numpy()]
+
+    source = "SavedModel"
+
+    def __init__(self, saved_model: str):
+        path = latest_version(saved_model)
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as e:  # a damaged export fails in many ways inside TensorFlow
+            raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
+        if "serving_default" not in loaded.signatures:
+            raise TextgenError(f"{path} has no serving_default signature")
+        self.path = path
+        self._loaded = loaded  # the signature needs its object alive
+        self.signature = loaded.signatures["serving_default"]
+        self.specs = self.signature.structured_input_signature[1]
+        if "stop" not in self.specs or "finish_reason" not in self.signature.structured_outputs:
+            raise TextgenError(
+                f"{path} is an export from an earlier lstm-textgen, without stop strings, "
+                "finish reasons or the shared random stream; export the run again"
+            )
+        self.vocab = export_vocabulary(path)
+
+    def _complete(self, rows: dict) -> list[Completion]:
+        inputs = {
+            name: rows[name]
+            for name in ("prompt", "num_chars", "temperature", "top_k", "top_p", "seed")
+        }
+        inputs["stop"] = stop_matrix(rows["stop"])
+        try:
+            out = self.signature(
+                **{name: tf.constant(v, self.specs[name].dtype) for name, v in inputs.items()}
+            )
+        except tf.errors.InvalidArgumentError as e:
+            raise TextgenError(f"{self.path} refused the request: {first_line(e)}") from None
+        return [
+            Completion(t.decode("utf-8", "replace"), r.decode())
+            for t, r in zip(out["text"].numpy(), out["finish_reason"].numpy())
+        ]
 
 
 def export_vocabulary(saved_model: str) -> CharVocabulary | None:
@@ -325,8 +364,9 @@ class LiteRTFunctions:
     vocabulary are dropped by the caller before `prime` or `generate`.
     """
 
-    def __init__(self, model: CharLanguageModel):
+    def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
         self.model = model
+        self.end_id = -1 if vocab.end_id is None else vocab.end_id
         # The weights as constants: the converter then writes them into the flatbuffer
         # (variables would be left as uninitialised LiteRT resource variables).
         self.weights = tf.nest.map_structure(lambda w: tf.constant(w.numpy()), model.step_weights())
@@ -356,13 +396,24 @@ class LiteRTFunctions:
         logits, state = self._prime(ids)
         return {"logits": logits, **_stacked(state)}
 
-    def generate(self, ids, num_chars, temperature, top_k, top_p, seed):
+    def generate(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
         logits, state = self._prime(ids)
         num_chars = tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
-        picks = sample_loop(
-            self._step, logits, state, num_chars, seed, temperature, top_k, top_p, portable=True
+        picks, lengths, finish = sample_loop(
+            self._step,
+            logits,
+            state,
+            num_chars,
+            seed,
+            temperature,
+            top_k,
+            top_p,
+            stop_ids,
+            stop_lengths,
+            self.end_id,
+            portable=True,
         )
-        return {"ids": picks}
+        return {"ids": picks, "length": lengths, "finish": finish}
 
     def signatures(self, config: ModelConfig):
         """`{name: (function, input signature)}` of every LiteRT signature."""
@@ -375,11 +426,15 @@ class LiteRTFunctions:
                 self.generate,
                 [
                     prompt,
-                    tf.TensorSpec([], tf.int32, name="num_chars"),
+                    row(tf.int32, "num_chars"),
                     row(tf.float32, "temperature"),
                     row(tf.int32, "top_k"),
                     row(tf.float32, "top_p"),
                     row(tf.int32, "seed"),
+                    tf.TensorSpec(
+                        [None, MAX_STOP_STRINGS, MAX_STOP_CHARS], tf.int32, name="stop_ids"
+                    ),
+                    tf.TensorSpec([None, MAX_STOP_STRINGS], tf.int32, name="stop_lengths"),
                 ],
             ),
         }
@@ -411,9 +466,12 @@ def export_litert(
     - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V],
       `h`, `c`: the SavedModel's `step`.
     - `prime`: `ids` int32 [B, T] (prompts of one length) -> `logits`, `h`, `c` after it.
-    - `generate`: `ids` [B, T], `num_chars` int32 scalar, `temperature`, `top_k`, `top_p`,
-      `seed` (int32) [B] -> `ids` int32 [B, num_chars], the whole sampling loop in one call.
-      Random numbers come from `samplers.hash_uniforms`, not TF's stateless ones.
+    - `generate`: `ids` [B, T], `num_chars`, `temperature`, `top_k`, `top_p`, `seed`
+      (int32) [B], `stop_ids` int32 [B, MAX_STOP_STRINGS, MAX_STOP_CHARS] (left-aligned)
+      and `stop_lengths` int32 [B, MAX_STOP_STRINGS] (0: unused) -> `ids` int32
+      [B, max(num_chars)], `length` int32 [B] (the ids of each row's text) and `finish`
+      int32 [B] (an index into `request.FINISH_REASONS`): the sampling loop of every
+      backend, in one call.
 
     The vocabulary and model config are embedded as JSON metadata named `lstm_textgen`.
     `quantize="dynamic"` stores the weights as int8 (dynamic-range quantization). The file
@@ -427,7 +485,7 @@ def export_litert(
     if not os.path.isdir(folder):
         raise TextgenError(f"folder {folder} does not exist; create it first")
     model, vocab, model_config = _export_model(run_dir, checkpoint)
-    functions = LiteRTFunctions(model)
+    functions = LiteRTFunctions(model, vocab)
 
     module = tf.Module()
     concrete = {
@@ -445,10 +503,16 @@ def export_litert(
         flatbuffer = converter.convert()
     metadata = {
         "format": "lstm-textgen LiteRT",
-        "vocabulary": {"unknown_id": UNKNOWN_ID, "characters": vocab.characters},
+        "vocabulary": {
+            "unknown_id": UNKNOWN_ID,
+            "characters": vocab.characters,
+            "end_of_item": vocab.end_of_item,
+        },
         "model": model_config.__dict__,
         "quantize": quantize or "none",
         "max_num_chars": MAX_NUM_CHARS,
+        "max_stop_strings": MAX_STOP_STRINGS,
+        "max_stop_chars": MAX_STOP_CHARS,
         "signatures": list(LITERT_SIGNATURES),
     }
     payload = json.dumps(metadata, ensure_ascii=False).encode("utf-8")

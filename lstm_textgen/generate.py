@@ -3,7 +3,7 @@ time, carrying the state forward, all inside one `tf.function`.
 
 `generate_text` is the one generation graph: strings in, strings out, every setting per
 row. `TextGenerator` (the library and `lstm-textgen generate --run`) and the export's
-`serving_default` signature both run it.
+`serving_default` signature both run it; the LiteRT export runs the same sampling loop.
 """
 
 from __future__ import annotations
@@ -12,8 +12,16 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.rows import row_settings
-from lstm_textgen.samplers import per_row, sample_loop
+from lstm_textgen.request import (
+    FINISH_REASONS,
+    MAX_NUM_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    Completion,
+    Generator,
+)
+from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.
@@ -37,18 +45,59 @@ def model_step_fn(model):
     return lambda ids, state: model.step(ids, state, weights)
 
 
-def generate_ids(model, prompt_ids, num_chars, temperature, top_k, top_p, seed):
-    """Graph code: continue each prompt by its row's `num_chars` sampled ids.
+def generate_ids(
+    model,
+    prompt_ids,
+    num_chars,
+    temperature,
+    top_k,
+    top_p,
+    seed,
+    stop_ids,
+    stop_lengths,
+    end_id=-1,
+):
+    """Graph code: continue each prompt by up to its row's `num_chars` sampled ids.
 
-    Every setting is a scalar or `[B]`. Returns int32 `[B, max(num_chars)]`; a row's ids
-    past its own `num_chars` are the unknown id, which decodes to nothing.
+    Every setting is a scalar or `[B]`; the stop strings and `end_id` are as in
+    `samplers.sample_loop`, whose `(ids, lengths, finish)` this returns.
     """
     logits, state = prime_prompts(model, prompt_ids)
-    num_chars = per_row(num_chars, tf.shape(logits)[0], tf.int32)
-    steps = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
-    picks = sample_loop(model_step_fn(model), logits, state, steps, seed, temperature, top_k, top_p)
-    wanted = tf.range(steps)[None, :] < num_chars[:, None]
-    return tf.where(wanted, picks, tf.zeros_like(picks))
+    return sample_loop(
+        model_step_fn(model),
+        logits,
+        state,
+        num_chars,
+        seed,
+        temperature,
+        top_k,
+        top_p,
+        stop_ids,
+        stop_lengths,
+        end_id,
+    )
+
+
+def encode_stop_strings(vocab, stop):
+    """Graph code: stop strings `[B, S]` (empty: unused) as left-aligned ids
+    `[B, S, MAX_STOP_CHARS]` and their lengths `[B, S]` in characters. A character outside
+    the vocabulary gets id 0, which is never generated, so that string never stops a row."""
+    codepoints = tf.strings.unicode_decode(stop, "UTF-8", errors="replace")
+    ids = vocab.tf_encode_codepoints(codepoints)
+    lengths = tf.cast(ids.row_lengths(axis=2).to_tensor(), tf.int32)
+    ids = ids.to_tensor(default_value=UNKNOWN_ID)
+    width = tf.shape(ids)[2]
+    ids = tf.pad(ids, [[0, 0], [0, 0], [0, tf.maximum(MAX_STOP_CHARS - width, 0)]])
+    return ids[:, :, :MAX_STOP_CHARS], lengths
+
+
+def with_end_marker(vocab, prompt_ids):
+    """Graph code: an items model's prompts `[B, T]` after the end-of-item marker, so
+    each prompt begins a new item; other models' prompts as they are."""
+    if vocab.end_id is None:
+        return prompt_ids
+    marker = tf.fill([tf.shape(prompt_ids)[0], 1], tf.constant(vocab.end_id, prompt_ids.dtype))
+    return tf.concat([marker, prompt_ids], axis=1)
 
 
 def last_characters(text, count: int):
@@ -71,40 +120,44 @@ def first_characters(text, count: int):
     return tf.strings.unicode_decode(head, "UTF-8", errors="replace")[:, :count]
 
 
-def generate_text(
-    model,
-    vocab,
-    prompt,
-    num_chars,
-    temperature,
-    top_k,
-    top_p,
-    seed,
-    max_prompt_chars: int | None = None,
-    max_num_chars: int | None = None,
-):
-    """Graph code: the continuation of each prompt, as a string `[B]`.
+def generate_text(model, vocab, prompt, num_chars, temperature, top_k, top_p, seed, stop):
+    """Graph code: the continuation of each prompt, as `text` and `finish_reason` strings
+    `[B]`, with the prompt policy of `lstm_textgen.request`.
 
     Args:
-        prompt: string `[B]`. Only its last `max_prompt_chars` characters prime the state
-            (all of it if None); characters the model never saw are skipped.
-        num_chars, temperature, top_k, top_p, seed: `[B]` (or scalars), per row. A
-            negative `num_chars` is 0, and at most `max_num_chars` are generated.
+        prompt: string `[B]`. Only its last `MAX_PROMPT_CHARS` characters prime the state;
+            characters the model never saw are skipped.
+        num_chars, temperature, top_k, top_p, seed: `[B]` (or scalars), per row; at most
+            `MAX_NUM_CHARS` are generated.
+        stop: string `[B, S]`, each row's stop strings; an empty one is an unused slot.
     """
-    if max_prompt_chars is None:
-        codepoints = tf.strings.unicode_decode(prompt, "UTF-8", errors="replace")
-    else:
-        codepoints = last_characters(prompt, max_prompt_chars)
+    codepoints = last_characters(prompt, MAX_PROMPT_CHARS)
     prompt_ids = vocab.tf_encode_codepoints(codepoints).to_tensor(default_value=UNKNOWN_ID)
-    num_chars = tf.maximum(tf.cast(num_chars, tf.int32), 0)
-    if max_num_chars is not None:
-        num_chars = tf.minimum(num_chars, max_num_chars)
-    ids = generate_ids(model, prompt_ids, num_chars, temperature, top_k, top_p, seed)
-    return vocab.tf_decode(ids)
+    prompt_ids = with_end_marker(vocab, prompt_ids)
+    num_chars = tf.clip_by_value(tf.cast(num_chars, tf.int32), 0, MAX_NUM_CHARS)
+    stop_ids, stop_lengths = encode_stop_strings(vocab, stop)
+    end_id = -1 if vocab.end_id is None else vocab.end_id
+    ids, lengths, finish = generate_ids(
+        model,
+        prompt_ids,
+        num_chars,
+        temperature,
+        top_k,
+        top_p,
+        tf.cast(seed, tf.int32),
+        stop_ids,
+        stop_lengths,
+        end_id,
+    )
+    kept = tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]
+    return {
+        "text": vocab.tf_decode(tf.where(kept, ids, tf.zeros_like(ids))),
+        "finish_reason": tf.gather(tf.constant(FINISH_REASONS), finish),
+    }
 
 
 def generate_spec():
-    """The input signature of `generate_text`'s six inputs, every one `[B]`."""
+    """The input signature of `generate_text`'s seven inputs, every one batch-first."""
     return [
         tf.TensorSpec([None], tf.string, name="prompt"),
         tf.TensorSpec([None], tf.int32, name="num_chars"),
@@ -112,11 +165,17 @@ def generate_spec():
         tf.TensorSpec([None], tf.int32, name="top_k"),
         tf.TensorSpec([None], tf.float32, name="top_p"),
         tf.TensorSpec([None], tf.int64, name="seed"),
+        tf.TensorSpec([None, MAX_STOP_STRINGS], tf.string, name="stop"),
     ]
 
 
-class TextGenerator:
-    """Samples text from a trained `CharLanguageModel`.
+def stop_matrix(stops: list[list[str]]) -> list[list[str]]:
+    """Each row's stop strings padded with empty (unused) slots to `MAX_STOP_STRINGS`."""
+    return [list(row) + [""] * (MAX_STOP_STRINGS - len(row)) for row in stops]
+
+
+class TextGenerator(Generator):
+    """Samples text from a trained `CharLanguageModel` in this process.
 
     Args:
         model: the trained model.
@@ -126,7 +185,10 @@ class TextGenerator:
 
     >>> generator = TextGenerator(model, vocab)
     >>> generator.generate(["ROMEO:"], num_chars=100, temperature=0.8, seed=1)
+    >>> generator.complete(GenerationRequest(["ROMEO:"], stop=["\n"]))[0].finish_reason
     """
+
+    source = "run"
 
     def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
         if model.vocab_size != vocab.size:
@@ -144,43 +206,17 @@ class TextGenerator:
         """Prompt characters outside the vocabulary; generation skips them."""
         return self.vocab.unknown_characters("".join(prompts))
 
-    def generate(
-        self,
-        prompts,
-        num_chars=500,
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        seed=None,
-    ) -> list[str]:
-        """The continuation of each prompt (the prompt itself not included).
-
-        Args:
-            prompts: a string or a list of strings; unknown characters are skipped, and an
-                empty prompt starts from the zero state.
-            num_chars: characters to generate per prompt.
-            temperature: 0 is greedy; higher is more random.
-            top_k: sample among the k most likely characters (0: all).
-            top_p: sample among the most likely characters whose probability adds up to
-                top_p (1: all).
-            seed: the same seed gives the same text; None picks one at random. Several
-                prompts get `seed`, `seed + 1`, ... (or a list gives one each).
-
-        Every setting but `prompts` may also be a list with one value per prompt. A
-        prompt's text depends only on its own settings, not on the other prompts.
-        """
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = list(prompts)
-        if not prompts:
-            raise TextgenError("give at least one prompt")
-        rows = row_settings(len(prompts), num_chars, temperature, top_k, top_p, seed)
-        texts = self._generate(
-            tf.constant(prompts, tf.string),
+    def _complete(self, rows: dict) -> list[Completion]:
+        out = self._generate(
+            tf.constant(rows["prompt"], tf.string),
             tf.constant(rows["num_chars"], tf.int32),
             tf.constant(rows["temperature"], tf.float32),
             tf.constant(rows["top_k"], tf.int32),
             tf.constant(rows["top_p"], tf.float32),
             tf.constant(rows["seed"], tf.int64),
+            tf.constant(stop_matrix(rows["stop"]), tf.string),
         )
-        return [t.decode("utf-8") for t in texts.numpy()]
+        return [
+            Completion(t.decode("utf-8"), r.decode())
+            for t, r in zip(out["text"].numpy(), out["finish_reason"].numpy())
+        ]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen.config import MAX_PROMPT_CHARS
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_path
+from lstm_textgen.request import MAX_PROMPT_CHARS
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.vocab import UNKNOWN_ID
 

@@ -19,11 +19,16 @@ from itertools import groupby
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
-from lstm_textgen.rows import row_settings
+from lstm_textgen.request import (
+    FINISH_REASONS,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    Completion,
+    Generator,
+)
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 METADATA_NAME = "lstm_textgen"
-MAX_LITERT_SEED = 2**31 - 1  # the generate signature takes int32 seeds
 
 
 def _litert():
@@ -61,8 +66,9 @@ def read_metadata(path: str) -> dict:
     )
 
 
-class LiteRTModel:
-    """A LiteRT export: its signatures as NumPy functions, and text generation.
+class LiteRTModel(Generator):
+    """A LiteRT export: its signatures as NumPy functions, and text generation with the
+    request, prompt policy and random stream of every other backend.
 
     Args:
         path: the `.tflite` file.
@@ -70,6 +76,8 @@ class LiteRTModel:
             use; at batch 1 two threads generated 1.7x faster than LiteRT's default on a
             2-core machine).
     """
+
+    source = "LiteRT"
 
     def __init__(self, path: str, num_threads: int | None = None):
         if num_threads is None:
@@ -81,8 +89,14 @@ class LiteRTModel:
         metadata = read_metadata(path)
         self.path = path
         self.config = metadata["model"]
-        self.vocab = CharVocabulary(metadata["vocabulary"]["characters"])
+        vocabulary = metadata["vocabulary"]
+        self.vocab = CharVocabulary(vocabulary["characters"], vocabulary.get("end_of_item"))
         self.max_num_chars = metadata["max_num_chars"]
+        if "max_stop_strings" not in metadata:
+            raise TextgenError(
+                f"{path} is a LiteRT export from an earlier lstm-textgen, without stop "
+                "strings or the shared random stream; export the run again"
+            )
         try:
             self.interpreter = litert.interpreter.Interpreter(
                 model_path=path, num_threads=num_threads
@@ -127,59 +141,55 @@ class LiteRTModel:
             logits.append(step_logits)
         return np.stack(logits, axis=1), h, c
 
-    def generate_ids(self, ids, num_chars: int, temperature, top_k, top_p, seed):
+    def generate_ids(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known
-        characters only), settings `[B]` -> int32 `[B, num_chars]`."""
-        if num_chars <= 0:  # LiteRT's Python wrapper cannot read a zero-size output
-            return np.zeros((len(ids), 0), np.int32)
+        characters only), settings `[B]`, stop strings as `encode_stops` gives them ->
+        `(ids [B, N], lengths [B], finish [B])`."""
+        rows = len(ids)
+        if max(num_chars, default=0) <= 0:  # LiteRT's Python wrapper cannot read a zero-size output
+            return np.zeros((rows, 0), np.int32), np.zeros(rows, np.int32), np.zeros(rows, np.int32)
         out = self._runners["generate"](
-            ids=np.asarray(ids, np.int32).reshape(len(ids), -1),
+            ids=np.asarray(ids, np.int32).reshape(rows, -1),
             num_chars=np.asarray(num_chars, np.int32),
             temperature=np.asarray(temperature, np.float32),
             top_k=np.asarray(top_k, np.int32),
             top_p=np.asarray(top_p, np.float32),
             seed=np.asarray(seed, np.int32),
+            stop_ids=np.asarray(stop_ids, np.int32),
+            stop_lengths=np.asarray(stop_lengths, np.int32),
         )
-        return out["ids"]
+        return out["ids"], out["length"], out["finish"]
 
-    def generate(
-        self, prompts, num_chars=500, temperature=1.0, top_k=0, top_p=1.0, seed=None
-    ) -> list[str]:
-        """The continuation of each prompt, as `TextGenerator.generate` (same settings,
-        per row or one for all), run by the `generate` signature.
+    def encode_stops(self, stops: list[list[str]]):
+        """Rows of stop strings as `(stop_ids [B, S, L], stop_lengths [B, S])`; characters
+        outside the vocabulary get id 0, which is never generated."""
+        ids = np.zeros((len(stops), MAX_STOP_STRINGS, MAX_STOP_CHARS), np.int32)
+        lengths = np.zeros((len(stops), MAX_STOP_STRINGS), np.int32)
+        for r, row in enumerate(stops):
+            for k, stop in enumerate(row):
+                ids[r, k, : len(stop)] = self.vocab.encode(stop)
+                lengths[r, k] = len(stop)
+        return ids, lengths
 
-        Characters outside the vocabulary are skipped. Prompts of one length run as one
-        batch. A seed gives the same text every time, but not the text that TensorFlow
-        gives for it (LiteRT has no stateless random ops; see `samplers.hash_uniforms`).
-        """
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = list(prompts)
-        if not prompts:
-            raise TextgenError("give at least one prompt")
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, MAX_LITERT_SEED - len(prompts)))
-        rows = row_settings(len(prompts), num_chars, temperature, top_k, top_p, seed)
-        for s in rows["seed"]:
-            if s > MAX_LITERT_SEED:
-                raise TextgenError(f"a LiteRT model takes seeds up to 2**31 - 1, got {s}")
-        for n in rows["num_chars"]:
-            if n > self.max_num_chars:
-                raise TextgenError(
-                    f"num-chars {n} is more than the model generates per call "
-                    f"({self.max_num_chars:,}); ask for fewer"
-                )
-        encoded = [[i for i in self.vocab.encode(p) if i != UNKNOWN_ID] for p in prompts]
-        texts = [""] * len(prompts)
-        by_length = sorted(range(len(prompts)), key=lambda r: len(encoded[r]))
+    def _complete(self, rows: dict) -> list[Completion]:
+        """Prompts of one length run as one batch (the `generate` signature has no mask)."""
+        start = [] if self.vocab.end_id is None else [self.vocab.end_id]
+        encoded = [
+            start + [i for i in self.vocab.encode(p) if i != UNKNOWN_ID] for p in rows["prompt"]
+        ]
+        stop_ids, stop_lengths = self.encode_stops(rows["stop"])
+        completions = [None] * len(encoded)
+        by_length = sorted(range(len(encoded)), key=lambda r: len(encoded[r]))
+        settings = ("num_chars", "temperature", "top_k", "top_p", "seed")
         for _, group in groupby(by_length, key=lambda r: len(encoded[r])):
             group = list(group)
-            settings = ("temperature", "top_k", "top_p", "seed")
-            picks = self.generate_ids(
+            picks, lengths, finish = self.generate_ids(
                 [encoded[r] for r in group],
-                max(rows["num_chars"][r] for r in group),
                 **{name: [rows[name][r] for r in group] for name in settings},
+                stop_ids=stop_ids[group],
+                stop_lengths=stop_lengths[group],
             )
-            for r, row_ids in zip(group, picks):
-                texts[r] = self.vocab.decode(row_ids[: rows["num_chars"][r]])
-        return texts
+            for k, r in enumerate(group):
+                text = self.vocab.decode(picks[k][: lengths[k]])
+                completions[r] = Completion(text, FINISH_REASONS[finish[k]])
+        return completions

@@ -1,9 +1,11 @@
-"""Choosing the next character from logits: greedy, temperature, top-k and top-p.
+"""Choosing the next character from logits (greedy, temperature, top-k and top-p), and the
+one sampling loop every generation path runs, with stop strings and end-of-item markers.
 
 Everything here is TensorFlow graph code (no Python branching on tensor values) so the same
-functions run eagerly, in a `tf.function` and inside an exported SavedModel. Every setting
-is per row, and so is randomness: row r draws its random numbers from its own seed alone
-(`row_uniforms`), and every other op here works row by row, so a row's text does not
+functions run eagerly, in a `tf.function`, inside an exported SavedModel and, converted,
+in LiteRT. Every setting is per row, and so is randomness: row r draws its random numbers
+from its own seed alone (`hash_uniforms`, a counter-based stream of integer ops that LiteRT
+has as builtins), and every other op here works row by row, so a row's text does not
 depend on the other rows of its batch (up to how a model's matrix products round a row
 at different batch sizes). That is what lets TF Serving merge unrelated requests into
 one batch: the same request gives the same text, alone or merged.
@@ -15,11 +17,9 @@ import math
 
 import tensorflow as tf
 
+from lstm_textgen.request import FINISH_END, FINISH_LENGTH, FINISH_STOP
 from lstm_textgen.vocab import UNKNOWN_ID
 
-# The second half of each row's stateless seed: a fixed stream id, so that a seed means
-# the same random numbers in the library, the CLI and the export.
-SEED_STREAM = 0x5EED
 # Temperatures below this divide as this: logits / 1e-20 stay finite, and as good as greedy.
 MIN_TEMPERATURE = 1e-20
 
@@ -28,26 +28,6 @@ def per_row(value, batch, dtype):
     """A scalar or `[B]` setting as a `[B]` tensor."""
     value = tf.cast(value, dtype)
     return tf.broadcast_to(tf.reshape(value, [-1]), [batch])
-
-
-def row_uniforms(seeds, num_steps):
-    """`[B, num_steps]` uniform floats in [0, 1); row r depends on `seeds[r]` alone.
-
-    The stream is counter-based, so the first n numbers of a row are the same whatever
-    `num_steps` is: a row's text does not depend on how long the other rows run.
-    """
-    seeds = tf.cast(seeds, tf.int64)
-    num_steps = tf.cast(num_steps, tf.int32)
-    # map_fn cannot stack zero rows of unknown length: an empty batch gets an empty array.
-    return tf.cond(
-        tf.size(seeds) > 0,
-        lambda: tf.map_fn(
-            lambda s: tf.random.stateless_uniform([num_steps], seed=tf.stack([s, SEED_STREAM])),
-            seeds,
-            fn_output_signature=tf.TensorSpec([None], tf.float32),
-        ),
-        lambda: tf.zeros([0, num_steps]),
-    )
 
 
 def filter_logits(logits, top_k, top_p):
@@ -158,7 +138,7 @@ def sample_next(logits, uniform, temperature, top_k=0, top_p=1.0):
     Args:
         logits: `[B, V]`.
         uniform: `[B]` floats in [0, 1), the row's random number for this step (from
-            `row_uniforms`).
+            `hash_uniforms`).
         temperature: scalar or `[B]`; 0 picks the most likely id (greedy).
         top_k, top_p: scalar or `[B]`, see `filter_logits`.
 
@@ -183,8 +163,9 @@ def hash_uniforms(seeds, step):
     """`[B]` uniform floats in [0, 1) for step `step` of rows seeded `seeds` (int32 `[B]`).
 
     A counter-based stream built from integer ops (a hash of the row's seed and the step)
-    that LiteRT has as builtins, unlike TF's stateless random ops: the portable sampling
-    loop draws from it. Its numbers are not those of `row_uniforms`.
+    that LiteRT has as builtins, unlike TF's stateless random ops: every sampling loop
+    draws from it, so a seed means the same numbers in every backend. The first n numbers
+    of a row are the same however long the loop runs.
     """
     key = _mix32(tf.cast(seeds, tf.uint32))
     counter = tf.cast(step, tf.uint32) * tf.constant(0x9E3779B9, tf.uint32)
@@ -192,75 +173,129 @@ def hash_uniforms(seeds, step):
     return tf.cast(bits24, tf.float32) * (1.0 / (1 << 24))
 
 
+def _right_aligned(stop_ids, stop_lengths):
+    """Stop strings `[B, S, L]` (left-aligned ids) moved to the right end of their `L`
+    slots, the rest -1, to compare with the last `L` picks at once."""
+    width = tf.shape(stop_ids)[2]
+    source = tf.range(width)[None, None, :] - (width - stop_lengths[:, :, None])
+    aligned = tf.gather(stop_ids, tf.maximum(source, 0), batch_dims=2)
+    return tf.where(source >= 0, aligned, -1)
+
+
+def _stop_match_length(recent, aligned, stop_lengths):
+    """Per row, the length of the longest stop string that the last picks `recent [B, L]`
+    end with, 0 where none does."""
+    same = tf.equal(aligned, recent[:, None, :]) | tf.equal(aligned, -1)
+    matched = tf.reduce_all(same, axis=2) & (stop_lengths > 0)
+    return tf.reduce_max(tf.where(matched, stop_lengths, 0), axis=1)
+
+
 def sample_loop(
-    step_fn, logits, state, num_steps, seed, temperature, top_k=0, top_p=1.0, portable=False
+    step_fn,
+    logits,
+    state,
+    num_chars,
+    seed,
+    temperature,
+    top_k=0,
+    top_p=1.0,
+    stop_ids=None,
+    stop_lengths=None,
+    end_id=-1,
+    portable=False,
 ):
-    """Sample `num_steps` ids per row, feeding each pick back through `step_fn`.
+    """Sample up to `num_chars` ids per row, feeding each pick back through `step_fn`,
+    until every row has ended.
+
+    A row ends at its `num_chars` (`length`), right before the first of its stop strings
+    to be completed (`stop`; the longest of those completed at the same pick), or when
+    it picks `end_id` (`end`, the end-of-item marker, left out). The loop stops when every
+    row has ended, so a batch costs what its longest row costs.
 
     Args:
         step_fn: `(ids [B], state) -> (logits [B, V], state)`; the state is any nest of
             tensors whose shapes stay fixed (e.g. the LSTM `(h, c)` of every layer).
         logits: `[B, V]`, the distribution of the first id to sample.
         state: the state that goes with `logits`.
-        num_steps: scalar int, how many ids to sample (0 is allowed).
-        seed: scalar or `[B]` int: row r draws from `row_uniforms` of its seed.
+        num_chars: scalar or `[B]` int, the most ids to sample per row (0 is allowed).
+        seed: scalar or `[B]` int32: row r draws from `hash_uniforms` of its seed.
         temperature, top_k, top_p: scalar or `[B]`, see `sample_next`.
-        portable: build the loop from ops LiteRT has as builtins: row r draws from
-            `hash_uniforms` of its (int32) seed instead, and each pick is written into a
-            `[B, num_steps]` tensor by a select over all of it, O(B * num_steps) per step
-            (TensorArrays of an unknown batch size do not convert, and a loop variable
-            that changes shape makes LiteRT's WHILE allocate at every step).
+        stop_ids: optional int32 `[B, S, L]`, each row's stop strings as ids, left-aligned
+            (id 0, which is never picked, where a character is outside the vocabulary).
+        stop_lengths: int32 `[B, S]`, their lengths; 0 marks an unused slot.
+        end_id: scalar int, the end-of-item id, or -1 for a model of plain text.
+        portable: build the loop from ops LiteRT has as builtins: each pick is written
+            into a `[B, max(num_chars)]` tensor by a select over all of it (TensorArrays of
+            an unknown batch size do not convert, and a loop variable that changes shape
+            makes LiteRT's WHILE allocate at every step), and every row takes every part
+            of the pick (greedy, sampled, filtered), which picks the same ids.
 
     Returns:
-        int32 `[B, num_steps]`.
+        `(ids, lengths, finish)`: int32 `[B, T]` picks (T the steps the loop ran; a row's
+        ids past its length are not part of its text), int32 `[B]` lengths of the texts,
+        and int32 `[B]` codes of `request.FINISH_REASONS`.
     """
-    num_steps = tf.cast(num_steps, tf.int32)
     logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
-    if portable:
-        seeds = per_row(seed, batch, tf.int32)
-        uniform_at = lambda t: hash_uniforms(seeds, t)  # noqa: E731
-        positions = tf.range(num_steps)[None, :]
-    else:
-        uniforms = tf.TensorArray(logits.dtype, size=num_steps).unstack(
-            tf.transpose(row_uniforms(per_row(seed, batch, tf.int64), num_steps))
-        )
-        uniform_at = uniforms.read
-    # Each op in the loop body costs a kernel launch per character, so everything that
-    # does not change between steps is computed here, and the kind of pick (greedy,
-    # sampled, filtered) is chosen once for the whole loop, not by a branch at every step.
+    num_chars = per_row(num_chars, batch, tf.int32)
+    steps = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
+    seeds = per_row(seed, batch, tf.int32)
+    end_id = tf.cast(end_id, tf.int32)
+    if stop_ids is None:
+        stop_ids = tf.zeros([batch, 1, 1], tf.int32)
+        stop_lengths = tf.zeros([batch, 1], tf.int32)
+    stop_ids = tf.cast(stop_ids, tf.int32)
+    stop_lengths = tf.cast(stop_lengths, tf.int32)
+    aligned = _right_aligned(stop_ids, stop_lengths)
+    # The pick before the first is -1, which no stop id equals: a stop string is found in
+    # the generated text only, never across the prompt.
+    recent = tf.fill([batch, tf.shape(stop_ids)[2]], -1)
+    done = num_chars <= 0
+    lengths = tf.zeros([batch], tf.int32)
+    finish = tf.fill([batch], FINISH_LENGTH)
     prepared = _prepare(logits, temperature, top_k, top_p)
 
     def loop(kind):
-        def body(t, logits, state, picks):
-            ids = _pick(logits, uniform_at(t), prepared, kind)
+        def body(t, logits, state, picks, recent, done, lengths, finish):
+            ids = _pick(logits, hash_uniforms(seeds, t), prepared, kind)
             if portable:
                 picks = tf.where(tf.equal(positions, t), ids[:, None], picks)
             else:
                 picks = picks.write(t, ids)
+            recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
+            stop_length = _stop_match_length(recent, aligned, stop_lengths)
+            ended = tf.equal(ids, end_id)
+            stopped = (stop_length > 0) & ~ended
+            full = t + 1 >= num_chars
+            newly = ~done & (ended | stopped | full)
+            length = tf.where(ended, t, tf.where(stopped, t + 1 - stop_length, t + 1))
+            reason = tf.where(ended, FINISH_END, tf.where(stopped, FINISH_STOP, FINISH_LENGTH))
+            lengths = tf.where(newly, length, lengths)
+            finish = tf.where(newly, reason, finish)
+            done = done | newly
             logits, state = step_fn(ids, state)
-            return t + 1, logits, state, picks
+            return t + 1, logits, state, picks, recent, done, lengths, finish
 
         if portable:
-            picks = tf.zeros([batch, num_steps], tf.int32)
+            picks = tf.zeros([batch, steps], tf.int32)
         else:
-            picks = tf.TensorArray(tf.int32, size=num_steps, element_shape=[None])
-        _, _, _, picks = tf.while_loop(
-            lambda t, *_: t < num_steps,
+            picks = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
+        t, _, _, picks, _, _, lengths_out, finish_out = tf.while_loop(
+            lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
             body,
-            (tf.constant(0), logits, state, picks),
-            maximum_iterations=num_steps,
+            (tf.constant(0), logits, state, picks, recent, done, lengths, finish),
+            maximum_iterations=steps,
         )
         if portable:
-            return picks
-        return tf.cond(
-            num_steps > 0,
-            lambda: tf.transpose(picks.stack()),
+            return picks, lengths_out, finish_out
+        picks = tf.cond(
+            t > 0,
+            lambda: tf.transpose(picks.gather(tf.range(t))),
             lambda: tf.zeros([batch, 0], tf.int32),
         )
+        return picks, lengths_out, finish_out
 
     if portable:
-        # LiteRT ran the loop 3-4x slower nested in IF branches (measured at batch 1), so
-        # the portable loop always does every part of the pick: it picks the same ids.
+        positions = tf.range(steps)[None, :]
         return loop(max(_KINDS))
     return _switch(prepared["kind"], loop)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.request import MAX_STOP_STRINGS
 
 # The batch sizes README's batching_parameters.txt allows; the warmup file runs each.
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -22,6 +23,10 @@ def warmup_inputs(config: ModelConfig, rows: int = 1) -> dict[str, dict[str, np.
         "top_k": np.zeros([rows], np.int32),
         "top_p": np.ones([rows], np.float32),
         "seed": np.arange(rows, dtype=np.int64),
+        # One slot with a stop string, the rest unused: the warmup runs the stop check.
+        "stop": np.array([[b"\n\n"] + [b""] * (MAX_STOP_STRINGS - 1)] * rows, object).reshape(
+            rows, MAX_STOP_STRINGS
+        ),
     }
     return {
         "serving_default": generate,

@@ -31,7 +31,7 @@ from lstm_textgen.distribute import (
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.vocab import CharVocabulary
+from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
 
 @dataclass
@@ -49,10 +49,17 @@ def load_training_data(
     """(corpus name, vocabulary, train ids, validation ids) for a run.
 
     The user's text files are encoded into `data_dir` (a run's `RUN/data`) and streamed
-    from there; the tfds corpus is small and stays in memory. `vocab` (on resume) is used
+    from there; the tfds corpus and a corpus of items (`config.items`, see
+    `data.items_corpus`) stay in memory. `vocab` (on resume) is used
     as it is; otherwise it is built from the training split.
     """
-    if config.text_files:
+    if config.items:
+        corpus, _ = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
+        vocab = vocab or CharVocabulary(set(corpus.train), end_of_item=END_OF_ITEM)
+        train_ids = data.encode_text(corpus.train, vocab)
+        val_ids = data.encode_text(corpus.validation, vocab)
+        name = corpus.name
+    elif config.text_files:
         vocab, train_ids, val_ids = data.encode_text_files(config.text_files, data_dir, vocab)
         name = "text files"
     else:

@@ -10,6 +10,9 @@ from lstm_textgen.files import atomic_write_text
 
 VOCAB_FILE = "vocab.json"
 UNKNOWN_ID = 0
+# The character that ends every item of a corpus read as items (`train --items`): U+0003,
+# END OF TEXT, which no ordinary text holds.
+END_OF_ITEM = "\u0003"
 
 
 class CharVocabulary:
@@ -23,8 +26,13 @@ class CharVocabulary:
     "Character" means a Unicode code point, both in Python (iterating a `str`) and in the
     graph (`tf.strings.unicode_split(..., "UTF-8")`), so the two always agree.
 
+    A vocabulary of items (`train --items`) also holds `END_OF_ITEM`, whose id
+    (`end_id`) follows every training item; generation ends a row when it picks it.
+
     Args:
         characters: the distinct characters; order is ignored (they are sorted).
+        end_of_item: `END_OF_ITEM` for a vocabulary of items (added to the characters),
+            None otherwise.
 
     Example:
 
@@ -35,15 +43,21 @@ class CharVocabulary:
     [2, 4, 3, 1]
     """
 
-    def __init__(self, characters):
-        chars = sorted(set(characters))
+    def __init__(self, characters, end_of_item: str | None = None):
+        chars = sorted(set(characters) | ({end_of_item} if end_of_item else set()))
         bad = [c for c in chars if len(c) != 1]
         if bad:
             raise ValueError(f"vocabulary entries must be single characters, got {bad[:3]}")
         if not chars:
             raise TextgenError("the training text is empty: the vocabulary has no characters")
         self.characters = chars
+        self.end_of_item = end_of_item
         self._ids = {c: i + 1 for i, c in enumerate(chars)}
+
+    @property
+    def end_id(self) -> int | None:
+        """The id of the end-of-item marker, or None for a vocabulary of plain text."""
+        return self._ids[self.end_of_item] if self.end_of_item else None
 
     @classmethod
     def from_text(cls, text: str) -> CharVocabulary:
@@ -116,6 +130,8 @@ class CharVocabulary:
     def save(self, directory: str) -> str:
         path = os.path.join(directory, VOCAB_FILE)
         payload = {"unknown_id": UNKNOWN_ID, "characters": self.characters}
+        if self.end_of_item:
+            payload["end_of_item"] = self.end_of_item
         atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=0) + "\n")
         return path
 
@@ -129,15 +145,19 @@ class CharVocabulary:
         try:
             with open(path, encoding="utf-8") as f:
                 payload = json.load(f)
-            return cls(payload["characters"])
+            return cls(payload["characters"], payload.get("end_of_item"))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise TextgenError(f"{path} is not a valid vocabulary file ({e})") from e
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, CharVocabulary) and self.characters == other.characters
+        return (
+            isinstance(other, CharVocabulary)
+            and self.characters == other.characters
+            and self.end_of_item == other.end_of_item
+        )
 
     def __hash__(self) -> int:
-        return hash(tuple(self.characters))
+        return hash((tuple(self.characters), self.end_of_item))
 
     def __repr__(self) -> str:
         return f"CharVocabulary({len(self.characters)} characters)"

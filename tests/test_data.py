@@ -137,3 +137,30 @@ def test_tiny_shakespeare_from_tfds(manual_dir):
     # tfds splits karpathy's 1,115,394 characters 90 / 5 / 5.
     assert (len(corpus.train), len(corpus.validation), len(corpus.test)) == (1003854, 55770, 55770)
     assert corpus.train.startswith("First Citizen:")
+
+
+def test_items_are_lines_or_paragraphs_and_the_stream_marks_each_end():
+    from lstm_textgen.vocab import END_OF_ITEM
+
+    text = "Anna\n\nBo b\r\n  \nCy\n"
+    assert data.split_items(text, "lines") == ["Anna", "Bo b", "Cy"]
+    assert data.split_items("one\ntwo\n\n \nthree\n", "paragraphs") == ["one\ntwo", "three"]
+    assert data.items_stream(["Anna", "Bo"]) == f"{END_OF_ITEM}Anna{END_OF_ITEM}Bo{END_OF_ITEM}"
+    with pytest.raises(TextgenError, match="--items"):
+        data.split_items(text, "words")
+
+
+def test_an_items_corpus_splits_by_items_and_refuses_the_marker(tmp_path):
+    from lstm_textgen.vocab import END_OF_ITEM
+
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(f"name{k}" for k in range(40)) + "\n", encoding="utf-8")
+    corpus, items = data.items_corpus([str(path)], kind="lines")
+    assert items == [f"name{k}" for k in range(38)]
+    assert corpus.validation == data.items_stream(["name38", "name39"])
+    path.write_text(f"a\nb{END_OF_ITEM}\n", encoding="utf-8")
+    with pytest.raises(TextgenError, match="U\\+0003"):
+        data.items_corpus([str(path)], kind="lines")
+    path.write_text("just one\n", encoding="utf-8")
+    with pytest.raises(TextgenError, match="at least 2"):
+        data.items_corpus([str(path)], kind="lines")

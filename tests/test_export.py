@@ -8,14 +8,12 @@ Expected values come from the library in this process (the same checkpoint), or 
 independent step-by-step recomputation.
 """
 
-import http.server
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +21,16 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from lstm_textgen.config import MAX_NUM_CHARS, MAX_PROMPT_CHARS, MAX_SCORE_CHARS, ModelConfig
+from lstm_textgen.config import MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import SIGNATURES, export_for_serving
 from lstm_textgen.generate import TextGenerator
+from lstm_textgen.request import (
+    MAX_NUM_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_STRINGS,
+    GenerationRequest,
+)
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.serving import predict_request
 
@@ -39,6 +43,7 @@ from tf_serving import (
     signature_input_shapes,
 )
 
+SETTINGS = {"prompt": "prompts"}  # signature input -> GenerationRequest field
 SERVING_DIR = Path(__file__).parent / "serving"
 GOLDEN = SERVING_DIR / "golden"
 LAYERS, UNITS = 2, 4
@@ -113,6 +118,24 @@ def request_from_rest(body, version_dir):
     return predict_request(body["signature_name"], inputs), row_format
 
 
+def used(stop_rows):
+    """Each row's stop strings without the empty (unused) slots of a signature input."""
+    return [[s for s in row if s] for row in stop_rows]
+
+
+def expected_columns(generator, columns):
+    """The library's texts for a columnar `serving_default` request."""
+    return generator.generate(
+        columns["prompt"],
+        columns["num_chars"],
+        columns["temperature"],
+        columns["top_k"],
+        columns["top_p"],
+        columns["seed"],
+        used(columns["stop"]),
+    )
+
+
 def expected_generate_rows(generator, instances):
     out = []
     for row in instances:
@@ -129,6 +152,7 @@ def expected_generate_rows(generator, instances):
                 row["top_k"],
                 row["top_p"],
                 row["seed"],
+                used([row["stop"]])[0],
             )[0]
         )
     return out
@@ -229,14 +253,7 @@ def test_signatures_through_the_tf1_loader(served, tmp_path):
     assert_close(outputs_of(score_b64)["log_likelihood"][0], outputs_of(score)["log_likelihood"][0])
 
     columns = bodies[0]["inputs"]
-    assert texts(outputs_of(generate)["text"]) == generator.generate(
-        columns["prompt"],
-        columns["num_chars"],
-        columns["temperature"],
-        columns["top_k"],
-        columns["top_p"],
-        columns["seed"],
-    )
+    assert texts(outputs_of(generate)["text"]) == expected_columns(generator, columns)
     assert texts(outputs_of(rows)["text"]) == expected_generate_rows(
         generator, bodies[1]["instances"]
     )
@@ -265,15 +282,15 @@ def test_rest_replies_in_both_formats(served, tmp_path):
     requests, formats = zip(*(request_from_rest(b, version_dir) for b in (columnar, rows)))
     responses = serve_tf1(version_dir, list(requests), tmp_path)
     replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
-    c = columnar["inputs"]
-    assert replies[0] == {
-        "outputs": served["generator"].generate(
-            c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
-        )
-    }
-    assert replies[1] == {
-        "predictions": expected_generate_rows(served["generator"], rows["instances"])
-    }
+    completions = served["generator"].complete(
+        GenerationRequest(**{SETTINGS.get(k, k): v for k, v in columnar["inputs"].items()})
+    )
+    columns = {"text": [c.text for c in completions]}
+    columns["finish_reason"] = [c.finish_reason for c in completions]
+    assert replies[0] == {"outputs": columns}
+    texts_of_rows = expected_generate_rows(served["generator"], rows["instances"])
+    assert [p["text"] for p in replies[1]["predictions"]] == texts_of_rows
+    assert set(replies[1]["predictions"][0]) == {"text", "finish_reason"}
 
 
 def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
@@ -301,6 +318,11 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
             ),
             request(num_chars=[-5]),
             request(seed=[1, 2]),  # two seeds for one prompt
+            request(stop=[["", "x", "", ""]]),  # an empty stop string
+            request(stop=[["x" * 17, "", "", ""]]),  # too long
+            request(stop=[["a", "b", "c", "d", "e"]]),  # too many
+            request(seed=[2**31]),
+            request(),  # the process that refused the others still serves
         ],
         tmp_path,
     )
@@ -312,6 +334,11 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
     assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS, 3]
     assert texts(outputs_of(responses[4])["text"]) == [""]
     assert "every input needs one value per prompt" in responses[5]
+    assert "a stop string is empty" in responses[6]
+    assert "a stop string has at most 16 characters" in responses[7]
+    assert "seed must be in [0, 2147483647]" in responses[9]
+    assert all(r.startswith("InvalidArgumentError") for r in responses[6:10]), responses[6:10]
+    assert len(texts(outputs_of(responses[10])["text"])) == 1
 
 
 def test_bad_rows_fail_the_request(served, tmp_path):
@@ -363,15 +390,28 @@ def mixed_rows(count, vocab):
             "temperature": float(rng.choice([0.0, 0.5, 1.0, 1.7])),
             "top_k": int(rng.choice([0, 1, 3, 10])),
             "top_p": float(rng.choice([1.0, 0.9, 0.3])),
-            "seed": int(rng.integers(0, 2**40)),
+            "seed": int(rng.integers(0, 2**31)),
+            "stop": list(rng.choice(["", "e", "o ", "the"], size=MAX_STOP_STRINGS)),
         }
         for _ in range(count)
     ]
 
 
+def padded(stops):
+    """Stop strings as a signature row: the used ones first, then empty slots."""
+    return sorted(stops, key=lambda s: s == "")
+
+
 def call(signature, rows):
     specs = signature.structured_input_signature[1]
-    inputs = {name: tf.constant([row[name] for row in rows], specs[name].dtype) for name in specs}
+    inputs = {
+        name: tf.constant(
+            [padded(row[name]) if name == "stop" else row[name] for row in rows],
+            specs[name].dtype,
+            shape=[len(rows), MAX_STOP_STRINGS] if name == "stop" else [len(rows)],
+        )
+        for name in specs
+    }
     return texts(signature(**inputs)["text"].numpy())
 
 
@@ -387,8 +427,9 @@ def test_a_row_gives_the_same_text_alone_and_merged_with_others(served):
     assert call(signature, rows[::-1]) == merged[::-1]
     assert call(signature, rows[:17]) + call(signature, rows[17:]) == merged
     assert call(signature, []) == []
-    assert [len(t) for t in merged] == [row["num_chars"] for row in rows]
+    assert all(len(t) <= row["num_chars"] for t, row in zip(merged, rows))
     settings = {name: [row[name] for row in rows] for name in rows[0] if name != "prompt"}
+    settings["stop"] = used(settings["stop"])
     assert served["generator"].generate([row["prompt"] for row in rows], **settings) == merged
 
 
@@ -398,7 +439,7 @@ def test_only_the_last_characters_of_a_long_prompt_prime_the_state(served):
     tail = (known * (MAX_PROMPT_CHARS // len(known) + 1))[-MAX_PROMPT_CHARS:]
     # Multi-byte characters the model never saw, right before the kept window.
     long_prompt = "Ω€" * 150_000 + tail
-    row = {"num_chars": 30, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "seed": 5}
+    row = {"num_chars": 30, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "seed": 5, "stop": []}
     capped = call(signature, [{**row, "prompt": long_prompt}])
     assert capped == call(signature, [{**row, "prompt": tail}])
 
@@ -557,64 +598,16 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_pat
         )
     )
     c = golden("generate_columnar.json")["inputs"]
-    assert texts(golden_generate["text"]) == served["generator"].generate(
-        c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
-    )
+    assert texts(golden_generate["text"]) == expected_columns(served["generator"], c)
 
 
 # --- the CLI against the export and against a TF Serving REST endpoint ---------------------
 
 
-class FakeTFServing(http.server.ThreadingHTTPServer):
-    """Answers `/v1/models/NAME:predict` like TF Serving, running the export in-process."""
-
-    def __init__(self, model_name, version_dir):
-        self.model_name = model_name
-        self.loaded = tf.saved_model.load(version_dir)
-        self.dtypes = signature_input_dtypes(version_dir)
-        self.bodies = []
-        super().__init__(("127.0.0.1", 0), FakeTFServingHandler)
-
-
-class FakeTFServingHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, code, payload):
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):
-        server = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server.bodies.append(body)
-        if self.path != f"/v1/models/{server.model_name}:predict":
-            return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
-        name = body.get("signature_name", "serving_default")
-        try:
-            inputs, row_format = serving.rest_to_inputs(body, server.dtypes[name])
-            outputs = server.loaded.signatures[name](
-                **{k: tf.constant(v) for k, v in inputs.items()}
-            )
-        except (serving.RestError, tf.errors.InvalidArgumentError) as e:
-            return self.reply(400, {"error": getattr(e, "message", str(e))})
-        self.reply(
-            200, serving.outputs_to_rest({k: v.numpy() for k, v in outputs.items()}, row_format)
-        )
-
-
 @pytest.fixture
 def fake_tf_serving(served):
-    server = FakeTFServing("tiny", served["version_dir"])
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving.fake_tf_serving("tiny", served["version_dir"]) as server:
+        yield server
 
 
 def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_serving, tmp_path):

@@ -1,5 +1,7 @@
 """TextGenerator on a tiny random model: reproducible, batched prompts primed correctly."""
 
+import importlib.util
+
 import pytest
 import tensorflow as tf
 
@@ -68,3 +70,88 @@ def test_rows_take_their_own_settings_and_a_seed_per_row(generator):
     assert generator.generate(["c"], 9, 0.0, seed=99) == texts[1:2]
     with pytest.raises(TextgenError, match="one num_chars per prompt"):
         generator.generate(prompts, num_chars=[1, 2])
+
+
+# --- items: a model trained with --items ends rows by itself ------------------------------
+
+
+def made_up_names(count=300, seed=0):
+    """A list of names built from syllables at run time (no downloaded data)."""
+    import random
+
+    rng = random.Random(seed)
+    syllables = ["ka", "ro", "mi", "ne", "lu", "ta", "so", "vi"]
+    return sorted(
+        {
+            "".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))).capitalize()
+            for _ in range(count)
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def items_run(tmp_path_factory):
+    from helpers import train_tiny, write_corpus
+
+    root = tmp_path_factory.mktemp("items")
+    corpus = write_corpus(root, "\n".join(made_up_names()) + "\n", "names.txt")
+    run = root / "run"
+    train_tiny(
+        run,
+        corpus,
+        ModelConfig(units=32, num_layers=1, embedding_dim=8),
+        max_steps=150,
+        checkpoint_every=150,
+        seq_len=16,
+        batch_size=32,
+        learning_rate=0.01,
+        items="lines",
+    )
+    return run
+
+
+@pytest.mark.slow
+def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(items_run, tmp_path):
+    from lstm_textgen.backends import open_generator
+    from lstm_textgen.export import export_for_serving, export_litert
+    from lstm_textgen.request import GenerationRequest
+
+    from helpers import error_lines, run_cli
+
+    request = GenerationRequest(
+        ["", "", "Ka", "Ro", "", "Mi"], num_chars=40, temperature=0.8, seed=3
+    )
+    from_run = open_generator(run=str(items_run)).complete(request)
+    assert [c.finish_reason for c in from_run].count("end") >= 5
+    assert all("\n" not in c.text and "\x03" not in c.text for c in from_run)
+    exports = {"saved_model": export_for_serving(str(items_run), str(tmp_path / "sm"))}
+    if importlib.util.find_spec("ai_edge_litert"):
+        exports["litert"] = export_litert(str(items_run), str(tmp_path / "items.tflite"))
+    for name, path in exports.items():
+        assert open_generator(**{name: path}).complete(request) == from_run, name
+
+    result = run_cli("generate", "--run", items_run, "--num-items", "7", "--num-chars", "40",
+                     "--seed", "2", "--temperature", "0.8", "--show-finish-reason")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7 and sum(line.endswith("\t[end]") for line in lines) >= 6
+    names = made_up_names()
+    names = set(names[: int(len(names) * 0.95)])  # the training items: validation is the last 5%
+    copies = sum(line.split("\t")[0] in names for line in lines)
+    assert error_lines(result) == [f"{copies} of 7 items appear verbatim among the training items"]
+
+
+def test_num_items_needs_an_items_model_and_stop_strings_are_checked(trained_text_run):
+    from helpers import error_lines, run_cli
+
+    run, _ = trained_text_run
+    for args, message in [
+        (("--num-items", "3"), "--num-items needs a model trained on items"),
+        (("--stop", ""), "stop string is empty"),
+        (("--stop", "x" * 17), "at most 16"),
+        (("--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e"), "at most 4"),
+    ]:
+        result = run_cli("generate", "--run", run, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = error_lines(result)
+        assert len(lines) == 1 and message in lines[0], (args, lines)

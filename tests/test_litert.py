@@ -64,7 +64,7 @@ def test_the_litert_model_loads_with_builtin_ops_only_and_embeds_its_vocabulary(
         assert sorted(signatures["step"]["inputs"]) == ["c", "h", "ids"]
         assert sorted(signatures["step"]["outputs"]) == ["c", "h", "logits"]
         assert sorted(signatures["prime"]["inputs"]) == ["ids"]
-        assert sorted(signatures["generate"]["outputs"]) == ["ids"]
+        assert sorted(signatures["generate"]["outputs"]) == ["finish", "ids", "length"]
         metadata = read_metadata(path)
         assert CharVocabulary(metadata["vocabulary"]["characters"]) == exported["vocab"]
         assert metadata["model"]["units"] == UNITS
@@ -139,6 +139,17 @@ def test_seeded_litert_sampling_is_reproducible_and_a_row_does_not_depend_on_its
     assert other_seed != texts[:1]
 
 
+def generate_ids(litert, prompts, num_chars, temperature, top_k, top_p, seed):
+    """The picks of the `generate` signature, every row `num_chars` long, no stop strings."""
+    rows = len(prompts)
+    stop_ids, stop_lengths = litert.encode_stops([[]] * rows)
+    ids, lengths, _ = litert.generate_ids(
+        prompts, [num_chars] * rows, temperature, top_k, top_p, seed, stop_ids, stop_lengths
+    )
+    assert (lengths == num_chars).all()
+    return ids
+
+
 def test_litert_top_k_keeps_the_k_likeliest_characters(exported):
     litert = LiteRTModel(exported["fp32"])
     prompt = [exported["vocab"].encode("the lazy")]
@@ -147,12 +158,12 @@ def test_litert_top_k_keeps_the_k_likeliest_characters(exported):
     rows = 500
 
     def first_picks(top_k):
-        return litert.generate_ids(prompt * rows, 3, [1.5] * rows, [top_k] * rows, [1.0] * rows,
-                                   list(range(rows)))  # fmt: skip
+        return generate_ids(litert, prompt * rows, 3, [1.5] * rows, [top_k] * rows,
+                            [1.0] * rows, list(range(rows)))  # fmt: skip
 
     top5 = set(np.argsort(logits)[-5:])
     assert set(first_picks(5)[:, 0]) <= top5 and len(set(first_picks(5)[:, 0])) > 1
-    greedy = litert.generate_ids(prompt, 3, [0.0], [0], [1.0], [0])
+    greedy = generate_ids(litert, prompt, 3, [0.0], [0], [1.0], [0])
     assert (first_picks(1) == greedy).all()
 
 
@@ -167,8 +178,8 @@ def test_litert_samples_follow_the_model_distribution(exported):
     probs[0] = 0.0  # the unknown id is never sampled
     probs /= probs.sum()
     rows = 4000
-    picks = litert.generate_ids(prompt * rows, 1, [1.0] * rows, [0] * rows, [1.0] * rows,
-                                list(range(rows)))[:, 0]  # fmt: skip
+    picks = generate_ids(litert, prompt * rows, 1, [1.0] * rows, [0] * rows, [1.0] * rows,
+                         list(range(rows)))[:, 0]  # fmt: skip
     counts = np.bincount(picks, minlength=vocab.size)
     assert counts[0] == 0
     # Each frequency within 4 standard deviations of its probability.
@@ -266,7 +277,7 @@ def test_litert_errors_are_one_line(exported, tmp_path):
             "--litert exports only",
         ),  # fmt: skip
         (("generate", "--litert", tmp_path / "missing.tflite"), "does not exist"),
-        (("generate", "--litert", exported["fp32"], "--seed", 2**31), "seeds up to"),
+        (("generate", "--litert", exported["fp32"], "--seed", 2**31), "seed must be 0 to"),
         (("evaluate", "--run", run, "--litert", run / "vocab.json"), "not a LiteRT model"),
         (
             ("evaluate", "--run", run, "--litert", exported["fp32"], "--checkpoint", "last"),

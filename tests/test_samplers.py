@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.rows import check_sampling_args
-from lstm_textgen.samplers import filter_logits, row_uniforms, sample_loop, sample_next
+from lstm_textgen.request import GenerationRequest, stop_at_first
+from lstm_textgen.samplers import filter_logits, hash_uniforms, sample_loop, sample_next
 from lstm_textgen.vocab import CharVocabulary
 
 VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
@@ -32,11 +32,31 @@ def constant_step(logits_row):
 
 
 def run(step, first_logits, n, seed=0, **kwargs):
+    return [text for text, _ in run_with_reasons(step, first_logits, n, seed, **kwargs)]
+
+
+def run_with_reasons(step, first_logits, n, seed=0, **kwargs):
+    """`(text, finish code)` per row of a sampling loop."""
     batch = first_logits.shape[0]
-    ids = sample_loop(
+    ids, lengths, finish = sample_loop(
         step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs
     )
-    return [VOCAB.decode(row) for row in ids.numpy()]
+    return [
+        (VOCAB.decode(row[:length]), int(code))
+        for row, length, code in zip(ids.numpy(), lengths.numpy(), finish.numpy())
+    ]
+
+
+def stops(rows):
+    """Rows of stop strings as the loop's `stop_ids` and `stop_lengths`."""
+    width = max(len(row) for row in rows)
+    ids = np.zeros((len(rows), width, 16), np.int32)
+    lengths = np.zeros((len(rows), width), np.int32)
+    for r, row in enumerate(rows):
+        for k, s in enumerate(row):
+            ids[r, k, : len(s)] = VOCAB.encode(s)
+            lengths[r, k] = len(s)
+    return {"stop_ids": ids, "stop_lengths": lengths}
 
 
 def start_at(letter, batch=1):
@@ -73,7 +93,7 @@ def test_same_seed_same_text_and_different_seed_different_text():
 def test_unknown_id_is_never_sampled():
     row = np.zeros(V, np.float32)
     row[0] = 50.0  # the unknown id is by far the likeliest
-    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)
+    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)[0]
     assert 0 not in ids.numpy()
     greedy = sample_next(tf.constant(row[None]), [0.5], 0.0)
     assert greedy.numpy()[0] != 0
@@ -83,7 +103,7 @@ def test_top_k_only_samples_among_the_k_best():
     row = np.arange(V, dtype=np.float32) * 0.01  # ids 25 and 26 are the top two
     ids = sample_loop(
         constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2
-    )
+    )[0]
     assert set(ids.numpy().ravel().tolist()) == {25, 26}
 
 
@@ -112,12 +132,12 @@ def test_inverse_cdf_picks_the_id_whose_interval_holds_the_uniform():
     assert sample_next(logits, uniforms, 1.0).numpy().tolist() == [1, 1, 2, 2, 3]
 
 
-def test_row_uniforms_depend_on_the_row_seed_alone_and_extend_as_a_prefix():
-    together = row_uniforms(tf.constant([5, 9, 5], tf.int64), 12).numpy()
-    alone = row_uniforms(tf.constant([9], tf.int64), 4).numpy()
-    np.testing.assert_array_equal(together[1, :4], alone[0])
-    np.testing.assert_array_equal(together[0], together[2])
-    assert not np.array_equal(together[0], together[1])
+def test_hash_uniforms_depend_on_the_row_seed_and_step_alone():
+    together = np.stack([hash_uniforms(tf.constant([5, 9, 5]), t).numpy() for t in range(12)])
+    alone = np.stack([hash_uniforms(tf.constant([9]), t).numpy() for t in range(4)])
+    np.testing.assert_array_equal(together[:4, 1], alone[:, 0])
+    np.testing.assert_array_equal(together[:, 0], together[:, 2])
+    assert not np.array_equal(together[:, 0], together[:, 1])
     assert ((together >= 0) & (together < 1)).all()
 
 
@@ -135,10 +155,10 @@ def test_a_row_samples_the_same_alone_or_merged_with_other_settings():
         top_k=[0, 3, 0, 5, 0, 2],
         top_p=[1.0, 1.0, 0.9, 0.5, 1.0, 0.8],
     )
-    merged = sample_loop(step, tf.constant(first), tf.zeros([6]), 30, **settings).numpy()
+    merged = sample_loop(step, tf.constant(first), tf.zeros([6]), 30, **settings)[0].numpy()
     for r in range(6):
         one = {name: [values[r]] for name, values in settings.items()}
-        alone = sample_loop(step, tf.constant(first[r : r + 1]), tf.zeros([1]), 30, **one)
+        alone = sample_loop(step, tf.constant(first[r : r + 1]), tf.zeros([1]), 30, **one)[0]
         np.testing.assert_array_equal(alone.numpy()[0], merged[r])
 
 
@@ -146,8 +166,8 @@ def test_a_tiny_temperature_is_greedy_and_an_empty_batch_is_empty():
     logits = tf.constant([[0.0, 3.0, 1.0, 2.9], [0.0, -1.0, 5.0, 4.0]])
     picks = sample_next(logits, [0.99, 0.99], tf.constant([1e-30, 1e-45]))
     assert picks.numpy().tolist() == [1, 2]
-    ids = sample_loop(next_letter_step, tf.zeros([0, V]), tf.zeros([0]), 5, [], 1.0)
-    assert ids.shape == (0, 5)
+    ids = sample_loop(next_letter_step, tf.zeros([0, V]), tf.zeros([0]), 5, [], 1.0)[0]
+    assert ids.shape == (0, 0)
 
 
 def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
@@ -156,8 +176,11 @@ def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
 
 
 def test_zero_steps_gives_an_empty_result():
-    ids = sample_loop(next_letter_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 0, 0, 1.0)
+    ids, lengths, finish = sample_loop(
+        next_letter_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 0, 0, 1.0
+    )
     assert ids.shape == (3, 0)
+    assert lengths.numpy().tolist() == [0] * 3 and finish.numpy().tolist() == [0] * 3
 
 
 @pytest.mark.parametrize(
@@ -172,4 +195,72 @@ def test_zero_steps_gives_an_empty_result():
 )
 def test_bad_sampling_settings_are_rejected(temperature, top_k, top_p, match):
     with pytest.raises(TextgenError, match=match):
-        check_sampling_args(temperature, top_k, top_p)
+        GenerationRequest("a", temperature=temperature, top_k=top_k, top_p=top_p).rows()
+
+
+# --- stop strings and end-of-item markers ---------------------------------------------------
+
+LENGTH, STOP, END = 0, 1, 2
+
+
+def test_a_row_ends_right_before_its_first_stop_string():
+    # next_letter_step writes the alphabet from the first letter on.
+    got = run_with_reasons(
+        next_letter_step,
+        start_at("a", 5),
+        20,
+        temperature=0.0,
+        **stops([["def"], ["xyz", "c"], ["bcd", "cd"], ["zzz"], ["a"]]),
+    )
+    assert got == [
+        ("abc", STOP),
+        ("ab", STOP),
+        ("a", STOP),
+        ("abcdefghijklmnopqrst", LENGTH),
+        ("", STOP),
+    ]
+
+
+def test_the_loop_agrees_with_the_reference_cut_and_stops_when_every_row_has_ended():
+    calls = []
+
+    def counting_step(ids, state):
+        calls.append(1)
+        return next_letter_step(ids, state)
+
+    rows = [["e"], ["k", "fg"], ["q"]]
+    loop = tf.function(
+        lambda: sample_loop(
+            counting_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 2000, 0, 0.0,
+            **stops(rows),
+        )
+    )  # fmt: skip
+    ids, lengths, finish = loop()
+    full = VOCAB.decode(ids.numpy()[2])
+    assert ids.shape[1] == 17  # 'q' is the 17th letter: the loop ran 17 steps, not 2,000
+    for r, row in enumerate(rows):
+        expected, stopped = stop_at_first("abcdefghijklmnopqrstuvwxyz", row)
+        assert VOCAB.decode(ids.numpy()[r][: lengths.numpy()[r]]) == expected
+        assert finish.numpy()[r] == (STOP if stopped else LENGTH)
+    assert full == "abcdefghijklmnopq"
+
+
+def test_a_stop_string_is_only_found_in_the_generated_text():
+    # The prompt ends in 'a' and the text starts with 'b': "ab" spans both, so no stop.
+    got = run_with_reasons(next_letter_step, start_at("b"), 5, temperature=0.0, **stops([["ab"]]))
+    assert got == [("bcdef", LENGTH)]
+
+
+def test_the_end_id_ends_a_row_and_is_left_out():
+    end = VOCAB.encode("e")[0]
+    got = run_with_reasons(
+        next_letter_step, start_at("a", 2), 9, temperature=0.0, end_id=end,
+        **stops([[], ["cd"]]),
+    )  # fmt: skip
+    assert got == [("abcd", END), ("ab", STOP)]
+
+
+def test_stop_at_first_is_the_first_completed_and_the_longest_of_those():
+    assert stop_at_first("abcdef", ["cde", "de"]) == ("ab", True)
+    assert stop_at_first("abcdef", ["bcdef", "cd"]) == ("ab", True)
+    assert stop_at_first("abcdef", ["x"]) == ("abcdef", False)

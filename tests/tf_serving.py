@@ -15,7 +15,11 @@ The REST conversion follows TF Serving's rules for `:predict`:
 """
 
 import base64
+import contextlib
+import http.server
+import json
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -179,3 +183,59 @@ def signature_input_shapes(saved_model_dir: str) -> dict[str, dict[str, list[int
                 if not name.startswith("__")
             }
     raise ValueError(f"{saved_model_dir} has no graph tagged 'serve'")
+
+
+# --- a fake TF Serving REST endpoint -------------------------------------------------------
+
+
+class FakeTFServing(http.server.ThreadingHTTPServer):
+    """Answers `/v1/models/NAME:predict` like TF Serving, running the export in-process."""
+
+    def __init__(self, model_name, version_dir):
+        self.model_name = model_name
+        self.loaded = tf.saved_model.load(version_dir)
+        self.dtypes = signature_input_dtypes(version_dir)
+        self.bodies = []
+        super().__init__(("127.0.0.1", 0), FakeTFServingHandler)
+
+
+class FakeTFServingHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, payload):
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server.bodies.append(body)
+        if self.path != f"/v1/models/{server.model_name}:predict":
+            return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
+        name = body.get("signature_name", "serving_default")
+        try:
+            inputs, row_format = rest_to_inputs(body, server.dtypes[name])
+            outputs = server.loaded.signatures[name](
+                **{k: tf.constant(v) for k, v in inputs.items()}
+            )
+        except (RestError, tf.errors.InvalidArgumentError) as e:
+            return self.reply(400, {"error": getattr(e, "message", str(e))})
+        self.reply(200, outputs_to_rest({k: v.numpy() for k, v in outputs.items()}, row_format))
+
+
+@contextlib.contextmanager
+def fake_tf_serving(model_name, version_dir):
+    """A `FakeTFServing` of one export on a free loopback port, serving in a thread."""
+    server = FakeTFServing(model_name, version_dir)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -19,6 +19,11 @@ A randomly initialised model (speed does not depend on the weights) is exported 
 
 The LiteRT rows need ai-edge-litert; without it they are left out, with a note.
 
+Stop strings end a batch early: after the table, --stop-rows rows (32) of up to
+--stop-chars characters (2,000) are generated with `--stop` at a newline and without
+stop strings, side by side. The loop runs until every row has ended, so with the stop
+string the batch costs about what its longest row costs.
+
 Each figure is the median of --repeats calls after one warm-up call, the variants timed
 in alternation. Cold start is timed
 in a fresh process: interpreter start -> `import tensorflow` -> `tf.saved_model.load` ->
@@ -42,6 +47,7 @@ from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving, export_litert
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.request import MAX_STOP_STRINGS
 from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
 from lstm_textgen.vocab import CharVocabulary
@@ -142,7 +148,37 @@ def litert_variants(workdir) -> dict:
 def litert_generate(model, batch, chars):
     prompt = np.tile(model.vocab.encode("ROMEO:"), (batch, 1))
     ones, zeros, seeds = np.ones(batch), np.zeros(batch), np.arange(1, batch + 1)
-    return lambda: model.generate_ids(prompt, chars, ones, zeros, ones, seeds)
+    stop_ids, stop_lengths = model.encode_stops([[]] * batch)
+    return lambda: model.generate_ids(
+        prompt, [chars] * batch, ones, zeros, ones, seeds, stop_ids, stop_lengths
+    )
+
+
+def serving_request(batch, chars, stop=""):
+    """`serving_default` inputs: `batch` rows of `chars` characters, one stop string or none."""
+    return dict(
+        prompt=tf.constant(["ROMEO:"] * batch),
+        num_chars=tf.fill([batch], chars),
+        temperature=tf.ones([batch]),
+        top_k=tf.zeros([batch], tf.int32),
+        top_p=tf.ones([batch]),
+        seed=tf.range(1, batch + 1, dtype=tf.int64),
+        stop=tf.constant([[stop] + [""] * (MAX_STOP_STRINGS - 1)] * batch),
+    )
+
+
+def stop_early(serve, rows, chars, repeats):
+    """Seconds of `rows` rows of up to `chars` characters with a newline stop and without,
+    and the lengths of the texts with it."""
+    requests = {
+        "no stop": serving_request(rows, chars),
+        "stop \\n": serving_request(rows, chars, "\n"),
+    }
+    timings = median_times(
+        {name: lambda r=r: serve(**r)["text"].numpy() for name, r in requests.items()}, repeats
+    )
+    lengths = [len(t) for t in serve(**requests["stop \\n"])["text"].numpy()]
+    return timings, lengths
 
 
 def cold_start(export_dir, chars):
@@ -153,7 +189,8 @@ def cold_start(export_dir, chars):
         "out = m.signatures['serving_default'](prompt=tf.constant(['ROMEO:']), "
         f"num_chars=tf.constant([{chars}]), temperature=tf.constant([1.0]), "
         "top_k=tf.constant([0]), top_p=tf.constant([1.0]), "
-        "seed=tf.constant([1], tf.int64))['text'].numpy()\n"
+        "seed=tf.constant([1], tf.int64), stop=tf.constant([[''] * "
+        f"{MAX_STOP_STRINGS}]))['text'].numpy()\n"
         "t3 = time.perf_counter(); print(t1 - t0, t2 - t1, t3 - t2)\n"
     )
     start = time.perf_counter()
@@ -189,6 +226,8 @@ def main(argv=None):
     parser.add_argument("--chars", type=int, default=1000)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--stop-rows", type=int, default=32)
+    parser.add_argument("--stop-chars", type=int, default=2000)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -202,14 +241,7 @@ def main(argv=None):
         columns = ("seconds", "chars/s", "ms/step", "vs loop", "vs graph", "vs floor")
         print(f"{'batch':>5} {'variant':<9} " + " ".join(f"{c:>8}" for c in columns))
         for batch in args.batches:
-            request = dict(
-                prompt=tf.constant(["ROMEO:"] * batch),
-                num_chars=tf.fill([batch], args.chars),
-                temperature=tf.ones([batch]),
-                top_k=tf.zeros([batch], tf.int32),
-                top_p=tf.ones([batch]),
-                seed=tf.range(1, batch + 1, dtype=tf.int64),
-            )
+            request = serving_request(batch, args.chars)
             timings = median_times(
                 {
                     "in-graph": lambda request=request: serve(**request)["text"].numpy(),
@@ -228,6 +260,19 @@ def main(argv=None):
                     f"{1e3 * seconds / args.chars:>8.3f} {timings['py-loop'] / seconds:>7.1f}x "
                     f"{timings['in-graph'] / seconds:>7.1f}x {seconds / timings['floor']:>7.1f}x"
                 )
+        timings, lengths = stop_early(serve, args.stop_rows, args.stop_chars, args.repeats)
+        print()
+        print(
+            f"stop strings, {args.stop_rows} rows of up to {args.stop_chars:,} characters "
+            "(in-graph):"
+        )
+        for name, seconds in timings.items():
+            print(f"  {name:<8} {seconds:>8.3f} s  {timings['no stop'] / seconds:>6.1f}x")
+        print(
+            f"  with the newline stop the rows ended after {min(lengths)} to {max(lengths)} "
+            f"characters (mean {sum(lengths) / len(lengths):.0f}): the batch ran "
+            f"{max(lengths) + 1} steps, not {args.stop_chars:,}"
+        )
         total, (import_s, load_s, first_s) = cold_start(export_dir, 100)
         print()
         print(

@@ -1,0 +1,70 @@
+"""Open the one generation interface (`request.Generator`) on any of its four backends.
+
+Each backend module is imported only when it is asked for: a TF Serving client and a
+LiteRT runner never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.request import Generator
+
+
+def open_generator(
+    run: str | None = None,
+    saved_model: str | None = None,
+    server: str | None = None,
+    litert: str | None = None,
+    checkpoint: str = "best",
+    model_name: str | None = None,
+) -> Generator:
+    """The `Generator` of exactly one source.
+
+    Args:
+        run: a training run directory (its `checkpoint`, best or last).
+        saved_model: an export (`saved_models/NAME`, or one version folder).
+        server: a TF Serving REST endpoint, with `model_name`.
+        litert: a LiteRT model file (`export --litert`).
+
+    Example:
+
+    >>> generator = open_generator(saved_model="saved_models/shakespeare")
+    >>> generator.complete(GenerationRequest("ROMEO:", num_chars=80, stop=["\\n\\n"]))
+    """
+    given = {
+        name: value
+        for name, value in dict(
+            run=run, saved_model=saved_model, server=server, litert=litert
+        ).items()
+        if value
+    }
+    if len(given) != 1:
+        raise TextgenError("give exactly one of run, saved_model, server and litert")
+    if run:
+        from lstm_textgen.generate import TextGenerator
+        from lstm_textgen.rundir import load_trained_model
+
+        return TextGenerator(*load_trained_model(run, checkpoint))
+    if saved_model:
+        from lstm_textgen.export import SavedModelGenerator
+
+        return SavedModelGenerator(saved_model)
+    if server:
+        from lstm_textgen.client import ServerGenerator
+
+        return ServerGenerator(server, model_name)
+    from lstm_textgen.litert import LiteRTModel
+
+    return LiteRTModel(litert)
+
+
+def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
+    """The training items of a run trained with `--items`, to tell new items from copies."""
+    from lstm_textgen import data
+    from lstm_textgen.rundir import load_run_config
+
+    _, config = load_run_config(run_dir)
+    if not config.items:
+        raise TextgenError(f"{run_dir} was trained without --items; it has no training items")
+    _, items = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
+    return set(items)
