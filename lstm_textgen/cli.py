@@ -421,7 +421,7 @@ def cmd_train(args) -> int:
 def cmd_generate(args) -> int:
     from lstm_textgen.backends import open_generator
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.request import GenerationRequest
+    from lstm_textgen.request import MAX_SEED, GenerationRequest
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
@@ -431,6 +431,10 @@ def cmd_generate(args) -> int:
         if args.batch != 1:
             raise TextgenError("give --num-items or --batch, not both")
     rows = args.num_items or args.batch
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED - (rows - 1):
+        raise TextgenError(
+            f"--seed must be 0 to {MAX_SEED:,} less the rows after the first, got {args.seed}"
+        )
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
     # --batch 1 gives, from every backend alike.
     request = GenerationRequest(
@@ -457,9 +461,13 @@ def cmd_generate(args) -> int:
             "text (train with --items lines or --items paragraphs)"
         )
     completions = generator.complete(request)
+    # Items of several lines (paragraphs) are told apart by a blank line.
+    multiline = args.num_items is not None and any("\n" in c.text for c in completions)
     for k, completion in enumerate(completions):
         if args.num_items is None and rows > 1:
             print(f"----- sample {k + 1} -----")
+        elif multiline and k:
+            print()
         reason = f"\t[{completion.finish_reason}]" if args.show_finish_reason else ""
         print(args.prompt + completion.text + reason)
     if args.num_items is not None and args.run:

@@ -84,6 +84,14 @@ def _check_request(prompt, num_chars, temperature, top_k, top_p, seed, stop):
         tf.debugging.assert_equal(
             tf.shape(stop)[0], rows, message="every input needs one value per prompt"
         ),
+        # A loader that does not check feed shapes (TF Serving's C++ session) would pass a
+        # wider `stop` on: count its slots in the graph.
+        tf.debugging.assert_equal(
+            tf.size(stop),
+            rows * MAX_STOP_STRINGS,
+            message=f"at most {MAX_STOP_STRINGS} stop strings per row, padded with empty "
+            f"strings to {MAX_STOP_STRINGS}",
+        ),
         tf.debugging.assert_less_equal(
             stop_chars,
             MAX_STOP_CHARS,

@@ -282,9 +282,9 @@ def test_rest_replies_in_both_formats(served, tmp_path):
     requests, formats = zip(*(request_from_rest(b, version_dir) for b in (columnar, rows)))
     responses = serve_tf1(version_dir, list(requests), tmp_path)
     replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
-    completions = served["generator"].complete(
-        GenerationRequest(**{SETTINGS.get(k, k): v for k, v in columnar["inputs"].items()})
-    )
+    settings = {SETTINGS.get(k, k): v for k, v in columnar["inputs"].items()}
+    settings["stop"] = used(settings["stop"])
+    completions = served["generator"].complete(GenerationRequest(**settings))
     columns = {"text": [c.text for c in completions]}
     columns["finish_reason"] = [c.finish_reason for c in completions]
     assert replies[0] == {"outputs": columns}
@@ -315,12 +315,13 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
                 top_k=[0, 0],
                 top_p=[1.0] * 2,
                 seed=[1, 2],
+                stop=[[""] * MAX_STOP_STRINGS] * 2,
             ),
             request(num_chars=[-5]),
             request(seed=[1, 2]),  # two seeds for one prompt
             request(stop=[["", "x", "", ""]]),  # an empty stop string
             request(stop=[["x" * 17, "", "", ""]]),  # too long
-            request(stop=[["a", "b", "c", "d", "e"]]),  # too many
+            request(stop=[["a", "b", "c", "d", "e"]]),  # too many: the loader's shape check
             request(seed=[2**31]),
             request(),  # the process that refused the others still serves
         ],
@@ -337,7 +338,8 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
     assert "a stop string is empty" in responses[6]
     assert "a stop string has at most 16 characters" in responses[7]
     assert "seed must be in [0, 2147483647]" in responses[9]
-    assert all(r.startswith("InvalidArgumentError") for r in responses[6:10]), responses[6:10]
+    assert "Cannot feed value of shape (1, 5)" in responses[8]
+    assert all(r.startswith("InvalidArgumentError") for r in responses[6:10:3]), responses[6:10]
     assert len(texts(outputs_of(responses[10])["text"])) == 1
 
 
@@ -399,7 +401,7 @@ def mixed_rows(count, vocab):
 
 def padded(stops):
     """Stop strings as a signature row: the used ones first, then empty slots."""
-    return sorted(stops, key=lambda s: s == "")
+    return sorted(stops, key=lambda s: s == "") + [""] * (MAX_STOP_STRINGS - len(stops))
 
 
 def call(signature, rows):
@@ -490,9 +492,8 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     (response,) = serve_tf1(
         version_dir, [request_from_rest(body, version_dir)[0]], tmp_path / "serve"
     )
-    c = body["inputs"]
-    assert texts(outputs_of(response)["text"]) == TextGenerator(model, vocab).generate(
-        c["prompt"], c["num_chars"], c["temperature"], c["top_k"], c["top_p"], c["seed"]
+    assert texts(outputs_of(response)["text"]) == expected_columns(
+        TextGenerator(model, vocab), body["inputs"]
     )
 
 
@@ -591,6 +592,20 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_pat
                 assert cpp[alias].tolist() == python[alias].tolist(), alias
             else:
                 assert_close(cpp[alias], python[alias])
+    # A request the graph refuses: C++ does not check feed shapes, the graph does.
+    body = golden("generate_columnar.json")
+    body["inputs"]["stop"] = [["a", "b", "c", "d", "e"]] * 3
+    request_path = tmp_path / "cpp_too_many_stops.pb"
+    request_path.write_bytes(request_from_rest(body, version_dir)[0].SerializeToString())
+    result = subprocess.run(
+        [str(binary), str(version_dir), str(request_path), str(tmp_path / "refused.pb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert "INVALID_ARGUMENT" in result.stderr and "at most 4 stop strings" in result.stderr
     # The C++ text for the golden generate request equals the library's.
     golden_generate = outputs_of(
         predict_pb2.PredictResponse.FromString(

@@ -49,7 +49,7 @@ def main(argv):
                 request = predict_pb2.PredictRequest.FromString(f.read())
             try:
                 response = serve(session, meta_graph, request)
-            except (tf.errors.OpError, KeyError, TypeError) as e:
+            except (tf.errors.OpError, KeyError, TypeError, ValueError) as e:
                 message = getattr(e, "message", None) or str(e)
                 with open(response_path + ".error", "w", encoding="utf-8") as f:
                     f.write(f"{type(e).__name__}: {message}")
