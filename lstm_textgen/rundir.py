@@ -9,7 +9,8 @@ A run directory holds:
 - `state.json`: step, best validation loss and the history of evaluations;
 - `data/`: the user's text files encoded as ids (`train.ids`, `validation.ids`), which
   training streams from disk and evaluation reads back;
-- `logs/`: TensorBoard logs.
+- `logs/`: TensorBoard logs;
+- `train.lock`: held by the one `train` process writing the run (see `writer_lock`).
 
 Every file is written to a temporary name and renamed (`lstm_textgen.files`), so a run
 killed at any moment leaves the previous complete version of each file behind. Reading
@@ -19,9 +20,12 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import socket
 import zipfile
 
 from lstm_textgen.config import ModelConfig, TrainConfig
@@ -37,6 +41,38 @@ STATE_FILE = "state.json"
 CHECKPOINT_INFO = "lstm_textgen.json"  # inside each .keras zip: its step and losses
 LOG_DIR = "logs"  # TensorBoard
 DATA_DIR = "data"  # the encoded text files
+LOCK_FILE = "train.lock"
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str):
+    """Hold the run's writer lock while training writes it; a second writer fails at once.
+
+    The lock is an advisory `flock` on `RUN/train.lock`, which the kernel releases when its
+    process ends in any way, so a lock left by a killed process never blocks `--resume`.
+    Readers (`generate`, `evaluate`, `export`, `inspect`) do not take it: every file of a
+    run is replaced atomically, so they read a complete version while training goes on.
+    """
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise TextgenError(f"cannot create {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise TextgenError(
+            f"{run_dir} is being trained by {holder}; wait for it to end or stop it, "
+            "or train into another --run directory"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def save_run_config(run_dir: str, model: ModelConfig, train: TrainConfig) -> str:

@@ -7,6 +7,7 @@ how it is written, is `lstm_textgen.rundir`'s business.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -324,13 +325,16 @@ class CheckpointAndReport(keras.callbacks.Callback):
 
 
 def _check_new_run_dir(run_dir: str) -> None:
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise TextgenError(f"--run {run_dir} exists and is not a directory")
     if os.path.exists(os.path.join(run_dir, rundir.LAST_CHECKPOINT)):
         raise TextgenError(
             f"{run_dir} already holds a trained model; pass --resume to continue it, "
             "or choose another --run directory"
         )
+
+
+def _make_run_dir(run_dir: str) -> None:
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise TextgenError(f"--run {run_dir} exists and is not a directory")
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as e:
@@ -427,42 +431,47 @@ def train(
             f"replicas; use a multiple of {replicas}"
         )
     chief = is_chief(strategy)
-    if chief:
-        if not resume:
-            _check_new_run_dir(run_dir)
-        remove_partial_writes(run_dir, os.path.join(run_dir, rundir.DATA_DIR))
-    # Other workers read the run directory but never write to it.
-    if chief:
-        data_dir = os.path.join(run_dir, rundir.DATA_DIR)
-    else:
-        data_dir = tempfile.mkdtemp(prefix="lstm-textgen-")
-        log, verbose = (lambda _: None), False  # the chief reports for everyone
-    if verbose == "auto":
-        verbose = _is_terminal(sys.stderr)
-    previous_policy = keras.mixed_precision.global_policy()
-    precision = set_mixed_precision(train_config.mixed_precision)
-    job = _Job(
-        run_dir=run_dir,
-        model_config=model_config,
-        train_config=train_config,
-        resume=resume,
-        manual_dir=manual_dir,
-        jit_compile=jit_compile,
-        strategy=strategy,
-        chief=chief,
-        data_dir=data_dir,
-        precision=precision,
-        progress=bool(verbose),
-        log=log,
-    )
-    try:
-        with strategy.scope():
-            model, vocab, state, corpus = _restore_or_initialise(job)
-        return _fit(job, model, vocab, state, corpus)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-        if not chief:
-            shutil.rmtree(data_dir, ignore_errors=True)
+    with contextlib.ExitStack() as held:
+        if chief:
+            if not resume:
+                _make_run_dir(run_dir)
+            if os.path.isdir(run_dir):
+                held.enter_context(rundir.writer_lock(run_dir))
+            if not resume:
+                _check_new_run_dir(run_dir)
+            remove_partial_writes(run_dir, os.path.join(run_dir, rundir.DATA_DIR))
+        # Other workers read the run directory but never write to it.
+        if chief:
+            data_dir = os.path.join(run_dir, rundir.DATA_DIR)
+        else:
+            data_dir = tempfile.mkdtemp(prefix="lstm-textgen-")
+            log, verbose = (lambda _: None), False  # the chief reports for everyone
+        if verbose == "auto":
+            verbose = _is_terminal(sys.stderr)
+        previous_policy = keras.mixed_precision.global_policy()
+        precision = set_mixed_precision(train_config.mixed_precision)
+        job = _Job(
+            run_dir=run_dir,
+            model_config=model_config,
+            train_config=train_config,
+            resume=resume,
+            manual_dir=manual_dir,
+            jit_compile=jit_compile,
+            strategy=strategy,
+            chief=chief,
+            data_dir=data_dir,
+            precision=precision,
+            progress=bool(verbose),
+            log=log,
+        )
+        try:
+            with strategy.scope():
+                model, vocab, state, corpus = _restore_or_initialise(job)
+            return _fit(job, model, vocab, state, corpus)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+            if not chief:
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _restore_or_initialise(job: _Job):

@@ -76,7 +76,10 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, small_text):
     run = tmp_path / "run"
     rng = random.Random(0)
 
-    kill_after(start_training(run, corpus), run, 20, rng)
+    first = start_training(run, corpus)
+    kill_after(first, run, 20, rng)
+    # The killed process's lock is left behind, naming it; it does not block --resume.
+    assert (run / "train.lock").read_text().startswith(f"pid {first.pid} on ")
     for target in (60, 120):
         for name in ("last.keras", "best.keras"):
             load_checkpoint(str(run / name), compile=False)  # never corrupt
@@ -93,3 +96,36 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, small_text):
     first = state["history"][0]["train_loss"]
     assert all(h["train_loss"] < first - 0.3 for h in state["history"][3:])
     assert not [name for name in os.listdir(run) if ".tmp-" in name]
+
+
+def test_a_second_training_of_a_run_in_use_fails_at_once_and_the_first_completes(
+    tmp_path, small_text
+):
+    corpus = write_corpus(tmp_path, small_text * 3)
+    run = tmp_path / "run"
+    first = start_training(run, corpus)
+    deadline = time.monotonic() + 300
+    while checkpointed_step(run) < 10:  # the first holds the lock and has written
+        assert first.poll() is None, first.stderr.read()
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.05)
+    # Paused mid-run, the first keeps its lock however long the others take to start.
+    first.send_signal(signal.SIGSTOP)
+    for extra in ((), ("--resume",)):
+        second = start_training(run, corpus, *extra)
+        assert second.wait(timeout=300) == 2
+        lines = [line for line in second.stderr.read().splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert f"is being trained by pid {first.pid} on " in lines[0]
+    # Readers do not take the lock: generate reads the run while it trains.
+    result = subprocess.run(
+        [sys.executable, "-m", "lstm_textgen", "generate", "--run", str(run), "--num-chars", "5"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert json.loads((run / "state.json").read_text())["step"] == 240
