@@ -81,14 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="start from a documented configuration (see README); flags given beside it "
+        help="start from a documented configuration (see docs/training.md); flags given beside it "
         "override its values",
     )
     groups = {
         "corpus": t.add_argument_group("corpus"),
         "model": t.add_argument_group("model"),
         "optimisation": t.add_argument_group("optimisation"),
-        "scaling out": t.add_argument_group("scaling out (see README, Scaling out)"),
+        "scaling out": t.add_argument_group("scaling out (see docs/scaling.md)"),
     }
     groups["corpus"].add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
     groups["optimisation"].add_argument(

@@ -45,7 +45,7 @@ def _check_tf_config() -> dict:
         raise TextgenError(
             "--strategy multi-worker needs TF_CONFIG in each worker's environment, e.g. "
             'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}}\' (see README, Scaling out)'
+            '"task": {"type": "worker", "index": 0}}\' (see docs/scaling.md)'
         )
     try:
         config = json.loads(raw)

@@ -17,7 +17,7 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
   `num_chars` (characters scored; unknown ones are skipped) per row.
 
 A row's text depends only on its own inputs, not on the rows merged with it (up to the
-rounding of matrix products across batch sizes, see README). The request follows the
+rounding of matrix products across batch sizes, see docs/serving.md). The request follows the
 limits of `lstm_textgen.request.LIMITS`, checked in the graph: the last `MAX_PROMPT_CHARS`
 characters of a prompt prime the state, at most `MAX_NUM_CHARS` are generated per row
 (more is clamped), and `score` reads the first `MAX_SCORE_CHARS` of a text. A negative or

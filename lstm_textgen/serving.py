@@ -8,7 +8,7 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.request import MAX_STOP_STRINGS
 
-# The batch sizes README's batching_parameters.txt allows; the warmup file runs each.
+# The batch sizes the batching_parameters.txt of docs/serving.md allows; the warmup file runs each.
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 WARMUP_CHARS = 8
 

@@ -132,7 +132,7 @@ def settle_xla(
     `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
     of each (`time_train_steps`) and keep the faster, for runs of at least
     `XLA_TRIAL_MIN_STEPS` steps. XLA was faster on one CPU of this project and slower on
-    another for the same model (README, Performance), so no fixed rule holds. The
+    another for the same model (docs/performance.md), so no fixed rule holds. The
     choice of "auto" is kept in the run's `state` (`xla`), and a resumed run makes the
     same one: the two modes round differently, and a resume continues exactly.
     """

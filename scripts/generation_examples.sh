@@ -27,13 +27,15 @@ train_once "$runs/quickstart" --units 128 --layers 2 --max-steps 600
 train_once "$runs/speeches" --items paragraphs --units 128 --layers 2 --max-steps 600
 
 show() {
-    echo "\$ lstm-textgen $*"
+    printf '$ lstm-textgen'
+    printf ' %q' "$@"
+    printf '\n'
     lstm-textgen "$@"
     echo
 }
 show generate --run "$runs/quickstart" --prompt "ROMEO:" --num-chars 300 --temperature 0.8 \
     --seed 1 --stop $'\n\n' --show-finish-reason
-show generate --run "$runs/quickstart" --prompt "ROMEO:" --num-chars 300 --temperature 0.8 \
+show generate --run "$runs/quickstart" --prompt $'ROMEO:\n' --num-chars 300 --temperature 0.8 \
     --seed 1 --batch 3 --stop $'\n' --stop "," --show-finish-reason
 show generate --run "$runs/speeches" --num-items 4 --num-chars 400 --temperature 0.8 --seed 1 \
     --show-finish-reason "${corpus_args[@]}"

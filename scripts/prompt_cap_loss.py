@@ -3,7 +3,7 @@
     python scripts/prompt_cap_loss.py --run runs/quickstart [--caps 30 100 300 1000]
 
 An export primes the LSTM with the last `MAX_PROMPT_CHARS` characters of a prompt only
-(README, Serving under load). This measures what that costs. On the run's validation text,
+(docs/serving.md, Serving under load). This measures what that costs. On the run's validation text,
 at --positions positions spread evenly past the first 5,000 characters, it compares the
 loss (nats) of the next character
 

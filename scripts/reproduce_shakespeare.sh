@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the README's tiny Shakespeare result on CPU: train the `shakespeare` preset,
+# Reproduce the tiny Shakespeare result of docs/training.md on CPU: train the `shakespeare` preset,
 # then report validation, test and their union (the last 10% of the text) in nats/char
 # and bits/char, window by window as in training and with the state carried, and sample.
 #
