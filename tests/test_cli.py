@@ -277,11 +277,12 @@ def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
 
 def parse_train(*flags):
     """The configs `lstm-textgen train` builds from these flags."""
-    from lstm_textgen.cli import _config_settings, build_parser
+    from lstm_textgen.cli import build_parser
+    from lstm_textgen.commands.train import config_settings
     from lstm_textgen.config import make_configs
 
     args = build_parser().parse_args(["train", "--run", "r", *flags])
-    return make_configs(args.preset, **_config_settings(args))
+    return make_configs(args.preset, **config_settings(args))
 
 
 def test_a_preset_sets_the_defaults_and_given_flags_override_it():

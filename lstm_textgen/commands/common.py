@@ -1,0 +1,35 @@
+"""What several commands share: their common flags, defined once, and the progress log."""
+
+from __future__ import annotations
+
+import sys
+
+CHECKPOINT_HELP = "which checkpoint of the run: best (validation) or last (default: best)"
+MANUAL_DIR_HELP = (
+    "folder holding the dataset's downloaded files, for offline machines "
+    "(tiny_shakespeare: karpathy's input.txt); default $LSTM_TEXTGEN_TFDS_MANUAL_DIR"
+)
+
+
+def add_run(parser, required: bool = True, help: str = "training run directory") -> None:
+    parser.add_argument("--run", required=required, metavar="DIR", help=help)
+
+
+def add_checkpoint(parser) -> None:
+    parser.add_argument(
+        "--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP
+    )
+
+
+def add_manual_dir(parser) -> None:
+    parser.add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
+
+
+def log(message: str) -> None:
+    """A line for the user on stderr (stdout carries the command's result)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def devices(args) -> str:
+    """The default TensorFlow start of a command: import it and start its devices."""
+    return "devices"

@@ -1,0 +1,160 @@
+"""`lstm-textgen generate`."""
+
+from __future__ import annotations
+
+from lstm_textgen.commands import common
+
+NAME = "generate"
+HELP = "sample text from a trained run"
+DESCRIPTION = (
+    "Prime the LSTM with --prompt and sample up to --num-chars characters, "
+    "carrying the state from step to step, from a run, an export, a TF Serving endpoint "
+    "or a LiteRT file. The same request (prompt, settings, --seed, --stop) gives the "
+    "same text from all four."
+)
+
+
+def tensorflow_start(args) -> str | None:
+    # A TF Serving client and a LiteRT runner need no TensorFlow.
+    return None if args.server or args.litert else "devices"
+
+
+def add_cli_args(parser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", metavar="DIR", help="training run directory")
+    source.add_argument(
+        "--saved-model",
+        metavar="DIR",
+        help="an export (saved_models/NAME, its latest version, or one version folder)",
+    )
+    source.add_argument(
+        "--server",
+        metavar="URL",
+        help="a TF Serving REST endpoint, e.parser. http://localhost:8501 (with --model-name)",
+    )
+    source.add_argument(
+        "--litert",
+        metavar="FILE",
+        help="a LiteRT model (export --litert), run by LiteRT's interpreter without "
+        "TensorFlow (needs ai-edge-litert)",
+    )
+    parser.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
+    common.add_checkpoint(parser)
+    parser.add_argument(
+        "--prompt", default="", help="text to continue (default: start from the initial state)"
+    )
+    parser.add_argument(
+        "--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="0 is greedy; higher is more random (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        metavar="K",
+        help="sample among the K likeliest characters; 0 = all (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        metavar="P",
+        help="sample from the smallest set of characters with probability >= P; 1 = all "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="random seed, for reproducible text (default: random)"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="number of samples to generate at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stop",
+        action="append",
+        metavar="STR",
+        help="end a sample right before this string, which is left out (repeatable: up to "
+        "4 strings of 1 to 16 characters); e.parser. --stop $'\\n\\n'",
+    )
+    parser.add_argument(
+        "--num-items",
+        type=int,
+        metavar="N",
+        help="print N new items, one per line, from a model trained with --items; each "
+        "ends at the model's end-of-item marker or at --num-chars; --prompt begins each",
+    )
+    parser.add_argument(
+        "--show-finish-reason",
+        action="store_true",
+        help="print why each sample ended after it, tab-separated: [length], [stop] or [end]",
+    )
+    common.add_manual_dir(parser)
+
+
+def main(args) -> int:
+    from lstm_textgen.backends import open_generator
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.request import MAX_SEED, GenerationRequest
+
+    if args.batch < 1:
+        raise TextgenError(f"--batch must be >= 1, got {args.batch}")
+    if args.num_items is not None:
+        if args.num_items < 1:
+            raise TextgenError(f"--num-items must be >= 1, got {args.num_items}")
+        if args.batch != 1:
+            raise TextgenError("give --num-items or --batch, not both")
+    rows = args.num_items or args.batch
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED - (rows - 1):
+        raise TextgenError(
+            f"--seed must be 0 to {MAX_SEED:,} less the rows after the first, got {args.seed}"
+        )
+    # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
+    # --batch 1 gives, from every backend alike.
+    request = GenerationRequest(
+        [args.prompt] * rows,
+        num_chars=args.num_chars,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop or [],
+    )
+    request.rows()  # a bad request fails before a model is loaded
+    generator = open_generator(
+        run=args.run,
+        saved_model=args.saved_model,
+        server=args.server,
+        litert=args.litert,
+        checkpoint=args.checkpoint,
+        model_name=args.model_name,
+    )
+    if args.num_items is not None and generator.vocab is not None and not generator.has_items:
+        raise TextgenError(
+            "--num-items needs a model trained on items; this one was trained on plain "
+            "text (train with --items lines or --items paragraphs)"
+        )
+    completions = generator.complete(request)
+    # Items of several lines (paragraphs) are told apart by a blank line.
+    multiline = args.num_items is not None and any("\n" in c.text for c in completions)
+    for k, completion in enumerate(completions):
+        if args.num_items is None and rows > 1:
+            print(f"----- sample {k + 1} -----")
+        elif multiline and k:
+            print()
+        reason = f"\t[{completion.finish_reason}]" if args.show_finish_reason else ""
+        print(args.prompt + completion.text + reason)
+    if args.num_items is not None and args.run:
+        from lstm_textgen.backends import training_items
+
+        known = training_items(args.run, args.tfds_manual_dir)
+        copies = sum(args.prompt + c.text in known for c in completions)
+        common.log(f"{copies} of {len(completions)} items appear verbatim among the training items")
+    return 0

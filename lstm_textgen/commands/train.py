@@ -1,0 +1,160 @@
+"""`lstm-textgen train`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from lstm_textgen.commands import common
+
+NAME = "train"
+HELP = "train a model into a run directory"
+DESCRIPTION = (
+    "Train a character LSTM language model. Checkpoints (last and best "
+    "validation) and config.json are written to --run; --resume continues from there."
+)
+
+
+def tensorflow_start(args) -> str:
+    # A distribution strategy sets up devices and collective ops before TensorFlow starts
+    # its devices.
+    return "import" if config_strategy(args) else "devices"
+
+
+def config_strategy(args) -> bool:
+    """Whether the command line asks for a distribution strategy."""
+    return args.strategy != "default" or args.cpu_replicas is not None
+
+
+def add_cli_args(parser) -> None:
+    from lstm_textgen.config import PRESETS
+
+    parser.add_argument("--run", required=True, metavar="DIR", help="run directory to write")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run from its last checkpoint with its saved config",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from a documented configuration (see docs/training.md); flags given beside it "
+        "override its values",
+    )
+    groups = {
+        "corpus": parser.add_argument_group("corpus"),
+        "model": parser.add_argument_group("model"),
+        "optimisation": parser.add_argument_group("optimisation"),
+        "scaling out": parser.add_argument_group("scaling out (see docs/scaling.md)"),
+    }
+    common.add_manual_dir(groups["corpus"])
+    groups["optimisation"].add_argument(
+        "--xla",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="compile the train step with XLA: auto times a few steps with and without it "
+        "and keeps the faster (runs of 100 steps or more; shorter ones run without) "
+        "(default: %(default)s)",
+    )
+    groups["optimisation"].add_argument(
+        "--no-jit", dest="xla", action="store_const", const="off", help=argparse.SUPPRESS
+    )
+    add_config_flags(groups)
+    d = groups["scaling out"]
+    d.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi-worker"],
+        default="default",
+        help="default: one device; mirrored: every GPU of this machine (or --cpu-replicas "
+        "logical CPUs); multi-worker: one process per machine, described by TF_CONFIG "
+        "(default: %(default)s)",
+    )
+    d.add_argument(
+        "--cpu-replicas",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices for --strategy mirrored (for trying it "
+        "out without GPUs; not faster)",
+    )
+
+
+def main(args) -> int:
+    from lstm_textgen.config import bits, ignored_on_resume, make_configs
+    from lstm_textgen.train import train
+
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    settings = config_settings(args)
+    model_config, train_config = make_configs(args.preset, **settings)
+    if args.resume:
+        from lstm_textgen.rundir import load_run_config
+
+        for warning in ignored_on_resume(load_run_config(args.run), settings):
+            common.log(f"warning: {warning}")
+    else:
+        model_config.validate()
+        train_config.validate()
+    strategy = None
+    if config_strategy(args):
+        from lstm_textgen.distribute import make_strategy
+        from lstm_textgen.errors import quiet_stderr_fd
+
+        with quiet_stderr_fd():
+            strategy = make_strategy(args.strategy, args.cpu_replicas)
+    result = train(
+        args.run,
+        model_config,
+        train_config,
+        strategy=strategy,
+        resume=args.resume,
+        manual_dir=args.tfds_manual_dir,
+        max_steps=settings.get("max_steps") if args.resume else None,
+        epochs=settings.get("epochs") if args.resume else None,
+        jit_compile={"auto": "auto", "on": True, "off": False}[args.xla],
+        log=common.log,
+    )
+    if result.best_val_loss is not None and result.chief:
+        wall = time.perf_counter() - started_wall
+        cpu = time.process_time() - started_cpu
+        common.log(
+            f"done: step {result.step}, best validation {result.best_val_loss:.4f} "
+            f"nats/char = {bits(result.best_val_loss):.4f} bits/char; model in {args.run} "
+            f"({wall / 60:.1f} min, {cpu / 60:.1f} CPU-min)"
+        )
+    return 0
+
+
+def add_config_flags(groups: dict) -> None:
+    """One flag per `ModelConfig` / `TrainConfig` field, from the field's metadata.
+
+    Flags default to "not given" (argparse.SUPPRESS): the namespace holds only what the
+    user typed, and `make_configs` lays it over the preset and the dataclass defaults.
+    """
+    from lstm_textgen.config import ModelConfig, TrainConfig, config_fields, flag_name
+
+    defaults = {**dataclasses.asdict(ModelConfig()), **dataclasses.asdict(TrainConfig())}
+    for name, (cls, f) in config_fields().items():
+        group_name = f.metadata["group"] or ("model" if cls is ModelConfig else "optimisation")
+        kind = f.type.replace(" | None", "")
+        default = defaults[name]
+        shown = (
+            "" if default is None or default is False or default == [] else f" (default: {default})"
+        )
+        options = {"dest": name, "default": argparse.SUPPRESS, "help": f.metadata["help"] + shown}
+        if kind == "bool":
+            options["action"] = "store_true"
+        elif kind == "list[str]":
+            options.update(action="append", metavar="PATH")
+        else:
+            options["type"] = {"int": int, "float": float, "str": str}[kind]
+            options["metavar"] = flag_name(name)[2:].upper().replace("-", "_")
+            if f.metadata["choices"]:
+                options["choices"] = f.metadata["choices"]
+        groups[group_name].add_argument(flag_name(name), **options)
+
+
+def config_settings(args) -> dict:
+    """The config fields the user gave on the command line (by field name)."""
+    from lstm_textgen.config import config_fields
+
+    return {name: getattr(args, name) for name in config_fields() if hasattr(args, name)}
