@@ -48,7 +48,7 @@ _EXPORTS = {
     "export_for_serving": "lstm_textgen.export",
     "SavedModelGenerator": "lstm_textgen.export",
     "ServerGenerator": "lstm_textgen.client",
-    "export_litert": "lstm_textgen.export",
+    "export_litert": "lstm_textgen.litert_export",
     "LiteRTModel": "lstm_textgen.litert",
     "plot_run": "lstm_textgen.plot",
     "inspect_run": "lstm_textgen.inspect_gates",

@@ -8,7 +8,8 @@ import pytest
 from lstm_textgen.backends import open_generator
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import export_for_serving, export_litert
+from lstm_textgen.export import export_for_serving
+from lstm_textgen.litert_export import export_litert
 from lstm_textgen.request import MAX_SEED, GenerationRequest, stop_at_first
 
 import tf_serving

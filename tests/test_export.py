@@ -216,7 +216,7 @@ def test_no_op_a_cpu_tf_serving_lacks(served, tmp_path):
 
 
 def test_keras_implementation_exports_the_gate_loop(served, tmp_path):
-    from lstm_textgen.export import serving_model
+    from lstm_textgen.exporting import serving_model
     from lstm_textgen.model import CharLanguageModel
 
     config = ModelConfig(

@@ -113,7 +113,8 @@ def items_run(tmp_path_factory):
 @pytest.mark.slow
 def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(items_run, tmp_path):
     from lstm_textgen.backends import open_generator
-    from lstm_textgen.export import export_for_serving, export_litert
+    from lstm_textgen.export import export_for_serving
+    from lstm_textgen.litert_export import export_litert
     from lstm_textgen.request import GenerationRequest
 
     from helpers import error_lines, run_cli

@@ -16,8 +16,9 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.evaluate import evaluate_run
-from lstm_textgen.export import LITERT_SIGNATURES, export_for_serving, export_litert
+from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert import LiteRTModel, read_metadata
+from lstm_textgen.litert_export import LITERT_SIGNATURES, export_litert
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.samplers import hash_uniforms
 from lstm_textgen.vocab import CharVocabulary

@@ -45,7 +45,8 @@ import tensorflow as tf
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import export_for_serving, export_litert
+from lstm_textgen.export import export_for_serving
+from lstm_textgen.litert_export import export_litert
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.request import MAX_STOP_STRINGS
 from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config

@@ -40,7 +40,8 @@ def add_cli_args(parser) -> None:
 
 def main(args) -> int:
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.export import export_for_serving, export_litert
+    from lstm_textgen.export import export_for_serving
+    from lstm_textgen.litert_export import export_litert
 
     if args.litert:
         if args.version is not None:

@@ -1,0 +1,199 @@
+"""Export a trained run as a LiteRT model (`.tflite`) for devices: builtin ops only, its
+vocabulary and config embedded as metadata. `lstm_textgen.litert` runs it without
+TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.exporting import (
+    export_model,
+    row_spec,
+    stacked_state,
+    state_spec,
+    unstacked_state,
+)
+from lstm_textgen.files import atomic_path
+from lstm_textgen.litert import METADATA_NAME
+from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.request import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS
+from lstm_textgen.samplers import sample_loop
+from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
+
+LITERT_SIGNATURES = ("step", "prime", "generate")
+QUANTIZE_CHOICES = ("dynamic",)
+
+
+class LiteRTFunctions:
+    """The LiteRT signatures, written in ops that LiteRT has as builtins (no Flex).
+
+    There is no masking: a batch's prompts share one length, and characters outside the
+    vocabulary are dropped by the caller before `prime` or `generate`.
+    """
+
+    def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
+        self.model = model
+        self.end_id = -1 if vocab.end_id is None else vocab.end_id
+        # The weights as constants: the converter then writes them into the flatbuffer
+        # (variables would be left as uninitialised LiteRT resource variables).
+        self.weights = tf.nest.map_structure(lambda w: tf.constant(w.numpy()), model.step_weights())
+
+    def _step(self, ids, state):
+        return self.model.step(ids, state, self.weights)
+
+    def step(self, ids, h, c):
+        state = unstacked_state(h, c, self.model.num_layers)
+        logits, state = self._step(ids, state)
+        return {"logits": logits, **stacked_state(state)}
+
+    def _prime(self, ids):
+        state = self.model.initial_state(tf.shape(ids)[0])
+        logits = self.model.next_logits(state, self.weights["head"])
+
+        def body(t, logits, state):
+            logits, state = self._step(ids[:, t], state)
+            return t + 1, logits, state
+
+        _, logits, state = tf.while_loop(
+            lambda t, *_: t < tf.shape(ids)[1], body, (tf.constant(0), logits, state)
+        )
+        return logits, state
+
+    def prime(self, ids):
+        logits, state = self._prime(ids)
+        return {"logits": logits, **stacked_state(state)}
+
+    def generate(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
+        logits, state = self._prime(ids)
+        num_chars = tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
+        picks, lengths, finish = sample_loop(
+            self._step,
+            logits,
+            state,
+            num_chars,
+            seed,
+            temperature,
+            top_k,
+            top_p,
+            stop_ids,
+            stop_lengths,
+            self.end_id,
+            portable=True,
+        )
+        return {"ids": picks, "length": lengths, "finish": finish}
+
+    def signatures(self, config: ModelConfig):
+        """`{name: (function, input signature)}` of every LiteRT signature."""
+        row, state = row_spec, lambda name: state_spec(config, name)  # noqa: E731
+        prompt = tf.TensorSpec([None, None], tf.int32, name="ids")
+        return {
+            "step": (self.step, [row(tf.int32, "ids"), state("h"), state("c")]),
+            "prime": (self.prime, [prompt]),
+            "generate": (
+                self.generate,
+                [
+                    prompt,
+                    row(tf.int32, "num_chars"),
+                    row(tf.float32, "temperature"),
+                    row(tf.int32, "top_k"),
+                    row(tf.float32, "top_p"),
+                    row(tf.int32, "seed"),
+                    tf.TensorSpec(
+                        [None, MAX_STOP_STRINGS, MAX_STOP_CHARS], tf.int32, name="stop_ids"
+                    ),
+                    tf.TensorSpec([None, MAX_STOP_STRINGS], tf.int32, name="stop_lengths"),
+                ],
+            ),
+        }
+
+
+def _with_metadata(flatbuffer: bytes, name: str, payload: bytes) -> bytes:
+    """`flatbuffer` with a metadata entry `name` holding `payload`."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(payload, np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def export_litert(
+    run_dir: str, path: str, checkpoint: str = "best", quantize: str | None = None
+) -> str:
+    """Write the run's model to `path` (a `.tflite` file) for LiteRT's interpreter.
+
+    Signatures (builtin ops only):
+    - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V],
+      `h`, `c`: the SavedModel's `step`.
+    - `prime`: `ids` int32 [B, T] (prompts of one length) -> `logits`, `h`, `c` after it.
+    - `generate`: `ids` [B, T], `num_chars`, `temperature`, `top_k`, `top_p`, `seed`
+      (int32) [B], `stop_ids` int32 [B, MAX_STOP_STRINGS, MAX_STOP_CHARS] (left-aligned)
+      and `stop_lengths` int32 [B, MAX_STOP_STRINGS] (0: unused) -> `ids` int32
+      [B, max(num_chars)], `length` int32 [B] (the ids of each row's text) and `finish`
+      int32 [B] (an index into `request.FINISH_REASONS`): the sampling loop of every
+      backend, in one call.
+
+    The vocabulary and model config are embedded as JSON metadata named `lstm_textgen`.
+    `quantize="dynamic"` stores the weights as int8 (dynamic-range quantization). The file
+    appears whole or not at all.
+    """
+    if not path.endswith(".tflite"):
+        raise TextgenError(f"a LiteRT model file ends in .tflite, got {path}")
+    if quantize not in (None, *QUANTIZE_CHOICES):
+        raise TextgenError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TextgenError(f"folder {folder} does not exist; create it first")
+    model, vocab, model_config = export_model(run_dir, checkpoint)
+    functions = LiteRTFunctions(model, vocab)
+
+    module = tf.Module()
+    concrete = {
+        name: tf.function(fn, input_signature=spec).get_concrete_function()
+        for name, (fn, spec) in functions.signatures(model_config).items()
+    }
+    with tempfile.TemporaryDirectory(prefix="lstm-textgen-litert-") as tmp:
+        tf.saved_model.save(module, tmp, signatures=concrete)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            tmp, signature_keys=list(LITERT_SIGNATURES)
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        flatbuffer = converter.convert()
+    metadata = {
+        "format": "lstm-textgen LiteRT",
+        "vocabulary": {
+            "unknown_id": UNKNOWN_ID,
+            "characters": vocab.characters,
+            "end_of_item": vocab.end_of_item,
+        },
+        "model": model_config.__dict__,
+        "quantize": quantize or "none",
+        "max_num_chars": MAX_NUM_CHARS,
+        "max_stop_strings": MAX_STOP_STRINGS,
+        "max_stop_chars": MAX_STOP_CHARS,
+        "signatures": list(LITERT_SIGNATURES),
+    }
+    payload = json.dumps(metadata, ensure_ascii=False).encode("utf-8")
+    flatbuffer = _with_metadata(flatbuffer, METADATA_NAME, payload)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(flatbuffer)
+    except OSError as e:
+        raise TextgenError(f"could not write {path}: {e.strerror or e}") from None
+    return path
