@@ -73,8 +73,7 @@ class LiteRTModel(Generator):
     Args:
         path: the `.tflite` file.
         num_threads: the interpreter's threads (default: one per core this process may
-            use; at batch 1 two threads generated 1.7x faster than LiteRT's default on a
-            2-core machine).
+            use, rather than LiteRT's default; see docs/performance.md).
     """
 
     source = "LiteRT"

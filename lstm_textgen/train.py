@@ -91,8 +91,8 @@ def _why_no_xla(strategy) -> str | None:
 def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> dict:
     """`{True: [seconds], False: [seconds]}`: `steps` train steps on batch `(x, y)` with
     the step compiled by XLA (True) and in plain graph mode (False), each after one
-    untimed step (which compiles it). Each mode's steps run one after another: switching
-    between Keras's two train functions retraced the step at every switch (measured).
+    untimed step (which compiles it). Each mode's steps run one after another, because
+    switching between the two train functions retraces the step.
 
     Every variable of the model and its optimizer (weights, moments, step counter, the
     dropout generators' states) is put back afterwards, so training goes on exactly as if
@@ -131,8 +131,8 @@ def settle_xla(
 
     `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
     of each (`time_train_steps`) and keep the faster, for runs of at least
-    `XLA_TRIAL_MIN_STEPS` steps. XLA was faster on one CPU of this project and slower on
-    another for the same model (docs/performance.md), so no fixed rule holds. The
+    `XLA_TRIAL_MIN_STEPS` steps. Which mode is faster depends on the CPU and the model
+    (docs/performance.md), so no fixed rule holds. The
     choice of "auto" is kept in the run's `state` (`xla`), and a resumed run makes the
     same one: the two modes round differently, and a resume continues exactly.
     """
