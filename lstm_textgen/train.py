@@ -96,7 +96,7 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
 
     Every variable of the model and its optimizer (weights, moments, step counter, the
     dropout generators' states) is put back afterwards, so training goes on exactly as if
-    nothing had run. The train function is left unset, for `fit` to build its own.
+    nothing had run. The model is left compiled for the last mode timed; `set_xla` picks.
     """
     optimizer = model.optimizer
     if not optimizer.built:
@@ -104,14 +104,10 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
             optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(optimizer.variables)
     saved = [v.numpy() for v in variables]
-    functions = {}
-    for jit in (True, False):
-        model.jit_compile = jit
-        functions[jit] = model.make_train_function(force=True)
     times = {True: [], False: []}
     try:
-        for jit, function in functions.items():
-            model.train_function = function
+        for jit in times:
+            set_xla(model, jit)
             for timed in [False] + [True] * steps:
                 start = time.perf_counter()
                 model.train_on_batch(x, y)
@@ -120,8 +116,15 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
     finally:
         for variable, value in zip(variables, saved):
             variable.assign(value)
-        model.train_function = None
     return times
+
+
+def set_xla(model: keras.Model, jit_compile: bool) -> None:
+    """Compile the train step with XLA or not. `compile` is the public way to change it; the
+    optimizer (and its state) and the loss are kept, and the traced train and test
+    functions are dropped, so the next call traces the step in the new mode."""
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=jit_compile)
 
 
 def settle_xla(
@@ -136,9 +139,8 @@ def settle_xla(
     choice of "auto" is kept in the run's `state` (`xla`), and a resumed run makes the
     same one: the two modes round differently, and a resume continues exactly.
     """
-    model.test_function = None
     if jit_compile == "auto" and state.get("xla") is not None:
-        model.jit_compile, model.train_function = bool(state["xla"]), None
+        set_xla(model, bool(state["xla"]))
         mode = "compiled with XLA" if state["xla"] else "in graph mode"
         return f"{mode}, as chosen when the run started"
     note = _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go)
@@ -151,20 +153,20 @@ def _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go: int) -> str
     reason = _why_no_xla(strategy)
     too_short = jit_compile == "auto" and steps_to_go < XLA_TRIAL_MIN_STEPS
     if jit_compile is False or reason or too_short:
-        model.jit_compile, model.train_function = False, None
+        set_xla(model, False)
         if jit_compile is False:
             return "in graph mode (no XLA)"
         if reason:
             return f"in graph mode (XLA off: {reason})"
         return f"in graph mode (XLA not timed for a run of {steps_to_go} steps)"
     if jit_compile is True:
-        model.jit_compile, model.train_function = True, None
+        set_xla(model, True)
         return "compiled with XLA"
     x, y = next(iter(train_ds))
     times = time_train_steps(model, x, y)
     median = {jit: sorted(t)[len(t) // 2] for jit, t in times.items()}
     use_xla = median[True] < median[False]
-    model.jit_compile = use_xla
+    set_xla(model, use_xla)
     return (
         f"{'compiled with XLA' if use_xla else 'in graph mode'}, the faster here: "
         f"{1e3 * median[True]:.0f} ms/step with XLA, {1e3 * median[False]:.0f} without "
@@ -361,6 +363,7 @@ class _Job:
     manual_dir: str | None
     jit_compile: bool | str
     strategy: tf.distribute.Strategy
+    distributed: bool  # a strategy was given: the batches carry float ids
     chief: bool
     data_dir: str  # RUN/data on the chief; a private temporary folder on other workers
     precision: Precision
@@ -423,6 +426,7 @@ def train(
         train_config = dataclasses.replace(train_config, max_steps=max_steps, epochs=epochs)
     model_config.validate()
     train_config.validate()
+    distributed = strategy is not None
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if train_config.batch_size % replicas:
@@ -458,6 +462,7 @@ def train(
             manual_dir=manual_dir,
             jit_compile=jit_compile,
             strategy=strategy,
+            distributed=distributed,
             chief=chief,
             data_dir=data_dir,
             precision=precision,
@@ -518,7 +523,25 @@ def _datasets(job: _Job, train_ids, val_ids, step: int):
         train_ids, config.seq_len, config.batch_size, config.seed, step
     ).with_options(_shard_by_data())
     val_ds = data.make_dataset(val_ids, config.seq_len, config.batch_size)
-    return train_ds, val_ds.with_options(_shard_by_data())
+    val_ds = val_ds.with_options(_shard_by_data())
+    if job.distributed:
+        return distributed_batches(train_ds), distributed_batches(val_ds)
+    return train_ds, val_ds
+
+
+def distributed_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches of float ids, for a distribution strategy.
+
+    Under a strategy, Keras's `fit` and `evaluate` learn the model's input shapes by
+    averaging one batch over the replicas, which fails on integer tensors across workers.
+    Ids are whole numbers far below 2**24, so float32 holds them exactly; the model casts
+    them back.
+    """
+    return dataset.map(
+        lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.float32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
 def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:

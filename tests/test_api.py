@@ -5,6 +5,8 @@ import sys
 
 import lstm_textgen
 
+from conftest import REPO
+
 
 def test_every_public_name_resolves():
     missing = [name for name in lstm_textgen.__all__ if getattr(lstm_textgen, name, None) is None]
@@ -68,3 +70,63 @@ def test_the_package_keeps_benchmarks_and_test_scaffolding_out_of_the_library():
         text = module.read_text(encoding="utf-8")
         assert "lstm_textgen.bench" not in text or module.name == "cli.py", module
         assert not any(f"def {name}" in text for name in scaffolding), module
+
+
+# --- public Keras and TensorFlow API only -------------------------------------------------
+
+
+def private_keras_uses(source: str, filename: str = "<source>") -> list[str]:
+    """Where `source` imports `keras.src`, or overrides, calls or sets an underscore
+    attribute that Keras's Model, Layer, Optimizer or Callback defines."""
+    import ast
+
+    import keras
+
+    bases = (keras.Model, keras.layers.Layer, keras.optimizers.Optimizer, keras.callbacks.Callback)
+
+    def is_keras_private(name: str) -> bool:
+        private = name.startswith("_") and not name.startswith("__")
+        return private and any(hasattr(base, name) for base in bases)
+
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        where = f"{filename}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras.src"):
+            found.append(f"{where}: from {node.module} import")
+        elif isinstance(node, ast.Import):
+            found += [
+                f"{where}: import {a.name}" for a in node.names if a.name.startswith("keras.src")
+            ]
+        elif isinstance(node, ast.FunctionDef) and is_keras_private(node.name):
+            found.append(f"{where}: overrides {node.name}")
+        elif isinstance(node, ast.Attribute) and is_keras_private(node.attr):
+            found.append(f"{where}: uses .{node.attr}")
+        elif isinstance(node, ast.Constant) and node.value == "keras.src":
+            found.append(f"{where}: names keras.src")
+    return found
+
+
+def test_the_package_uses_public_keras_api_only():
+    found = []
+    for path in sorted((REPO / "lstm_textgen").rglob("*.py")):
+        found += private_keras_uses(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
+    assert not found, found
+
+
+def test_the_private_api_check_finds_each_kind_of_use():
+    source = (
+        "import keras\n"
+        "from keras.src.trainers import trainer\n"
+        "class M(keras.Model):\n"
+        "    def _maybe_symbolic_build(self, iterator=None):\n"
+        "        return super()._maybe_symbolic_build(iterator)\n"
+        "    def _own_helper(self):\n"
+        "        return self._get_metrics_result_or_logs({})\n"
+    )
+    found = private_keras_uses(source)
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "from keras.src.trainers import",
+        "overrides _maybe_symbolic_build",
+        "uses ._maybe_symbolic_build",
+        "uses ._get_metrics_result_or_logs",
+    ]
