@@ -207,7 +207,7 @@ def split_items(text: str, kind: str) -> list[str]:
     if kind == "lines":
         items = [line.rstrip("\r") for line in text.split("\n")]
     elif kind == "paragraphs":
-        items = [p.strip("\r\n") for p in re.split(r"\n[ \t\r]*\n", text)]
+        items = [p.strip("\r\n") for p in re.split(r"\n(?:[ \t\r]*\n)+", text)]
     else:
         raise TextgenError(f"--items must be one of {', '.join(ITEM_KINDS)}, got {kind!r}")
     return [item for item in items if item.strip()]
