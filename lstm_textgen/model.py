@@ -119,8 +119,7 @@ class CharLanguageModel(keras.Model):
         last layer and the final state."""
         # Time-major from the embedding lookup to the head: transposing the int ids and
         # the V-wide logits is cheaper than transposing every layer's input and output.
-        # Distributed training feeds float ids (see `train.distributed_batches`).
-        x = self.embedding(tf.transpose(tf.cast(ids, tf.int32)))
+        x = self.embedding(tf.transpose(ids))
         final_state = []
         for k, layer in enumerate(self.lstm_layers):
             initial = None
@@ -220,11 +219,29 @@ class CharLanguageModel(keras.Model):
         new_state = tuple(new_state)
         return self.next_logits(new_state, weights["head"]), new_state
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a distribution strategy, Keras's `fit` learns the input shapes by
+        # averaging one batch across the replicas (keras/src/backend/tensorflow/
+        # trainer.py); under MultiWorkerMirroredStrategy that all-reduce fails on integer
+        # ids, and it uses up a batch. The shapes are known: build from a dummy batch.
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            ids = tf.zeros([1, 1], tf.int32)
+            iterator, data_batch = None, (ids, ids)
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def train_step(self, data):
-        return per_worker_logs(super().train_step(data))
+        return self._per_worker_logs(super().train_step(data))
 
     def test_step(self, data):
-        return per_worker_logs(super().test_step(data))
+        return self._per_worker_logs(super().test_step(data))
+
+    def _per_worker_logs(self, logs):
+        # Across several workers Keras averages each log value with
+        # `strategy.reduce("MEAN", value, axis=0)`, which needs an axis: give the scalar
+        # losses one of length 1 (the reduction returns scalars again).
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def get_config(self):
         config = super().get_config()
@@ -239,15 +256,3 @@ class CharLanguageModel(keras.Model):
             }
         )
         return config
-
-
-def per_worker_logs(logs):
-    """A step's logs, shaped for the strategy that will average them.
-
-    Across several workers Keras averages each log value with
-    `strategy.reduce("MEAN", value, axis=0)`, which needs an axis: the scalar losses get
-    one of length 1 (the reduction returns scalars again).
-    """
-    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-    return logs

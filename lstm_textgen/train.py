@@ -363,7 +363,6 @@ class _Job:
     manual_dir: str | None
     jit_compile: bool | str
     strategy: tf.distribute.Strategy
-    distributed: bool  # a strategy was given: the batches carry float ids
     chief: bool
     data_dir: str  # RUN/data on the chief; a private temporary folder on other workers
     precision: Precision
@@ -426,7 +425,6 @@ def train(
         train_config = dataclasses.replace(train_config, max_steps=max_steps, epochs=epochs)
     model_config.validate()
     train_config.validate()
-    distributed = strategy is not None
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if train_config.batch_size % replicas:
@@ -462,7 +460,6 @@ def train(
             manual_dir=manual_dir,
             jit_compile=jit_compile,
             strategy=strategy,
-            distributed=distributed,
             chief=chief,
             data_dir=data_dir,
             precision=precision,
@@ -523,25 +520,7 @@ def _datasets(job: _Job, train_ids, val_ids, step: int):
         train_ids, config.seq_len, config.batch_size, config.seed, step
     ).with_options(_shard_by_data())
     val_ds = data.make_dataset(val_ids, config.seq_len, config.batch_size)
-    val_ds = val_ds.with_options(_shard_by_data())
-    if job.distributed:
-        return distributed_batches(train_ds), distributed_batches(val_ds)
-    return train_ds, val_ds
-
-
-def distributed_batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Batches of float ids, for a distribution strategy.
-
-    Under a strategy, Keras's `fit` and `evaluate` learn the model's input shapes by
-    averaging one batch over the replicas, which fails on integer tensors across workers.
-    Ids are whole numbers far below 2**24, so float32 holds them exactly; the model casts
-    them back.
-    """
-    return dataset.map(
-        lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.float32)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return train_ds, val_ds.with_options(_shard_by_data())
 
 
 def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
