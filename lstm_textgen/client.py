@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.request import MAX_STOP_STRINGS, Completion, Generator
+from lstm_textgen.request import Completion, Generator, stop_matrix
 
 
 def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0) -> dict:
@@ -63,7 +63,7 @@ def generate_body(rows: dict) -> dict:
             "top_k": [int(v) for v in rows["top_k"]],
             "top_p": [float(v) for v in rows["top_p"]],
             "seed": [int(v) for v in rows["seed"]],
-            "stop": [list(r) + [""] * (MAX_STOP_STRINGS - len(r)) for r in rows["stop"]],
+            "stop": stop_matrix(rows["stop"]),
         },
     }
 

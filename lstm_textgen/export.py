@@ -51,7 +51,6 @@ from lstm_textgen.generate import (
     first_characters,
     generate_spec,
     generate_text,
-    stop_matrix,
 )
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.request import (
@@ -62,6 +61,7 @@ from lstm_textgen.request import (
     MAX_STOP_STRINGS,
     Completion,
     Generator,
+    stop_matrix,
 )
 from lstm_textgen.rundir import CONFIG_FILE
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary

@@ -20,6 +20,7 @@ from lstm_textgen.request import (
     MAX_STOP_STRINGS,
     Completion,
     Generator,
+    stop_matrix,
 )
 from lstm_textgen.samplers import sample_loop
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
@@ -55,7 +56,7 @@ def generate_ids(
     seed,
     stop_ids,
     stop_lengths,
-    end_id=-1,
+    end_id=None,
 ):
     """Graph code: continue each prompt by up to its row's `num_chars` sampled ids.
 
@@ -136,7 +137,6 @@ def generate_text(model, vocab, prompt, num_chars, temperature, top_k, top_p, se
     prompt_ids = with_end_marker(vocab, prompt_ids)
     num_chars = tf.clip_by_value(tf.cast(num_chars, tf.int32), 0, MAX_NUM_CHARS)
     stop_ids, stop_lengths = encode_stop_strings(vocab, stop)
-    end_id = -1 if vocab.end_id is None else vocab.end_id
     ids, lengths, finish = generate_ids(
         model,
         prompt_ids,
@@ -147,7 +147,7 @@ def generate_text(model, vocab, prompt, num_chars, temperature, top_k, top_p, se
         tf.cast(seed, tf.int32),
         stop_ids,
         stop_lengths,
-        end_id,
+        vocab.end_id,
     )
     kept = tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]
     return {
@@ -167,11 +167,6 @@ def generate_spec():
         tf.TensorSpec([None], tf.int64, name="seed"),
         tf.TensorSpec([None, MAX_STOP_STRINGS], tf.string, name="stop"),
     ]
-
-
-def stop_matrix(stops: list[list[str]]) -> list[list[str]]:
-    """Each row's stop strings padded with empty (unused) slots to `MAX_STOP_STRINGS`."""
-    return [list(row) + [""] * (MAX_STOP_STRINGS - len(row)) for row in stops]
 
 
 class TextGenerator(Generator):

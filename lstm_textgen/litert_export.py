@@ -39,7 +39,7 @@ class LiteRTFunctions:
 
     def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
         self.model = model
-        self.end_id = -1 if vocab.end_id is None else vocab.end_id
+        self.end_id = vocab.end_id
         # The weights as constants: the converter then writes them into the flatbuffer
         # (variables would be left as uninitialised LiteRT resource variables).
         self.weights = tf.nest.map_structure(lambda w: tf.constant(w.numpy()), model.step_weights())

@@ -179,6 +179,12 @@ def _checked_rows(request: GenerationRequest) -> dict[str, list]:
     return values
 
 
+def stop_matrix(stops: list[list[str]]) -> list[list[str]]:
+    """Each row's stop strings padded with empty (unused) slots to `MAX_STOP_STRINGS`: the
+    `stop` input of an export's `serving_default`."""
+    return [list(row) + [""] * (MAX_STOP_STRINGS - len(row)) for row in stops]
+
+
 def prompt_tail(prompt: str) -> str:
     """The part of a prompt that primes the state: its last `MAX_PROMPT_CHARS` characters."""
     return prompt[-MAX_PROMPT_CHARS:]

@@ -201,7 +201,7 @@ def sample_loop(
     top_p=1.0,
     stop_ids=None,
     stop_lengths=None,
-    end_id=-1,
+    end_id=None,
     portable=False,
 ):
     """Sample up to `num_chars` ids per row, feeding each pick back through `step_fn`,
@@ -223,7 +223,7 @@ def sample_loop(
         stop_ids: optional int32 `[B, S, L]`, each row's stop strings as ids, left-aligned
             (id 0, which is never picked, where a character is outside the vocabulary).
         stop_lengths: int32 `[B, S]`, their lengths; 0 marks an unused slot.
-        end_id: scalar int, the end-of-item id, or -1 for a model of plain text.
+        end_id: the end-of-item id, or None for a model of plain text.
         portable: build the loop from ops LiteRT has as builtins: each pick is written
             into a `[B, max(num_chars)]` tensor by a select over all of it (TensorArrays of
             an unknown batch size do not convert, and a loop variable that changes shape
@@ -240,7 +240,8 @@ def sample_loop(
     num_chars = per_row(num_chars, batch, tf.int32)
     steps = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
     seeds = per_row(seed, batch, tf.int32)
-    end_id = tf.cast(end_id, tf.int32)
+    # -1 is no id: a model of plain text never ends a row by itself.
+    end_id = tf.constant(-1 if end_id is None else end_id, tf.int32)
     if stop_ids is None:
         stop_ids = tf.zeros([batch, 1, 1], tf.int32)
         stop_lengths = tf.zeros([batch, 1], tf.int32)
