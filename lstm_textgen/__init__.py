@@ -19,6 +19,7 @@ _EXPORTS = {
     "save_run_config": "lstm_textgen.rundir",
     "load_trained_model": "lstm_textgen.rundir",
     "GateLSTM": "lstm_textgen.layers",
+    "GateLSTMCell": "lstm_textgen.layers",
     "lstm_cell": "lstm_textgen.layers",
     "CharVocabulary": "lstm_textgen.vocab",
     "sample_next": "lstm_textgen.samplers",

@@ -1,6 +1,9 @@
-"""`GateLSTM`: an LSTM layer whose four gates are written out like the equations."""
+"""`GateLSTMCell` (one step) and `GateLSTM` (the loop): an LSTM whose four gates are
+written out like the equations."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import keras
 import tensorflow as tf
@@ -44,10 +47,8 @@ def product(a, b, equation=None):
     return tf.cast(result, a.dtype)
 
 
-def lstm_loop(
-    projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
-):
-    """The LSTM recurrence over pre-projected inputs: the one loop every path runs.
+def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None):
+    """The LSTM recurrence over pre-projected inputs, as TensorFlow differentiates it.
 
     Args:
         projected: `[T, B, 4H]`, `x_t @ kernel + bias` for every step (time-major).
@@ -59,14 +60,33 @@ def lstm_loop(
             `h0` is), as in Keras.
         recurrent_keep: optional `[B, H]` recurrent-dropout mask, applied to `h` before the
             recurrent product.
-        keep_gates: also return every step's gates and previous cell, which the
-            hand-written gradient and `GateLSTM.trace` read.
 
     Returns:
-        `(outputs [T, B, H], last output [B, H], h_T, c_T, gates, previous_cells)`:
-        `gates` is `[T, B, 4H]` (the activations i, f, g, o) and `previous_cells`
-        `[T, B, H]` (`c_{t-1}`), both None without `keep_gates`.
+        `(outputs [T, B, H], last output [B, H], h_T, c_T)`.
     """
+    outputs, last, h, c, _ = _recurrence(projected, h0, c0, recurrent_kernel, mask, recurrent_keep)
+    return outputs, last, h, c
+
+
+def lstm_loop_with_gates(projected, h0, c0, recurrent_kernel):
+    """`lstm_loop` without mask or dropout that also keeps every step's gates.
+
+    The hand-written gradient (`lstm_sequence`) and `GateLSTM.trace` read them.
+
+    Returns:
+        `(outputs [T, B, H], h_T, c_T, gates [T, B, 4H], previous_cells [T, B, H])`:
+        `gates` holds the activations i, f, g, o and `previous_cells` `c_{t-1}`.
+    """
+    outputs, _, h, c, (gates, previous_cells) = _recurrence(
+        projected, h0, c0, recurrent_kernel, keep_gates=True
+    )
+    return outputs, h, c, gates, previous_cells
+
+
+def _recurrence(
+    projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
+):
+    """The one loop behind `lstm_loop` and `lstm_loop_with_gates`."""
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
@@ -99,11 +119,12 @@ def lstm_loop(
         maximum_iterations=steps,
     )
     outputs = _stack(outputs, h0, static_steps)
-    gates = previous_cells = None
     if keep_gates:
-        gates = _stack(kept[0], tf.concat([h0] * 4, axis=-1), static_steps)
-        previous_cells = _stack(kept[1], c0, static_steps)
-    return outputs, last, h_last, c_last, gates, previous_cells
+        kept = (
+            _stack(kept[0], tf.concat([h0] * 4, axis=-1), static_steps),
+            _stack(kept[1], c0, static_steps),
+        )
+    return outputs, last, h_last, c_last, kept
 
 
 @tf.custom_gradient
@@ -121,8 +142,8 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
-    outputs, _, h_last, c_last, gate_values, previous_cells = lstm_loop(
-        projected, h0, c0, recurrent_kernel, keep_gates=True
+    outputs, h_last, c_last, gate_values, previous_cells = lstm_loop_with_gates(
+        projected, h0, c0, recurrent_kernel
     )
 
     def grad(d_outputs, d_h_last, d_c_last):
@@ -195,6 +216,115 @@ def _stack(array, like, static_steps):
 
 
 @keras.saving.register_keras_serializable(package="lstm_textgen")
+class GateLSTMCell(keras.layers.Layer):
+    """One LSTM step with the four gates spelled out; the owner of the weights.
+
+    `call(x_t, (h, c))` computes `z = x_t @ kernel + h @ recurrent_kernel + bias` and
+    `lstm_cell(z, c)`, and returns `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell,
+    so `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
+    sequence much faster, projecting every step's input in one product first.
+
+    The weights have `keras.layers.LSTMCell`'s names, shapes and gate order (i, f, g, o):
+    `kernel [D, 4H]`, `recurrent_kernel [H, 4H]`, `bias [4H]`.
+
+    Args:
+        units: size of the hidden and cell state, H.
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers of the
+            three weights.
+        unit_forget_bias: add 1 to the forget-gate bias at initialisation, so a fresh
+            cell remembers by default.
+
+    Example:
+
+    >>> cell = GateLSTMCell(4)
+    >>> h, (h, c) = cell(tf.zeros([2, 5]), [tf.zeros([2, 4]), tf.zeros([2, 4])])
+    >>> h.shape
+    TensorShape([2, 4])
+    """
+
+    def __init__(
+        self,
+        units,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be a positive integer, got {units}")
+        self.units = int(units)
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(input_shape[-1], 4 * self.units),
+            initializer=self.kernel_initializer,
+        )
+        self.recurrent_kernel = self.add_weight(
+            name="recurrent_kernel",
+            shape=(self.units, 4 * self.units),
+            initializer=self.recurrent_initializer,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(4 * self.units,), initializer=self._bias_init
+        )
+
+    def _bias_init(self, shape, dtype=None):
+        bias = self.bias_initializer(shape, dtype=dtype)
+        if not self.unit_forget_bias:
+            return bias
+        # Gate order i, f, g, o: the second quarter is the forget gate.
+        h = self.units
+        ones = tf.ones([h], dtype=bias.dtype)
+        return tf.concat([bias[:h], bias[h : 2 * h] + ones, bias[2 * h :]], axis=0)
+
+    def call(self, inputs, states, training=False):
+        h_t, (_, c_t) = self.step(inputs, states)
+        return h_t, [h_t, c_t]
+
+    def step_weights(self):
+        """`(kernel, recurrent_kernel, bias)` as tensors, for `step(..., weights=)`."""
+        return tuple(
+            tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias)
+        )
+
+    def step(self, x_t, states, weights=None, projected=None):
+        """One step for generation: `x_t [B, D]`, `states = (h, c)` -> `(h_t, (h_t, c_t))`.
+
+        `weights`, from `step_weights()`, saves reading the variables again at every step
+        of a graph loop. `projected`, if given, is `x_t @ kernel + bias` already computed
+        (a model's first layer looks it up by character id), and `x_t` is not read.
+        """
+        h, c = states
+        kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
+        if projected is None:
+            projected = tf.matmul(x_t, kernel) + bias
+        h_t, c_t = lstm_cell(projected + tf.matmul(h, recurrent_kernel), c)
+        return h_t, (h_t, c_t)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "unit_forget_bias": self.unit_forget_bias,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="lstm_textgen")
 class GateLSTM(keras.layers.Layer):
     """Long short-term memory layer with the gate arithmetic spelled out.
 
@@ -216,12 +346,14 @@ class GateLSTM(keras.layers.Layer):
     the recurrence runs in `lstm_sequence`, whose backward pass is written by hand (see
     there); with them, in a loop that TensorFlow differentiates.
 
-    Weights use `keras.layers.LSTM`'s layout, names and gate order (`kernel [D, 4H]`,
-    `recurrent_kernel [H, 4H]`, `bias [4H]`), so
+    The layer is a loop around one `GateLSTMCell`, which owns the weights in
+    `keras.layers.LSTM`'s layout, names and gate order (`cell.kernel [D, 4H]`,
+    `cell.recurrent_kernel [H, 4H]`, `cell.bias [4H]`), so
     `keras.layers.LSTM(H).set_weights(gate_lstm.get_weights())` and the reverse need no
-    conversion. With `implementation="keras"` the layer delegates the sequence loop to
-    `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the same three weights; calls with
-    a mask still take the gate loop, since cuDNN only handles right-padded masks.
+    conversion. `inner_loop` picks the loop: with `implementation="keras"` it hands the
+    sequence to `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the cell's weights,
+    except with a mask (cuDNN only handles right-padded masks) or recurrent dropout
+    (which cuDNN lacks), which take the gate loop.
 
     Masking is supported as Keras does it: at a masked step the state is carried over
     unchanged and the output repeats the previous one. There is no `stateful` mode: pass
@@ -282,8 +414,6 @@ class GateLSTM(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"units must be a positive integer, got {units}")
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
@@ -291,108 +421,56 @@ class GateLSTM(keras.layers.Layer):
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {rate}")
-        self.units = int(units)
+        self.cell = GateLSTMCell(
+            units,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            name="cell",
+        )
+        self.units = self.cell.units
         self.return_sequences = return_sequences
         self.return_state = return_state
         self.time_major = bool(time_major)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
         self.implementation = implementation
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
         self.seed = seed
         self.matmul_dtype = keras.backend.standardize_dtype(matmul_dtype) if matmul_dtype else None
         self.supports_masking = True
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._keras_lstm = None
+        # Keras's LSTM for `implementation="keras"`. It is kept where Keras's attribute
+        # tracking does not look, so that the cell stays the one owner of the weights in
+        # `weights` and in saved files; `build` hands it the cell's variables.
+        self._keras = SimpleNamespace(lstm=None)
         if implementation == "keras":
-            self._keras_lstm = keras.layers.LSTM(
-                self.units,
-                return_sequences=True,
-                return_state=True,
-                dropout=self.dropout,
-                recurrent_dropout=self.recurrent_dropout,
-                kernel_initializer=self.kernel_initializer,
-                recurrent_initializer=self.recurrent_initializer,
-                bias_initializer=self.bias_initializer,
-                unit_forget_bias=unit_forget_bias,
-                seed=seed,
-                name="keras_lstm",
+            self._keras.lstm = keras.layers.LSTM(
+                self.units, return_sequences=True, return_state=True, name="keras_lstm"
             )
 
     def build(self, input_shape):
-        input_dim = input_shape[-1]
-        if self._keras_lstm is not None:
-            self._keras_lstm.build(tuple(input_shape))
-            return
-        self._kernel = self.add_weight(
-            name="kernel",
-            shape=(input_dim, 4 * self.units),
-            initializer=self.kernel_initializer,
-        )
-        self._recurrent_kernel = self.add_weight(
-            name="recurrent_kernel",
-            shape=(self.units, 4 * self.units),
-            initializer=self.recurrent_initializer,
-        )
-        self._bias = self.add_weight(
-            name="bias",
-            shape=(4 * self.units,),
-            initializer=self._bias_init,
-        )
-
-    def _bias_init(self, shape, dtype=None):
-        bias = self.bias_initializer(shape, dtype=dtype)
-        if not self.unit_forget_bias:
-            return bias
-        # Gate order i, f, g, o: the second quarter is the forget gate.
-        h = self.units
-        ones = tf.ones([h], dtype=bias.dtype)
-        return tf.concat([bias[:h], bias[h : 2 * h] + ones, bias[2 * h :]], axis=0)
-
-    # The weights live in this layer ("gates") or in the delegate LSTM's cell ("keras");
-    # these properties give one name to both so the math below never branches.
-    @property
-    def kernel(self):
-        return self._keras_lstm.cell.kernel if self._keras_lstm else self._kernel
-
-    @property
-    def recurrent_kernel(self):
-        if self._keras_lstm:
-            return self._keras_lstm.cell.recurrent_kernel
-        return self._recurrent_kernel
-
-    @property
-    def bias(self):
-        return self._keras_lstm.cell.bias if self._keras_lstm else self._bias
+        self.cell.build((input_shape[-1],))
+        lstm = self._keras.lstm
+        if lstm is not None:
+            lstm.cell.kernel = self.cell.kernel
+            lstm.cell.recurrent_kernel = self.cell.recurrent_kernel
+            lstm.cell.bias = self.cell.bias
+            lstm.cell.built = True
+            lstm.build((None, None, input_shape[-1]))
 
     def step_weights(self):
-        """`(kernel, recurrent_kernel, bias)` as tensors, for `step(..., weights=)`."""
-        return tuple(
-            tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias)
-        )
+        """The cell's `step_weights()`."""
+        return self.cell.step_weights()
 
     def step(self, x_t, states, weights=None, projected=None):
-        """Advance one time step, for generation: `x_t [B, D]`, `states = (h, c)`.
-
-        Returns `(h_t, (h_t, c_t))`. Uses the same weights in either implementation.
-        `weights`, from `step_weights()`, saves reading the variables again at every step
-        of a graph loop. `projected`, if given, is `x_t @ kernel + bias` already computed
-        (a model's first layer looks it up by character id), and `x_t` is not read.
-        """
-        h, c = states
-        kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
-        if projected is None:
-            projected = tf.matmul(x_t, kernel) + bias
-        h_t, c_t = lstm_cell(projected + tf.matmul(h, recurrent_kernel), c)
-        return h_t, (h_t, c_t)
+        """One step for generation: the cell's `step`, see there."""
+        return self.cell.step(x_t, states, weights, projected)
 
     def trace(self, inputs, initial_state=None):
         """Every step's gate activations, for inspection (not training).
 
-        Runs the same loop as `call` (`lstm_loop`), keeping the gates.
+        Runs the gate loop of `call` (`lstm_loop_with_gates`), keeping the gates.
 
         Args:
             inputs: `[B, T, D]`, batch-major whatever `time_major` says.
@@ -405,9 +483,10 @@ class GateLSTM(keras.layers.Layer):
         batch = tf.shape(inputs)[0]
         zeros = tf.zeros([batch, self.units], self.compute_dtype)
         h, c = (zeros, zeros) if initial_state is None else initial_state
-        projected = tf.einsum("btd,dk->tbk", inputs, self.kernel) + self.bias
-        hidden, _, _, c_last, gates, previous_cells = lstm_loop(
-            projected, h, c, tf.convert_to_tensor(self.recurrent_kernel), keep_gates=True
+        kernel, recurrent_kernel, bias = self.cell.step_weights()
+        projected = tf.einsum("btd,dk->tbk", inputs, kernel) + bias
+        hidden, _, c_last, gates, previous_cells = lstm_loop_with_gates(
+            projected, h, c, recurrent_kernel
         )
         i, f, g, o = tf.split(gates, 4, axis=-1)
         cell = tf.concat([previous_cells[1:], c_last[None]], axis=0)
@@ -415,19 +494,6 @@ class GateLSTM(keras.layers.Layer):
         return {name: _swap_time_batch(v) for name, v in zip(names, (i, f, g, o, cell, hidden))}
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
-        # Keras's cuDNN path accepts only right-padded masks (and fails at run time on a
-        # GPU otherwise), so masked calls always take the gate loop over the same weights.
-        if self._keras_lstm is not None and mask is None:
-            if self.time_major:
-                inputs = _swap_time_batch(inputs)
-            sequence, h, c = self._keras_lstm(
-                inputs, initial_state=initial_state, mask=mask, training=training
-            )
-            last = sequence[:, -1]
-            if self.time_major:
-                sequence = _swap_time_batch(sequence)
-            return self._format(sequence, last, h, c)
-
         # From here on everything is time-major: [T, B, ...].
         if not self.time_major:
             inputs = _swap_time_batch(inputs)
@@ -448,44 +514,48 @@ class GateLSTM(keras.layers.Layer):
             recurrent_keep = keras.random.dropout(
                 tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
             )
+        step_mask = None
+        if mask is not None:
+            step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+
+        sequence, last, h, c = self.inner_loop(inputs, h, c, step_mask, recurrent_keep)
+        sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
+        sequence = sequence if self.time_major else _swap_time_batch(sequence)
+        output = sequence if self.return_sequences else last
+        return [output, h, c] if self.return_state else output
+
+    def inner_loop(self, inputs, h, c, mask=None, recurrent_keep=None):
+        """The recurrence over time-major `inputs [T, B, D]` from the state `(h, c)`.
+
+        With `implementation="keras"`, and neither a mask nor recurrent dropout, Keras's
+        LSTM runs it (cuDNN on a GPU); otherwise the gate loop does. `mask` is bool
+        `[T, B, 1]`, `recurrent_keep` a `[B, H]` dropout mask.
+
+        Returns `(sequence [T, B, H], last output [B, H], h_T, c_T)`.
+        """
+        if self._keras.lstm is not None and mask is None and recurrent_keep is None:
+            sequence, h, c = self._keras.lstm(_swap_time_batch(inputs), initial_state=[h, c])
+            return _swap_time_batch(sequence), h, h, c
 
         # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
         # that neither the [T, B, 4H] result nor its gradient needs a transpose.
         matmul_dtype = self.matmul_dtype or self.compute_dtype
-        kernel = tf.cast(self.kernel, matmul_dtype)
-        recurrent_kernel = tf.cast(self.recurrent_kernel, matmul_dtype)
-        projected = product(inputs, kernel, "tbd,dk->tbk") + self.bias
-        sequence_shape = [inputs.shape[0], inputs.shape[1], self.units]
+        kernel = tf.cast(self.cell.kernel, matmul_dtype)
+        projected = product(inputs, kernel, "tbd,dk->tbk") + self.cell.bias
         if mask is None and recurrent_keep is None:
+            recurrent_kernel = tf.cast(self.cell.recurrent_kernel, matmul_dtype)
             sequence, h, c = lstm_sequence(projected, h, c, recurrent_kernel)
-            sequence.set_shape(sequence_shape)
-            return self._format(self._batch_layout(sequence), h, h, c)
-
-        step_mask = None
-        if mask is not None:
-            step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+            return sequence, h, h, c
         # The float32 kernel here: TensorFlow's own gradient of this loop would sum the
         # kernel's gradient over the steps in the products' dtype.
-        sequence, last, h, c, _, _ = lstm_loop(
+        return lstm_loop(
             projected,
             h,
             c,
-            tf.convert_to_tensor(self.recurrent_kernel),
-            mask=step_mask,
+            tf.convert_to_tensor(self.cell.recurrent_kernel),
+            mask=mask,
             recurrent_keep=recurrent_keep,
         )
-        sequence.set_shape(sequence_shape)
-        return self._format(self._batch_layout(sequence), last, h, c)
-
-    def _batch_layout(self, sequence):
-        """A time-major sequence in this layer's output layout."""
-        return sequence if self.time_major else _swap_time_batch(sequence)
-
-    def _format(self, sequence, last, h, c):
-        output = sequence if self.return_sequences else last
-        if self.return_state:
-            return [output, h, c]
-        return output
 
     def compute_mask(self, inputs, mask=None):
         if self.return_sequences and mask is not None:
@@ -502,6 +572,7 @@ class GateLSTM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        cell = self.cell.get_config()
         config.update(
             {
                 "units": self.units,
@@ -511,10 +582,10 @@ class GateLSTM(keras.layers.Layer):
                 "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "implementation": self.implementation,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "unit_forget_bias": self.unit_forget_bias,
+                "kernel_initializer": cell["kernel_initializer"],
+                "recurrent_initializer": cell["recurrent_initializer"],
+                "bias_initializer": cell["bias_initializer"],
+                "unit_forget_bias": self.cell.unit_forget_bias,
                 "seed": self.seed,
                 "matmul_dtype": self.matmul_dtype,
             }

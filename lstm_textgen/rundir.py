@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 import zipfile
 
 from lstm_textgen.config import ModelConfig, TrainConfig
@@ -166,12 +167,68 @@ def load_checkpoint(path: str, compile: bool = True):
     import lstm_textgen.model  # noqa: F401  (registers the classes a checkpoint names)
 
     try:
-        return keras.models.load_model(path, compile=compile)
+        with _current_layout(path) as current:
+            return keras.models.load_model(current, compile=compile)
     except Exception as e:  # Keras raises ValueError, OSError, zip and h5 errors alike
         raise TextgenError(
             f"cannot load checkpoint {path} ({first_line(e)}); it is damaged or not an "
             "lstm-textgen checkpoint"
         ) from None
+
+
+# Where a GateLSTM's weights sit inside a checkpoint's weights file. They belong to the
+# layer's cell (`layers/<name>/cell/vars`); checkpoints written before the cell existed
+# hold them in the layer itself, or in its Keras delegate.
+_OLD_WEIGHT_GROUPS = ("vars", "_keras_lstm/cell/vars")
+_WEIGHTS_FILE = "model.weights.h5"
+
+
+def _old_gate_lstm_groups(weights) -> list[str]:
+    """The GateLSTM layers of an h5 weights file that hold the old layout."""
+    layers = weights.get("layers")
+    if layers is None:
+        return []
+    return [
+        name
+        for name, group in layers.items()
+        if "cell" not in group
+        and any(len(group.get(old, ())) == 3 for old in _OLD_WEIGHT_GROUPS)
+    ]
+
+
+@contextlib.contextmanager
+def _current_layout(path: str):
+    """`path`, or a temporary copy moved to the current weights layout if it is older."""
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(_WEIGHTS_FILE) as stream:
+            with h5py.File(stream, "r") as weights:
+                old = _old_gate_lstm_groups(weights)
+    except (OSError, KeyError, zipfile.BadZipFile):
+        old = []  # let Keras report what is wrong with the file
+    if not old:
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        weights_path = os.path.join(folder, _WEIGHTS_FILE)
+        upgraded = os.path.join(folder, os.path.basename(path))
+        with zipfile.ZipFile(path) as archive:
+            archive.extract(_WEIGHTS_FILE, folder)
+            with h5py.File(weights_path, "r+") as weights:
+                for name in old:
+                    group = weights["layers"][name]
+                    source = next(g for g in _OLD_WEIGHT_GROUPS if len(group.get(g, ())) == 3)
+                    group.create_group("cell")
+                    group.move(source, "cell/vars")
+                    group.require_group("vars")
+            with zipfile.ZipFile(upgraded, "w") as copy:
+                for item in archive.infolist():
+                    if item.filename == _WEIGHTS_FILE:
+                        copy.write(weights_path, _WEIGHTS_FILE)
+                    else:
+                        copy.writestr(item, archive.read(item))
+        yield upgraded
 
 
 def checkpoint_path(run_dir: str, checkpoint: str = "best") -> str:

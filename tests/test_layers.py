@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.layers import GateLSTM
+from lstm_textgen.layers import GateLSTM, GateLSTMCell
 
 from helpers import assert_close
 
@@ -108,6 +108,37 @@ def test_gradients_match_keras_lstm(num_layers):
         assert_close(a, b)
 
 
+def test_the_cell_is_a_keras_rnn_cell_and_one_step_of_the_layer():
+    ours, ref = paired(return_sequences=True, return_state=True)
+    stepped = keras.layers.RNN(GateLSTMCell(H), return_sequences=True, return_state=True)
+    stepped.build((None, None, D))
+    stepped.set_weights(ours.get_weights())
+    x = inputs()
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outs = {name: layer(x) for name, layer in (("ours", ours), ("cell", stepped))}
+        losses = {name: sum(tf.reduce_sum(o * o) for o in v) for name, v in outs.items()}
+    for a, b, c in zip(outs["ours"], outs["cell"], ref(x)):
+        assert_close(a, b)
+        assert_close(b, c)
+    for a, b in zip(
+        tape.gradient(losses["ours"], [x] + ours.trainable_variables),
+        tape.gradient(losses["cell"], [x] + stepped.trainable_variables),
+    ):
+        assert_close(a, b)
+    config = stepped.cell.get_config()
+    assert GateLSTMCell.from_config(config).get_config() == config
+
+
+def test_the_cell_owns_the_weights_in_either_implementation():
+    for implementation in ("gates", "keras"):
+        layer = GateLSTM(H, implementation=implementation)
+        layer.build((None, None, D))
+        assert [w.path for w in layer.weights] == [
+            f"{layer.name}/cell/{name}" for name in ("kernel", "recurrent_kernel", "bias")
+        ]
+
+
 def test_keras_implementation_uses_the_same_weights():
     ours, _ = paired(return_sequences=True, return_state=True)
     delegate = keras_delegate_for(ours)
@@ -128,7 +159,7 @@ def test_weights_use_keras_layout_and_forget_bias_starts_at_one():
     names = [w.path.split("/")[-1] for w in layer.weights]
     assert names == ["kernel", "recurrent_kernel", "bias"]
     assert [tuple(w.shape) for w in layer.weights] == [(D, 4 * H), (H, 4 * H), (4 * H,)]
-    bias = layer.bias.numpy()
+    bias = layer.cell.bias.numpy()
     np.testing.assert_array_equal(bias[H : 2 * H], np.ones(H))
     np.testing.assert_array_equal(np.delete(bias, np.s_[H : 2 * H]), np.zeros(3 * H))
 
@@ -210,7 +241,7 @@ def test_empty_sequence_returns_the_initial_state():
         tape.watch(h0)
         _, h, _ = layer(tf.zeros([B, 0, D]), initial_state=[h0, tf.zeros([B, H])])
         loss = tf.reduce_sum(h)
-    d_h0, d_kernel = tape.gradient(loss, [h0, layer.recurrent_kernel])
+    d_h0, d_kernel = tape.gradient(loss, [h0, layer.cell.recurrent_kernel])
     assert_close(d_h0, tf.ones([B, H]))
     assert_close(d_kernel, tf.zeros_like(d_kernel))
 

@@ -37,3 +37,52 @@ def test_the_writer_lock_admits_one_holder_and_is_free_again_after(tmp_path):
                 pass
     with rundir.writer_lock(str(tmp_path)):  # released when its holder is done
         pass
+
+
+@pytest.mark.parametrize(
+    ("implementation", "old_group"), [("gates", "vars"), ("keras", "_keras_lstm/cell/vars")]
+)
+def test_a_checkpoint_in_the_old_weights_layout_still_loads(tmp_path, implementation, old_group):
+    # Checkpoints written before GateLSTM had a cell keep its weights in the layer itself
+    # (or in its Keras delegate); loading moves them to the cell.
+    import zipfile
+
+    import h5py
+    import numpy as np
+    import tensorflow as tf
+
+    from lstm_textgen.model import CharLanguageModel
+
+    config = ModelConfig(
+        vocab_size=7, units=4, num_layers=2, embedding_dim=3, implementation=implementation
+    )
+    model = CharLanguageModel.from_model_config(config)
+    model(tf.zeros([1, 2], tf.int32))
+    path = tmp_path / "new.keras"
+    model.save(path)
+
+    old = tmp_path / "old.keras"
+    weights_file = tmp_path / "model.weights.h5"
+    with zipfile.ZipFile(path) as archive:
+        weights_file.write_bytes(archive.read("model.weights.h5"))
+        with h5py.File(weights_file, "r+") as weights:
+            for name in weights["layers"]:
+                group = weights["layers"][name]
+                del group["vars"]
+                group.move("cell/vars", old_group)
+                del group["cell"]
+                group.require_group("vars")
+        with zipfile.ZipFile(old, "w") as copy:
+            for item in archive.infolist():
+                data = archive.read(item)
+                if item.filename == "model.weights.h5":
+                    data = weights_file.read_bytes()
+                copy.writestr(item, data)
+
+    with pytest.raises(ValueError):  # Keras alone cannot read the old layout
+        import keras
+
+        keras.models.load_model(old)
+    loaded = rundir.load_checkpoint(str(old), compile=False)
+    for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
