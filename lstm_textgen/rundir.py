@@ -191,8 +191,7 @@ def _old_gate_lstm_groups(weights) -> list[str]:
     return [
         name
         for name, group in layers.items()
-        if "cell" not in group
-        and any(len(group.get(old, ())) == 3 for old in _OLD_WEIGHT_GROUPS)
+        if "cell" not in group and any(len(group.get(old, ())) == 3 for old in _OLD_WEIGHT_GROUPS)
     ]
 
 
