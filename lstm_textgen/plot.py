@@ -12,7 +12,8 @@ from lstm_textgen.rundir import STATE_FILE, read_state
 
 def plot_run(run_dir: str, out_path: str | None = None) -> str:
     """Draw train and validation loss (nats/char, with bits/char on the right axis) at
-    every checkpoint of `run_dir`; returns the PNG's path (default `RUN/loss.png`)."""
+    every checkpoint of `run_dir`; returns the PNG's path (default `RUN/loss.png`, and
+    a folder in `out_path` that does not exist yet is created)."""
     if not os.path.isfile(os.path.join(run_dir, STATE_FILE)):
         raise TextgenError(f"{run_dir} holds no {STATE_FILE}: train it first")
     history = read_state(run_dir)["history"]
@@ -38,6 +39,7 @@ def plot_run(run_dir: str, out_path: str | None = None) -> str:
     axis.set_title(os.path.basename(os.path.normpath(run_dir)))
     figure.tight_layout()
     out_path = out_path or os.path.join(run_dir, "loss.png")
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with atomic_path(out_path, suffix=".png") as tmp:
         figure.savefig(tmp)
     plt.close(figure)

@@ -54,3 +54,11 @@ def trained_text_run(tmp_path_factory, small_text):
     finally:
         os.chdir(cwd)
     return run, corpus
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, small_text):
+    """One tiny run, trained and exported once for every SavedModel test (see saved_model)."""
+    from saved_model import make_served
+
+    return make_served(tmp_path_factory, small_text)

@@ -258,9 +258,3 @@ def test_the_end_id_ends_a_row_and_is_left_out():
         **stops([[], ["cd"]]),
     )  # fmt: skip
     assert got == [("abcd", END), ("ab", STOP)]
-
-
-def test_stop_at_first_is_the_first_completed_and_the_longest_of_those():
-    assert stop_at_first("abcdef", ["cde", "de"]) == ("ab", True)
-    assert stop_at_first("abcdef", ["bcdef", "cd"]) == ("ab", True)
-    assert stop_at_first("abcdef", ["x"]) == ("abcdef", False)

@@ -1,0 +1,153 @@
+"""What the SavedModel tests share: one tiny exported run, and TF Serving's way of loading
+it. Requests go through `tests/serving/tf1_predict.py`, a fresh process that never imports
+lstm_textgen and serves PredictRequests from a TF1 Session after
+`tf.compat.v1.saved_model.loader.load`. Expected values come from the library in this
+process (the same checkpoint), or from an independent step-by-step recomputation.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.export import export_for_serving
+from lstm_textgen.generate import TextGenerator
+from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.serving import predict_request
+
+import tf_serving as serving
+from helpers import train_tiny, write_corpus
+from tf_serving import signature_input_dtypes
+
+SETTINGS = {"prompt": "prompts"}  # signature input -> GenerationRequest field
+SERVING_DIR = Path(__file__).parent / "serving"
+GOLDEN = SERVING_DIR / "golden"
+LAYERS, UNITS = 2, 4
+
+
+def make_served(tmp_path_factory, small_text):
+    """Train a tiny run for 3 steps and export it: the export every SavedModel test reads."""
+    root = tmp_path_factory.mktemp("export")
+    run = root / "run"
+    train_tiny(
+        run,
+        write_corpus(root, small_text),
+        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
+        max_steps=3,
+    )
+    base = root / "saved_models" / "tiny"
+    version_dir = export_for_serving(str(run), str(base))
+    model, vocab = load_trained_model(str(run))
+    return {
+        "run": run,
+        "base": base,
+        "version_dir": version_dir,
+        "generator": TextGenerator(model, vocab),
+        "model": model,
+        "vocab": vocab,
+    }
+
+
+def serve_tf1(version_dir, requests, workdir):
+    """Replay PredictRequests through tf1_predict.py; a response or an error string each."""
+    workdir.mkdir(exist_ok=True)
+    args = []
+    for k, request in enumerate(requests):
+        request_path = workdir / f"request{k}.pb"
+        request_path.write_bytes(request.SerializeToString())
+        args += [str(request_path), str(workdir / f"response{k}.pb")]
+    result = subprocess.run(
+        [sys.executable, str(SERVING_DIR / "tf1_predict.py"), str(version_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr
+    return [read_response(workdir / f"response{k}.pb") for k in range(len(requests))]
+
+
+def read_response(path):
+    error = Path(str(path) + ".error")
+    if error.exists():
+        return error.read_text(encoding="utf-8")
+    return predict_pb2.PredictResponse.FromString(path.read_bytes())
+
+
+def outputs_of(response):
+    assert not isinstance(response, str), response
+    return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+
+def texts(array):
+    return [t.decode("utf-8") for t in array]
+
+
+def golden(name):
+    return json.loads((GOLDEN / name).read_text(encoding="utf-8"))
+
+
+def request_from_rest(body, version_dir):
+    """A REST body -> PredictRequest, with TF Serving's JSON rules and the model's dtypes."""
+    dtypes = signature_input_dtypes(version_dir)[body["signature_name"]]
+    inputs, row_format = serving.rest_to_inputs(body, dtypes)
+    return predict_request(body["signature_name"], inputs), row_format
+
+
+def used(stop_rows):
+    """Each row's stop strings without the empty (unused) slots of a signature input."""
+    return [[s for s in row if s] for row in stop_rows]
+
+
+def expected_columns(generator, columns):
+    """The library's texts for a columnar `serving_default` request."""
+    return generator.generate(
+        columns["prompt"],
+        columns["num_chars"],
+        columns["temperature"],
+        columns["top_k"],
+        columns["top_p"],
+        columns["seed"],
+        used(columns["stop"]),
+    )
+
+
+def expected_generate_rows(generator, instances):
+    out = []
+    for row in instances:
+        prompt = row["prompt"]
+        if isinstance(prompt, dict):
+            import base64
+
+            prompt = base64.b64decode(prompt["b64"]).decode("utf-8")
+        out.append(
+            generator.generate(
+                [prompt],
+                row["num_chars"],
+                row["temperature"],
+                row["top_k"],
+                row["top_p"],
+                row["seed"],
+                used([row["stop"]])[0],
+            )[0]
+        )
+    return out
+
+
+def reference_score(model, vocab, text):
+    """Log-likelihood by feeding characters one at a time (not the signature's code path)."""
+    state = model.initial_state(1)
+    logits = model.next_logits(state)
+    total, count = 0.0, 0
+    for char_id in vocab.encode(text):
+        if char_id == 0:
+            continue
+        total += float(tf.nn.log_softmax(logits)[0, char_id])
+        count += 1
+        logits, state = model.step(tf.constant([char_id]), state)
+    return total, count

@@ -1,0 +1,180 @@
+"""Every signature of the SavedModel through a TF1 loader, as TF Serving loads it: replies
+in both REST formats, bad requests and rows refused in the graph."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lstm_textgen.request import MAX_NUM_CHARS, MAX_STOP_STRINGS, GenerationRequest
+
+import tf_serving as serving
+from helpers import assert_close
+from saved_model import (
+    LAYERS,
+    SETTINGS,
+    expected_columns,
+    expected_generate_rows,
+    golden,
+    outputs_of,
+    reference_score,
+    request_from_rest,
+    serve_tf1,
+    texts,
+    used,
+)
+
+
+def test_signatures_through_the_tf1_loader(served, tmp_path):
+    version_dir = served["version_dir"]
+    generator = served["generator"]
+    bodies = [
+        golden("generate_columnar.json"),
+        golden("generate_rows_instances.json"),
+        golden("score_instances.json"),
+        golden("step_columnar.json"),
+        golden("score_b64_instances.json"),
+    ]
+    requests = [request_from_rest(body, version_dir)[0] for body in bodies]
+    generate, rows, score, step, score_b64 = serve_tf1(version_dir, requests, tmp_path)
+    # The b64 instance is the same text as the first plain one.
+    assert_close(outputs_of(score_b64)["log_likelihood"][0], outputs_of(score)["log_likelihood"][0])
+
+    columns = bodies[0]["inputs"]
+    assert texts(outputs_of(generate)["text"]) == expected_columns(generator, columns)
+    assert texts(outputs_of(rows)["text"]) == expected_generate_rows(
+        generator, bodies[1]["instances"]
+    )
+
+    scores = outputs_of(score)
+    for k, text in enumerate(bodies[2]["instances"]):
+        total, count = reference_score(served["model"], served["vocab"], text)
+        assert_close(scores["log_likelihood"][k], total, atol=1e-4)
+        assert scores["num_chars"][k] == count
+        assert_close(scores["bits_per_char"][k], -total / max(count, 1) / math.log(2), atol=1e-4)
+
+    columns = bodies[3]["inputs"]
+    h, c = np.array(columns["h"], np.float32), np.array(columns["c"], np.float32)
+    state = tuple((h[:, k], c[:, k]) for k in range(LAYERS))
+    logits, new_state = served["model"].step(tf.constant(columns["ids"]), state)
+    got = outputs_of(step)
+    assert_close(got["logits"], logits)
+    assert_close(got["h"], np.stack([s[0] for s in new_state], axis=1))
+    assert_close(got["c"], np.stack([s[1] for s in new_state], axis=1))
+
+
+def test_rest_replies_in_both_formats(served, tmp_path):
+    version_dir = served["version_dir"]
+    columnar = golden("generate_columnar.json")
+    rows = golden("generate_rows_instances.json")
+    requests, formats = zip(*(request_from_rest(b, version_dir) for b in (columnar, rows)))
+    responses = serve_tf1(version_dir, list(requests), tmp_path)
+    replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
+    settings = {SETTINGS.get(k, k): v for k, v in columnar["inputs"].items()}
+    settings["stop"] = used(settings["stop"])
+    completions = served["generator"].complete(GenerationRequest(**settings))
+    columns = {"text": [c.text for c in completions]}
+    columns["finish_reason"] = [c.finish_reason for c in completions]
+    assert replies[0] == {"outputs": columns}
+    texts_of_rows = expected_generate_rows(served["generator"], rows["instances"])
+    assert [p["text"] for p in replies[1]["predictions"]] == texts_of_rows
+    assert set(replies[1]["predictions"][0]) == {"text", "finish_reason"}
+
+
+def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
+    base = golden("generate_columnar.json")
+
+    def request(**changes):
+        body = json.loads(json.dumps(base))
+        body["inputs"] = {name: value[:1] for name, value in body["inputs"].items()}
+        body["inputs"].update(changes)
+        body["inputs"]["prompt"] = ["a"] * len(body["inputs"]["num_chars"])
+        return request_from_rest(body, served["version_dir"])[0]
+
+    responses = serve_tf1(
+        served["version_dir"],
+        [
+            request(temperature=[-1.0]),
+            request(top_p=[0.0]),
+            request(top_k=[-3]),
+            request(
+                num_chars=[10**9, 3],
+                temperature=[0.0, 0.0],
+                top_k=[0, 0],
+                top_p=[1.0] * 2,
+                seed=[1, 2],
+                stop=[[""] * MAX_STOP_STRINGS] * 2,
+            ),
+            request(num_chars=[-5]),
+            request(seed=[1, 2]),  # two seeds for one prompt
+            request(stop=[["", "x", "", ""]]),  # an empty stop string
+            request(stop=[["x" * 17, "", "", ""]]),  # too long
+            request(stop=[["a", "b", "c", "d", "e"]]),  # too many: the loader's shape check
+            request(seed=[2**31]),
+            request(),  # the process that refused the others still serves
+        ],
+        tmp_path,
+    )
+    for response, message in zip(
+        responses[:3],
+        ["temperature must be finite and >= 0", "top_p must be in (0, 1]", "top_k must be >= 0"],
+    ):
+        assert response.startswith("InvalidArgumentError") and message in response, response
+    assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS, 3]
+    assert texts(outputs_of(responses[4])["text"]) == [""]
+    assert "every input needs one value per prompt" in responses[5]
+    assert "a stop string is empty" in responses[6]
+    assert "a stop string has at most 16 characters" in responses[7]
+    assert "seed must be in [0, 2147483647]" in responses[9]
+    assert "Cannot feed value of shape (1, 5)" in responses[8]
+    assert all(r.startswith("InvalidArgumentError") for r in responses[6:10:3]), responses[6:10]
+    assert len(texts(outputs_of(responses[10])["text"])) == 1
+
+
+def test_bad_rows_fail_the_request(served, tmp_path):
+    base = golden("generate_rows_instances.json")
+
+    def request(**changes):
+        body = json.loads(json.dumps(base))
+        body["instances"][1].update(changes)
+        return request_from_rest(body, served["version_dir"])[0]
+
+    good = request_from_rest(base, served["version_dir"])[0]
+    responses = serve_tf1(
+        served["version_dir"],
+        [
+            request(temperature=-0.5),
+            request(temperature=float("nan")),
+            request(top_p=2.0),
+            request(top_k=-1),
+            good,  # the process that refused the others still serves
+        ],
+        tmp_path,
+    )
+    assert "temperature must be finite and >= 0" in responses[0]
+    assert "temperature must be finite and >= 0" in responses[1]
+    assert "top_p must be in (0, 1]" in responses[2]
+    assert "top_k must be >= 0" in responses[3]
+    assert all(r.startswith("InvalidArgumentError") for r in responses[:4])
+    assert len(texts(outputs_of(responses[4])["text"])) == 3
+
+
+def test_rest_json_rules():
+    dtypes = {"text": tf.string}
+    inputs, row_format = serving.rest_to_inputs(golden("score_b64_instances.json"), dtypes)
+    assert row_format and inputs["text"].tolist() == [b"the lazy dog.\n", b"pack my box"]
+    inputs, row_format = serving.rest_to_inputs({"inputs": {"b64": "YWI="}}, dtypes)
+    assert not row_format and inputs["text"].tolist() == b"ab"
+    ints = {"n": tf.int32, "t": tf.float32}
+    inputs, _ = serving.rest_to_inputs({"inputs": {"n": 3, "t": 1}}, ints)
+    assert inputs["n"].dtype == np.int32 and inputs["t"].dtype == np.float32
+    for bad in ({"n": 2.7, "t": 1.0}, {"n": True, "t": 1.0}, {"n": 1, "t": False}, {"n": 1}):
+        with pytest.raises(serving.RestError):
+            serving.rest_to_inputs({"inputs": bad}, ints)
+    with pytest.raises(serving.RestError, match="exactly one"):
+        serving.rest_to_inputs({"inputs": {}, "instances": []}, ints)
+    assert serving.outputs_to_rest(
+        {"a": np.array([1, 2]), "b": np.array([b"x", b"y"], object)}, True
+    ) == {"predictions": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}

@@ -1,0 +1,113 @@
+"""The generation request: settings per row, their limits, stop strings and prompt policy
+(pure Python; no backend runs here)."""
+
+import logging
+
+import pytest
+
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.request import (
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STOP_STRINGS,
+    Completion,
+    GenerationRequest,
+    Generator,
+    prompt_tail,
+    stop_at_first,
+    stop_matrix,
+)
+from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
+
+
+def test_one_value_applies_to_every_row_and_a_seed_counts_up_per_row():
+    rows = GenerationRequest(["a", "b", "c"], num_chars=5, top_k=[0, 2, 3], seed=7).rows()
+    assert rows["num_chars"] == [5, 5, 5]
+    assert rows["top_k"] == [0, 2, 3]
+    assert rows["seed"] == [7, 8, 9]
+    assert rows["stop"] == [[], [], []]
+    assert GenerationRequest("one").rows()["prompt"] == ["one"]
+
+
+def test_rows_are_checked_once_so_a_random_seed_is_drawn_once():
+    request = GenerationRequest(["a", "b"])
+    first = request.rows()["seed"]
+    assert request.rows()["seed"] == first
+    assert first[1] == first[0] + 1 and 0 <= first[0] <= MAX_SEED
+
+
+def test_stop_strings_are_shared_or_given_per_row():
+    assert GenerationRequest(["a", "b"], stop="\n").rows()["stop"] == [["\n"], ["\n"]]
+    assert GenerationRequest(["a", "b"], stop=["x", "y"]).rows()["stop"] == [["x", "y"]] * 2
+    per_row = GenerationRequest(["a", "b"], stop=[["x"], []]).rows()["stop"]
+    assert per_row == [["x"], []]
+    assert stop_matrix(per_row) == [["x", "", "", ""], ["", "", "", ""]]
+    assert all(len(row) == MAX_STOP_STRINGS for row in stop_matrix(per_row))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"prompts": []}, "at least one prompt"),
+        ({"prompts": [3]}, "a prompt must be a string"),
+        ({"num_chars": 10_001}, "num-chars must be 0 to 10,000"),
+        ({"num_chars": 2.5}, "num-chars"),
+        ({"num_chars": True}, "num-chars"),
+        ({"temperature": float("nan")}, "temperature must be >= 0"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"top_k": -1}, "top-k must be >= 0"),
+        ({"top_p": 0.0}, r"top-p must be in \(0, 1\]"),
+        ({"top_p": 1.5}, "top-p"),
+        ({"seed": MAX_SEED}, "with --batch N"),  # two rows: the second seed is out of range
+        ({"seed": -1}, "seed must be 0"),
+        ({"top_k": [1, 2, 3]}, r"give one top_k per prompt \(2\), got 3"),
+        ({"stop": [""]}, "stop string is empty"),
+        ({"stop": ["x" * 17]}, "at most 16"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "at most 4 stop strings"),
+        ({"stop": [["a"], [3]]}, "must be a string"),
+    ],
+)
+def test_each_limit_is_one_error_that_names_it(settings, message):
+    settings = {"prompts": ["a", "b"], **settings}
+    with pytest.raises(TextgenError, match=message):
+        GenerationRequest(**settings).rows()
+
+
+def test_only_the_last_prompt_characters_prime_the_state():
+    long = "x" * 5 + "y" * MAX_PROMPT_CHARS
+    assert prompt_tail(long) == "y" * MAX_PROMPT_CHARS
+    assert GenerationRequest(long).rows()["prompt"] == ["y" * MAX_PROMPT_CHARS]
+
+
+def test_stop_at_first_is_the_first_completed_and_the_longest_of_those():
+    assert stop_at_first("abcdef", ["cde", "de"]) == ("ab", True)
+    assert stop_at_first("abcdef", ["bcdef", "cd"]) == ("ab", True)
+    assert stop_at_first("abcdef", ["x"]) == ("abcdef", False)
+    assert stop_at_first("", ["x"]) == ("", False)
+
+
+class EchoGenerator(Generator):
+    """A backend that returns each row's prompt and seed, to see what `complete` passes."""
+
+    def __init__(self, vocab=None):
+        self.vocab = vocab
+        self.seen = None
+
+    def _complete(self, rows):
+        self.seen = rows
+        return [Completion(f"{p}:{s}", "length") for p, s in zip(rows["prompt"], rows["seed"])]
+
+
+def test_a_backend_gets_checked_rows_and_one_warning_per_prompt_policy(caplog):
+    generator = EchoGenerator(CharVocabulary(list("ab")))
+    with caplog.at_level(logging.WARNING, logger="lstm_textgen"):
+        texts = generator.generate(["ab", "z" + "a" * MAX_PROMPT_CHARS], num_chars=3, seed=4)
+    assert texts == ["ab:4", "a" * MAX_PROMPT_CHARS + ":5"]
+    assert generator.seen["num_chars"] == [3, 3]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "only the last 1,000 characters" in warnings[0]
+    with caplog.at_level(logging.WARNING, logger="lstm_textgen"):
+        generator.generate(["abc"], seed=0)
+    assert "never saw 'c'" in caplog.records[-1].getMessage()
+    assert not generator.has_items
+    assert EchoGenerator(CharVocabulary(list("ab"), end_of_item=END_OF_ITEM)).has_items
