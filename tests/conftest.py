@@ -62,3 +62,11 @@ def served(tmp_path_factory, small_text):
     from saved_model import make_served
 
     return make_served(tmp_path_factory, small_text)
+
+
+@pytest.fixture(scope="session")
+def litert_exported(tmp_path_factory, small_text):
+    """One tiny run exported to LiteRT for every LiteRT test (see litert_model)."""
+    from litert_model import make_litert_exports
+
+    return make_litert_exports(tmp_path_factory, small_text)

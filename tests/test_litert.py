@@ -1,11 +1,9 @@
-"""The LiteRT export: builtin ops only, parity with the SavedModel, generation, size.
+"""Running a LiteRT export: parity with the SavedModel, generation, sampling, errors.
 
 Every LiteRT model here is loaded by `ai_edge_litert`'s interpreter, which has no Flex
 (select TensorFlow) ops: a model that needed one would fail to load.
 """
 
-import json
-import os
 import subprocess
 import sys
 
@@ -13,70 +11,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.config import ModelConfig
-from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluate import evaluate_run
-from lstm_textgen.export import export_for_serving
-from lstm_textgen.litert import LiteRTModel, read_metadata
-from lstm_textgen.litert_export import LITERT_SIGNATURES, export_litert
-from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.litert import LiteRTModel
 from lstm_textgen.samplers import hash_uniforms
-from lstm_textgen.vocab import CharVocabulary
 
 from conftest import REPO
-from helpers import assert_close, error_lines, run_cli, train_tiny, write_corpus
-
-LAYERS, UNITS = 2, 32  # 32: dynamic-range quantization skips weights under 1,024 values
-# LiteRT's kernels (XNNPACK) round differently from TensorFlow's; measured differences on
-# this model are below 1e-6.
-PARITY_ATOL = 1e-4
+from helpers import assert_close, error_lines, run_cli
+from litert_model import LAYERS, PARITY_ATOL, UNITS
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, small_text):
-    root = tmp_path_factory.mktemp("litert")
-    run = root / "run"
-    train_tiny(
-        run,
-        write_corpus(root, small_text),
-        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4),
-        max_steps=30,
-        checkpoint_every=30,
-    )
-    model, vocab = load_trained_model(str(run))
-    return {
-        "run": run,
-        "fp32": export_litert(str(run), str(root / "model.tflite")),
-        "int8": export_litert(str(run), str(root / "model-int8.tflite"), quantize="dynamic"),
-        "saved_model": export_for_serving(str(run), str(root / "saved"), warmup=False),
-        "model": model,
-        "vocab": vocab,
-    }
-
-
-def test_the_litert_model_loads_with_builtin_ops_only_and_embeds_its_vocabulary(exported):
-    for path in (exported["fp32"], exported["int8"]):
-        model = LiteRTModel(path)
-        ops = {op["op_name"] for op in model.interpreter._get_ops_details()}
-        assert ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
-        assert {"WHILE", "FULLY_CONNECTED"} <= ops
-        signatures = model.interpreter.get_signature_list()
-        assert set(signatures) == set(LITERT_SIGNATURES)
-        assert sorted(signatures["step"]["inputs"]) == ["c", "h", "ids"]
-        assert sorted(signatures["step"]["outputs"]) == ["c", "h", "logits"]
-        assert sorted(signatures["prime"]["inputs"]) == ["ids"]
-        assert sorted(signatures["generate"]["outputs"]) == ["finish", "ids", "length"]
-        metadata = read_metadata(path)
-        assert CharVocabulary(metadata["vocabulary"]["characters"]) == exported["vocab"]
-        assert metadata["model"]["units"] == UNITS
-        assert metadata["model"]["num_layers"] == LAYERS
-    assert read_metadata(exported["int8"])["quantize"] == "dynamic"
-
-
-def test_litert_step_matches_the_saved_model_step_over_a_chained_sequence(exported, rng):
-    litert = LiteRTModel(exported["fp32"])
-    step = tf.saved_model.load(exported["saved_model"]).signatures["step"]
-    batch, vocab_size = 3, exported["vocab"].size
+def test_litert_step_matches_the_saved_model_step_over_a_chained_sequence(litert_exported, rng):
+    litert = LiteRTModel(litert_exported["fp32"])
+    step = tf.saved_model.load(litert_exported["saved_model"]).signatures["step"]
+    batch, vocab_size = 3, litert_exported["vocab"].size
     h = c = np.zeros((batch, LAYERS, UNITS), np.float32)
     lh, lc = litert.initial_state(batch)
     for _ in range(40):
@@ -89,9 +35,9 @@ def test_litert_step_matches_the_saved_model_step_over_a_chained_sequence(export
         assert_close(lc, c, atol=PARITY_ATOL, rtol=0)
 
 
-def test_prime_is_the_chain_of_steps(exported, rng):
-    litert = LiteRTModel(exported["fp32"])
-    ids = rng.integers(1, exported["vocab"].size, size=(2, 6)).astype(np.int32)
+def test_prime_is_the_chain_of_steps(litert_exported, rng):
+    litert = LiteRTModel(litert_exported["fp32"])
+    ids = rng.integers(1, litert_exported["vocab"].size, size=(2, 6)).astype(np.int32)
     logits, h, c = litert.prime(ids)
     step_logits, step_h, step_c = litert.logits_and_state(ids, *litert.initial_state(2))
     assert_close(logits, step_logits[:, -1])
@@ -100,14 +46,14 @@ def test_prime_is_the_chain_of_steps(exported, rng):
     # An empty prompt leaves the zero state.
     logits, h, c = litert.prime(np.zeros((1, 0), np.int32))
     assert not h.any() and not c.any()
-    assert_close(logits[0], exported["model"].head.bias.numpy())
+    assert_close(logits[0], litert_exported["model"].head.bias.numpy())
 
 
-def test_greedy_litert_text_equals_generate_run(exported):
+def test_greedy_litert_text_equals_generate_run(litert_exported):
     # "€" is outside the vocabulary: both skip it (and warn alike).
     args = ("--prompt", "the q€uick", "--num-chars", "120", "--temperature", "0")
-    from_run = run_cli("generate", "--run", exported["run"], *args)
-    from_litert = run_cli("generate", "--litert", exported["fp32"], *args)
+    from_run = run_cli("generate", "--run", litert_exported["run"], *args)
+    from_litert = run_cli("generate", "--litert", litert_exported["fp32"], *args)
     assert from_run.returncode == 0, from_run.stderr
     assert from_litert.returncode == 0, from_litert.stderr
     assert from_litert.stdout == from_run.stdout
@@ -118,9 +64,9 @@ def test_greedy_litert_text_equals_generate_run(exported):
 
 @pytest.mark.parametrize("weights", ["fp32", "int8"])
 def test_seeded_litert_sampling_is_reproducible_and_a_row_does_not_depend_on_its_batch(
-    exported, weights
+    litert_exported, weights
 ):
-    litert = LiteRTModel(exported[weights])
+    litert = LiteRTModel(litert_exported[weights])
     # Rows of one prompt length run as one batch of the generate signature.
     prompts = ["the ", "fox ", "dog ", "box ", "jugs", "", "pack my"]
     settings = dict(
@@ -151,9 +97,9 @@ def generate_ids(litert, prompts, num_chars, temperature, top_k, top_p, seed):
     return ids
 
 
-def test_litert_top_k_keeps_the_k_likeliest_characters(exported):
-    litert = LiteRTModel(exported["fp32"])
-    prompt = [exported["vocab"].encode("the lazy")]
+def test_litert_top_k_keeps_the_k_likeliest_characters(litert_exported):
+    litert = LiteRTModel(litert_exported["fp32"])
+    prompt = [litert_exported["vocab"].encode("the lazy")]
     logits = litert.prime(prompt)[0][0]
     logits[0] = -np.inf  # the unknown id is never sampled
     rows = 500
@@ -168,11 +114,11 @@ def test_litert_top_k_keeps_the_k_likeliest_characters(exported):
     assert (first_picks(1) == greedy).all()
 
 
-def test_litert_samples_follow_the_model_distribution(exported):
+def test_litert_samples_follow_the_model_distribution(litert_exported):
     """One character from each of 4,000 rows (seeds 0..3999): its frequencies match the
     softmax of the prompt's logits."""
-    litert = LiteRTModel(exported["fp32"])
-    vocab = exported["vocab"]
+    litert = LiteRTModel(litert_exported["fp32"])
+    vocab = litert_exported["vocab"]
     prompt = [vocab.encode("the lazy")]
     logits = litert.prime(prompt)[0][0].astype(np.float64)
     probs = np.exp(logits - logits.max())
@@ -218,58 +164,8 @@ def test_hash_uniforms_are_the_same_in_litert_and_spread_evenly(tmp_path):
     assert len(np.unique(draws)) > 0.99 * draws.size
 
 
-def weight_types(path):
-    """The element types of a model's constant tensors of 1,024 values or more."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
-    with open(path, "rb") as f:
-        model = schema.Model.GetRootAs(f.read(), 0)
-    types = set()
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for t in range(graph.TensorsLength()):
-            tensor = graph.Tensors(t)
-            constant = model.Buffers(tensor.Buffer()).DataLength() > 0
-            if constant and np.prod(tensor.ShapeAsNumpy()) >= 1024:
-                types.add(names[tensor.Type()])
-    return types
-
-
-def test_int8_weights_shrink_the_file_and_keep_bits_per_char_within_tolerance(exported):
-    assert weight_types(exported["fp32"]) == {"FLOAT32"}
-    assert weight_types(exported["int8"]) == {"INT8"}
-    assert os.path.getsize(exported["int8"]) < 0.8 * os.path.getsize(exported["fp32"])
-    run = str(exported["run"])
-    reference = evaluate_run(run)
-    fp32 = evaluate_run(run, litert=exported["fp32"])
-    int8 = evaluate_run(run, litert=exported["int8"])
-    assert fp32.num_chars == int8.num_chars == reference.num_chars
-    assert abs(fp32.bits_per_char - reference.bits_per_char) < 1e-4
-    # The stated tolerance for int8 weights (README "On devices"): 2% of fp32's bits/char.
-    assert abs(int8.bits_per_char - fp32.bits_per_char) < 0.02 * fp32.bits_per_char
-    carried = evaluate_run(run, litert=exported["fp32"], carry_state=True)
-    assert abs(carried.bits_per_char - evaluate_run(run, carry_state=True).bits_per_char) < 1e-4
-
-
-def test_litert_export_is_whole_or_absent(exported, tmp_path, monkeypatch):
-    target = tmp_path / "model.tflite"
-    target.write_bytes(b"the previous model")
-
-    def fail(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    # The disk fills up after the whole file is written, before it is synced and renamed.
-    monkeypatch.setattr(os, "fsync", fail)
-    with pytest.raises(TextgenError, match="could not write .*No space left"):
-        export_litert(str(exported["run"]), str(target))
-    monkeypatch.undo()
-    assert target.read_bytes() == b"the previous model"
-    assert os.listdir(tmp_path) == ["model.tflite"]
-
-
-def test_litert_errors_are_one_line(exported, tmp_path):
-    run = exported["run"]
+def test_litert_errors_are_one_line(litert_exported, tmp_path):
+    run = litert_exported["run"]
     cases = [
         (("export", "--run", run, "--litert", tmp_path / "m.tfl"), "ends in .tflite"),
         (("export", "--run", run, "--litert", tmp_path / "no" / "m.tflite"), "does not exist"),
@@ -278,10 +174,10 @@ def test_litert_errors_are_one_line(exported, tmp_path):
             "--litert exports only",
         ),  # fmt: skip
         (("generate", "--litert", tmp_path / "missing.tflite"), "does not exist"),
-        (("generate", "--litert", exported["fp32"], "--seed", 2**31), "seed must be 0 to"),
+        (("generate", "--litert", litert_exported["fp32"], "--seed", 2**31), "seed must be 0 to"),
         (("evaluate", "--run", run, "--litert", run / "vocab.json"), "not a LiteRT model"),
         (
-            ("evaluate", "--run", run, "--litert", exported["fp32"], "--checkpoint", "last"),
+            ("evaluate", "--run", run, "--litert", litert_exported["fp32"], "--checkpoint", "last"),
             "leave out --checkpoint",
         ),  # fmt: skip
     ]
@@ -292,10 +188,10 @@ def test_litert_errors_are_one_line(exported, tmp_path):
         assert len(lines) == 1 and message in lines[0], (args, lines)
 
 
-def test_litert_generation_runs_without_tensorflow(exported):
+def test_litert_generation_runs_without_tensorflow(litert_exported):
     code = (
         "import sys; from lstm_textgen.litert import LiteRTModel; "
-        f"m = LiteRTModel({exported['fp32']!r}); "
+        f"m = LiteRTModel({litert_exported['fp32']!r}); "
         "print(len(m.generate(['the'], num_chars=30, seed=1)[0]), "
         "sorted({'tensorflow', 'keras'} & set(sys.modules)))"
     )
@@ -304,12 +200,3 @@ def test_litert_generation_runs_without_tensorflow(exported):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["30", "[]"]
-
-
-def test_export_cli_writes_the_model_and_reports_its_size(exported, tmp_path):
-    path = tmp_path / "cli.tflite"
-    result = run_cli("export", "--run", exported["run"], "--litert", path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"{path} ({path.stat().st_size:,} bytes)"
-    metadata = read_metadata(str(path))
-    assert json.loads(json.dumps(metadata))["signatures"] == list(LITERT_SIGNATURES)

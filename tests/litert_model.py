@@ -1,0 +1,35 @@
+"""The one tiny LiteRT export the LiteRT tests share."""
+
+from lstm_textgen.config import ModelConfig
+from lstm_textgen.export import export_for_serving
+from lstm_textgen.litert_export import export_litert
+from lstm_textgen.rundir import load_trained_model
+
+from helpers import train_tiny, write_corpus
+
+LAYERS, UNITS = 2, 32  # 32: dynamic-range quantization skips weights under 1,024 values
+# LiteRT's kernels (XNNPACK) round differently from TensorFlow's; measured differences on
+# this model are below 1e-6.
+PARITY_ATOL = 1e-4
+
+
+def make_litert_exports(tmp_path_factory, small_text):
+    """A tiny run trained for 30 steps, exported to LiteRT (fp32 and int8) and a SavedModel."""
+    root = tmp_path_factory.mktemp("litert")
+    run = root / "run"
+    train_tiny(
+        run,
+        write_corpus(root, small_text),
+        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4),
+        max_steps=30,
+        checkpoint_every=30,
+    )
+    model, vocab = load_trained_model(str(run))
+    return {
+        "run": run,
+        "fp32": export_litert(str(run), str(root / "model.tflite")),
+        "int8": export_litert(str(run), str(root / "model-int8.tflite"), quantize="dynamic"),
+        "saved_model": export_for_serving(str(run), str(root / "saved"), warmup=False),
+        "model": model,
+        "vocab": vocab,
+    }

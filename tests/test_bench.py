@@ -1,0 +1,85 @@
+"""`lstm-textgen bench`: each benchmark runs on a tiny model and prints its table."""
+
+from helpers import run_cli
+
+
+def test_benchmarks_run_and_apply_thread_settings():
+    result = run_cli(
+        "bench",
+        "train",
+        "--units",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--batch",
+        "2",
+        "--seq-len",
+        "3",
+        "--inter-op",
+        "1",
+        "--intra-op",
+        "2",
+        "--ceiling-size",
+        "64",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "TF threads inter/intra: 1/2" in result.stdout
+    assert "fp32 64^3 matmul GFLOP/s: tf.matmul " in result.stdout
+    assert "tf.matmul+xla" in result.stdout and "numpy" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("4 ")]
+    assert [row[1] for row in rows] == ["gates+xla", "gates", "keras", "keras+xla"]
+    assert rows[2][-1] == "1.00x"
+
+    result = run_cli(
+        "bench",
+        "generate",
+        "--units",
+        "4",
+        "--layers",
+        "1",
+        "--chars",
+        "5",
+        "--batches",
+        "1",
+        "--repeats",
+        "1",
+    )
+    assert result.returncode == 0, result.stderr
+    variants = [
+        line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")
+    ]
+    assert variants == ["in-graph", "py-loop", "floor", "litert", "litert-i8"]
+    assert "cold start" in result.stdout
+
+    result = run_cli(
+        *("bench", "serve", "--units", "4", "--layers", "1", "--chars", "5"),
+        *("--clients", "1", "3", "--rounds", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    modes = [row[:2] for row in rows if row and row[0] in ("1", "3")]
+    assert modes == [
+        ["1", "separate"],
+        ["1", "merged"],
+        ["3", "separate"],
+        ["3", "merged"],
+        ["3", "halves"],
+    ]
+    assert "rows alone and merged: 3 of 3 texts equal" in result.stdout
+    assert "300,006-character prompt" in result.stdout
+
+
+def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
+    source = tmp_path / "source.txt"
+    source.write_text(small_text, encoding="utf-8")
+    result = run_cli(
+        "bench", "memory", "--sizes-mb", "0.05", "0.02", "--steps", "1", "--source", source
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:4] for line in result.stdout.splitlines() if line.startswith("| 0.0")]
+    assert len(rows) == 2
+    assert all(
+        float(peak.split()[0].replace(",", "")) > 50 for _, peak, _ in rows
+    )  # MB, TF alone is more
