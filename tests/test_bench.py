@@ -29,8 +29,17 @@ def test_benchmarks_run_and_apply_thread_settings():
     assert "fp32 64^3 matmul GFLOP/s: tf.matmul " in result.stdout
     assert "tf.matmul+xla" in result.stdout and "numpy" in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("4 ")]
-    assert [row[1] for row in rows] == ["gates+xla", "gates", "keras", "keras+xla"]
-    assert rows[2][-1] == "1.00x"
+    assert [row[1] for row in rows] == [
+        "gates+xla",
+        "gates",
+        "keras",
+        "keras+xla",
+        "floor",
+        "floor+xla",
+    ]
+    assert [row[-2] for row in rows][2] == "1.00x"  # keras against itself
+    floor_ratios = [float(row[-1].rstrip("x")) for row in rows[4:]]
+    assert min(floor_ratios) == 1.0  # the faster floor is the floor
 
     result = run_cli(
         "bench",
@@ -83,3 +92,28 @@ def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
     assert all(
         float(peak.split()[0].replace(",", "")) > 50 for _, peak, _ in rows
     )  # MB, TF alone is more
+
+
+def test_profile_splits_the_step_into_parts_beside_their_products():
+    result = run_cli(
+        *("bench", "profile", "--units", "4", "--batch", "2", "--seq-len", "3"),
+        *("--steps", "1", "--warmup", "1"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("CPU: ")
+    for mode in ("graph", "xla"):
+        assert f"H = 4, {mode}" in result.stdout
+    labels = ("layer", "head+loss", "optimizer+rest", "step")
+    rows = [
+        line.rsplit(maxsplit=4)
+        for line in result.stdout.splitlines()
+        if line.split()[:1] and line.split()[0] in labels
+    ]
+    parts = ["layer 1 fwd", "layer 1 bwd", "layer 2 fwd", "layer 2 bwd", "head+loss fwd"]
+    parts += ["head+loss bwd", "optimizer+rest", "step"]
+    assert [row[0] for row in rows] == parts * 2  # graph, then XLA
+    for row in rows:
+        total, products, other = map(float, row[1:4])
+        assert abs(total - products - other) < 0.11
+        if row[0] == "step":
+            assert total > 0 and products > 0

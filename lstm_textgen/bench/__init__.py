@@ -1,7 +1,8 @@
-"""Benchmarks behind `lstm-textgen bench NAME`: `train`, `generate`, `serve`, `memory`.
+"""Benchmarks behind `lstm-textgen bench NAME`: `train`, `profile`, `generate`, `serve`,
+`memory`.
 
 Each module has a `main(argv)` and prints its tables; the library never imports from
 here.
 """
 
-BENCHMARKS = ("train", "generate", "serve", "memory")
+BENCHMARKS = ("train", "profile", "generate", "serve", "memory")

@@ -11,6 +11,9 @@ Variants, timed step by step in alternation so that machine noise hits all of th
   gates       our GateLSTM, no XLA
   keras       keras.layers.LSTM, Keras defaults (no XLA on CPU)
   keras+xla   keras.layers.LSTM with jit_compile=True
+  floor       only the step's matrix products, at their shapes and chained as the step
+              chains them, in graph mode (see `bench profile`)
+  floor+xla   the same under XLA: the faster of the two is the step's floor
   torch       torch.nn.LSTM on CPU, when torch is installed (--torch); its OpenMP
               threads are set to sleep between steps (OMP_WAIT_POLICY=PASSIVE) so that
               they do not spin into the next variant's time
@@ -21,7 +24,8 @@ With --bf16, two more (on a CPU without bfloat16 instructions they are emulated,
 
 Each time is the median of --steps timed steps after --warmup untimed ones. "vs keras" is
 the median over rounds of keras's time divided by the variant's in the same round, which
-cancels the slow drifts of a shared machine better than a ratio of medians.
+cancels the slow drifts of a shared machine better than a ratio of medians; "vs torch"
+likewise (with --torch), and "x floor" is the variant's time over the faster floor's.
 FLOPs per training step are counted as 3 x the forward matmuls (backward ~ 2 x forward):
   forward = B * T * (sum over layers of 2 * 4H * (D_in + H)  +  2 * H * V)
 with D_in = 64 for the first layer and H after. The ceiling is the best fp32 matrix
@@ -39,6 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.bench.profile import floor_step
 from lstm_textgen.bench.timing import cpu_description, time_alternately
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.distribute import configure_threads
@@ -154,6 +159,8 @@ def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
     if with_bf16:
         variants["gates-bf16"] = gate_model(units, False, "bfloat16")
     steps_fn = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in variants.items()}
+    steps_fn["floor"] = floor_step(units, batch, seq_len, jit=False)
+    steps_fn["floor+xla"] = floor_step(units, batch, seq_len, jit=True)
     if with_torch:
         try:
             steps_fn["torch"] = torch_step_fn(units, batch, seq_len)
@@ -168,8 +175,17 @@ def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
             print("torch is not installed: skipping it")
     times = time_alternately(steps_fn, steps, warmup)
     medians = {name: statistics.median(t) for name, t in times.items()}
+    floor = [min(a, b) for a, b in zip(times["floor"], times["floor+xla"])]
+
+    def ratio(reference, t):
+        return statistics.median(r / v for r, v in zip(reference, t))
+
     ratios = {
-        name: statistics.median(k / v for k, v in zip(times["keras"], t))
+        name: {
+            "vs keras": ratio(times["keras"], t),
+            "vs torch": ratio(times["torch"], t) if "torch" in times else None,
+            "x floor": ratio(t, floor),
+        }
         for name, t in times.items()
     }
     return medians, ratios
@@ -215,9 +231,10 @@ def main(argv=None):
         f"vocab {VOCAB}; median of {args.steps} steps after {args.warmup} warm-up"
     )
     print()
+    columns = ["vs keras"] + (["vs torch"] if args.torch else []) + ["x floor"]
     print(
         f"{'H':>5} {'variant':<10} {'ms/step':>9} {'chars/s':>9} {'GFLOP/s':>8} "
-        f"{'% ceiling':>9} {'vs keras':>8}"
+        f"{'% ceiling':>9} " + " ".join(f"{c:>8}" for c in columns)
     )
     for units in args.units:
         medians, ratios = bench(
@@ -229,8 +246,13 @@ def main(argv=None):
             print(
                 f"{units:>5} {name:<10} {seconds * 1e3:>9.1f} "
                 f"{args.batch * args.seq_len / seconds:>9.0f} {gflops:>8.1f} "
-                f"{100 * gflops / ceiling:>8.1f}% {ratios[name]:>7.2f}x"
+                f"{100 * gflops / ceiling:>8.1f}% "
+                + " ".join(_ratio_cell(ratios[name][c]) for c in columns)
             )
+
+
+def _ratio_cell(value):
+    return f"{'-':>8}" if value is None else f"{value:>7.2f}x"
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from lstm_textgen.bench import BENCHMARKS
 NAME = "bench"
 HELP = "measure training or generation speed (benchmarks)"
 DESCRIPTION = (
-    "Benchmarks: `bench train` times GateLSTM against keras.layers.LSTM; "
+    "Benchmarks: `bench train` times GateLSTM against keras.layers.LSTM, torch.nn.LSTM "
+    "and the step's matrix-product floor; `bench profile` shows where a step's time goes; "
     "`bench generate` times an export's in-graph generation against a Python loop; "
     "`bench serve` times K clients' requests to an export, separate and merged; "
     "`bench memory` reports peak memory of training on large text files. "
