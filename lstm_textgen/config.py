@@ -112,6 +112,15 @@ class TrainConfig:
     )
     seq_len: int = field(default=100, metadata=_flag("characters per training window"))
     batch_size: int = field(default=64, metadata=_flag("windows per batch"))
+    carry_state: bool = field(
+        default=False,
+        metadata=_flag(
+            "read the training text as --batch-size contiguous streams and start each batch "
+            "from the state the previous batch ended in (no gradient flows back into it), "
+            "as char-rnn trains; validation reports zero-state and carried-state loss; on "
+            "one device"
+        ),
+    )
     learning_rate: float = field(default=2e-3, metadata=_flag("Adam learning rate"))
     lr_schedule: str = field(
         default="constant",

@@ -447,3 +447,33 @@ def make_train_dataset(
         _window_reader(ids, seq_len, batch_size), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def stream_batches(num_chars: int, seq_len: int, batch_size: int) -> int:
+    """Batches per pass of `make_stream_dataset`: windows per stream."""
+    return count_windows(num_chars, seq_len) // batch_size
+
+
+def make_stream_dataset(ids, seq_len: int, batch_size: int, start_step: int = 0):
+    """Endless (input, target) batches whose row b continues row b of the batch before.
+
+    The text is cut into `batch_size` contiguous streams of n windows each (the windows
+    of `_window_reader`, in order; the last windows that do not fill a stream are left
+    out). Batch s holds window `s mod n` of every stream, so a carried state
+    (`CarriedState`) runs along each stream, and batch s depends on s alone: a resumed
+    run sees the batches an uninterrupted one would.
+    """
+    check_length(ids, seq_len, "training")
+    per_stream = stream_batches(len(ids), seq_len, batch_size)
+    if per_stream < 1:
+        raise TextgenError(
+            f"--carry-state cuts the training text into --batch-size {batch_size} streams "
+            f"of at least {seq_len + 1} characters, but it has {len(ids):,}; use a smaller "
+            "--batch-size or --seq-len"
+        )
+    starts = tf.range(batch_size, dtype=tf.int64) * per_stream
+    windows = tf.data.Dataset.counter(start_step).map(
+        lambda step: starts + tf.math.floormod(step, per_stream)
+    )
+    dataset = windows.map(_window_reader(ids, seq_len, batch_size))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -9,6 +9,44 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.layers import GateLSTM
 
 
+class CarriedState:
+    """The state that training with `--carry-state` carries from one batch to the next.
+
+    One `(h, c)` pair of `[batch, units]` float32 variables per layer. Row b of batch s
+    continues row b of batch s - 1 (`data.make_stream_dataset`); at the first batch of
+    each pass over the streams (s a multiple of `batches_per_pass`) the state starts from
+    zeros again. The variables are not the model's weights: a checkpoint keeps them
+    beside the weights (`rundir.save_checkpoint`), and generation never reads them.
+    """
+
+    def __init__(self, num_layers: int, batch_size: int, units: int, batches_per_pass: int):
+        self.batches_per_pass = int(batches_per_pass)
+        self.variables = [
+            tf.Variable(tf.zeros([batch_size, units]), trainable=False, name=f"carried_{k}")
+            for k in range(2 * num_layers)
+        ]
+
+    def read(self, step):
+        """The state to start batch `step` from: the carried one, or zeros at a new pass."""
+        keep = tf.cast(tf.math.floormod(step, self.batches_per_pass) != 0, tf.float32)
+        v = [variable * keep for variable in self.variables]
+        return tuple((v[k], v[k + 1]) for k in range(0, len(v), 2))
+
+    def write(self, state) -> None:
+        """Keep `state`, the state after a batch, for the next one (no gradient flows)."""
+        values = [part for pair in state for part in pair]
+        for variable, value in zip(self.variables, values, strict=True):
+            variable.assign(tf.stop_gradient(tf.cast(value, tf.float32)))
+
+    def numpy(self):
+        """All of it as one array `[2 * layers, batch, units]`, for a checkpoint."""
+        return tf.stack(self.variables).numpy()
+
+    def assign(self, array) -> None:
+        for variable, value in zip(self.variables, array, strict=True):
+            variable.assign(value)
+
+
 @keras.saving.register_keras_serializable(package="lstm_textgen")
 class CharLanguageModel(keras.Model):
     """A character-level LSTM language model.
@@ -20,6 +58,10 @@ class CharLanguageModel(keras.Model):
     needs, all graph-friendly: `prime` runs a (padded) prompt and returns the LSTM states,
     `step` advances every layer by one character, and `next_logits` reads the prediction
     off a state. State is a tuple with one `(h, c)` pair per layer.
+
+    With `carry_state(...)` set, every training call starts from the state the previous
+    training call ended in (truncated backpropagation through time, as char-rnn trains);
+    other calls start from zeros.
 
     For `fit` under a distribution strategy the model overrides one private Keras method,
     `_maybe_symbolic_build` (see there), and reshapes its logged losses for
@@ -78,6 +120,12 @@ class CharLanguageModel(keras.Model):
         ]
         self.dropout_layer = keras.layers.Dropout(self.dropout, name="dropout")
         self.head = keras.layers.Dense(self.vocab_size, name="logits", dtype="float32")
+        self.carried_state = None
+
+    def carry_state(self, batch_size: int, batches_per_pass: int) -> CarriedState:
+        """Carry the state from each training batch to the next (see `CarriedState`)."""
+        self.carried_state = CarriedState(self.num_layers, batch_size, self.units, batches_per_pass)
+        return self.carried_state
 
     @classmethod
     def from_model_config(cls, config: ModelConfig) -> CharLanguageModel:
@@ -137,7 +185,11 @@ class CharLanguageModel(keras.Model):
         `padding_mask` (bool `[B, T]`) marks the positions to read; at False positions the
         state carries over and the logits repeat the previous position's.
         """
-        sequence, _ = self._run(ids, mask=padding_mask, training=training)
+        carried = self.carried_state if training else None
+        state = None if carried is None else carried.read(self.optimizer.iterations)
+        sequence, final_state = self._run(ids, state=state, mask=padding_mask, training=training)
+        if carried is not None:
+            carried.write(final_state)
         return self._logits(sequence)
 
     def logits_and_state(self, ids, state=None):

@@ -40,6 +40,7 @@ BEST_CHECKPOINT = "best.keras"
 CHECKPOINTS = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}
 STATE_FILE = "state.json"
 CHECKPOINT_INFO = "lstm_textgen.json"  # inside each .keras zip: its step and losses
+CARRIED_STATE = "carried_state"  # and, with --carry-state, carried_state.npy
 LOG_DIR = "logs"  # TensorBoard
 DATA_DIR = "data"  # the encoded text files
 LOCK_FILE = "train.lock"
@@ -133,9 +134,12 @@ def write_state(run_dir: str, state: dict) -> None:
     atomic_write_text(os.path.join(run_dir, STATE_FILE), json.dumps(state, indent=1) + "\n")
 
 
-def save_checkpoint(model, path: str, info: dict, best_copy: str | None = None) -> None:
-    """Save `model` to `path` atomically, with `info` (step, losses) inside the file, and
-    copy it to `best_copy` if given.
+def save_checkpoint(
+    model, path: str, info: dict, best_copy: str | None = None, arrays: dict | None = None
+) -> None:
+    """Save `model` to `path` atomically, with `info` (step, losses) and `arrays` (name:
+    NumPy array, such as the carried state) inside the file, and copy it to `best_copy`
+    if given.
 
     Keeping the metadata inside the checkpoint means a checkpoint and its numbers can never
     disagree, whenever training is killed.
@@ -145,6 +149,8 @@ def save_checkpoint(model, path: str, info: dict, best_copy: str | None = None) 
             model.save(tmp)
             with zipfile.ZipFile(tmp, "a") as archive:
                 archive.writestr(CHECKPOINT_INFO, json.dumps(info))
+                for name, array in (arrays or {}).items():
+                    archive.writestr(f"{name}.npy", _npy_bytes(array))
         if best_copy:
             atomic_copy(path, best_copy)
     except OSError as e:
@@ -158,6 +164,29 @@ def read_checkpoint_info(path: str) -> dict:
             return json.loads(archive.read(CHECKPOINT_INFO))
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
         return {}
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def read_checkpoint_array(path: str, name: str):
+    """The array `name` that `save_checkpoint` stored in a checkpoint (None if it has none)."""
+    import io
+
+    import numpy as np
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
+        return None
 
 
 def load_checkpoint(path: str, compile: bool = True):

@@ -30,6 +30,7 @@ from lstm_textgen.distribute import (
     thread_settings,
 )
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
@@ -95,14 +96,17 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
     switching between the two train functions retraces the step.
 
     Every variable of the model and its optimizer (weights, moments, step counter, the
-    dropout generators' states) is put back afterwards, so training goes on exactly as if
-    nothing had run. The model is left compiled for the last mode timed; `set_xla` picks.
+    dropout generators' states, a carried state) is put back afterwards, so training goes
+    on exactly as if nothing had run. The model is left compiled for the last mode timed;
+    `set_xla` picks.
     """
     optimizer = model.optimizer
     if not optimizer.built:
         with model.distribute_strategy.scope():  # slot variables belong to the strategy
             optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(optimizer.variables)
+    if getattr(model, "carried_state", None) is not None:
+        variables += model.carried_state.variables
     saved = [v.numpy() for v in variables]
     times = {True: [], False: []}
     try:
@@ -266,9 +270,11 @@ class CheckpointAndReport(keras.callbacks.Callback):
     """After each evaluation: report nats and bits per char, save last and best, stop at
     `total_steps`, and stop (keeping the last good checkpoint) on a non-finite loss."""
 
-    def __init__(self, run_dir, state, total_steps, log, chief=True):
+    def __init__(self, run_dir, state, total_steps, log, chief=True, carried_validation=None):
         super().__init__()
         self.chief = chief
+        # With --carry-state: the validation loss read as streams with a carried state.
+        self.carried_validation = carried_validation
         self.run_dir = run_dir
         self.state = state
         self.total_steps = total_steps
@@ -297,31 +303,37 @@ class CheckpointAndReport(keras.callbacks.Callback):
             self.bad_loss_step = step
             self.model.stop_training = True
             return
+        record = {"step": step, "train_loss": train_loss, "val_loss": val_loss}
+        arrays = {}
+        if self.carried_validation is not None:
+            record["val_loss_carried"] = float(self.carried_validation())
+            arrays[rundir.CARRIED_STATE] = self.model.carried_state.numpy()
         best = self.state["best_val_loss"]
         improved = best is None or val_loss < best
         if self.chief:
-            info = {
-                "step": step,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "seed_states": seed_states(self.model),
-            }
+            info = {**record, "seed_states": seed_states(self.model)}
             rundir.save_checkpoint(
                 self.model,
                 os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),
                 info,
                 best_copy=os.path.join(self.run_dir, rundir.BEST_CHECKPOINT) if improved else None,
+                arrays=arrays,
             )
         if improved:
             self.state["best_val_loss"] = val_loss
             self.state["best_step"] = step
         self.state["step"] = step
-        self.state["history"].append({"step": step, "train_loss": train_loss, "val_loss": val_loss})
+        self.state["history"].append(record)
         if self.chief:
             rundir.write_state(self.run_dir, self.state)
         self.log(
             f"step {step}/{self.total_steps}: train {train_loss:.4f} nats/char, "
             f"validation {val_loss:.4f} nats/char = {bits(val_loss):.4f} bits/char"
+            + (
+                f" (carried state {record['val_loss_carried']:.4f})"
+                if "val_loss_carried" in record
+                else ""
+            )
             + (" (best, saved)" if improved else f" (best {self.state['best_val_loss']:.4f})")
         )
 
@@ -516,9 +528,13 @@ def _datasets(job: _Job, train_ids, val_ids, step: int):
     distribution strategy each batch is the global batch, split over the replicas.
     """
     config = job.train_config
-    train_ds = data.make_train_dataset(
-        train_ids, config.seq_len, config.batch_size, config.seed, step
-    ).with_options(_shard_by_data())
+    if config.carry_state:
+        train_ds = data.make_stream_dataset(train_ids, config.seq_len, config.batch_size, step)
+    else:
+        train_ds = data.make_train_dataset(
+            train_ids, config.seq_len, config.batch_size, config.seed, step
+        )
+    train_ds = train_ds.with_options(_shard_by_data())
     val_ds = data.make_dataset(val_ids, config.seq_len, config.batch_size)
     return train_ds, val_ds.with_options(_shard_by_data())
 
@@ -536,6 +552,8 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         return TrainResult(job.run_dir, step, state["best_val_loss"], state["history"], job.chief)
     if job.chief:
         rundir.save_run_config(job.run_dir, job.model_config, config)
+    if config.carry_state:
+        _carry_state(job, model, train_ids)
     train_ds, val_ds = _datasets(job, train_ids, val_ids, step)
     every = config.checkpoint_every
     initial_epoch = step // every
@@ -572,7 +590,17 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         progress = StepProgress(total_steps)
         callbacks.append(progress)
         log = _after(progress.clear, log)
-    reporter = CheckpointAndReport(job.run_dir, state, total_steps, log, job.chief)
+    carried_validation = None
+    if config.carry_state:
+
+        def carried_validation():
+            return evaluate_ids(
+                model, val_ids, config.seq_len, config.batch_size, True
+            ).nats_per_char
+
+    reporter = CheckpointAndReport(
+        job.run_dir, state, total_steps, log, job.chief, carried_validation
+    )
     callbacks.append(reporter)
     if job.chief:
         callbacks.append(
@@ -600,6 +628,26 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
     return TrainResult(
         job.run_dir, state["step"], state["best_val_loss"], state["history"], job.chief
     )
+
+
+def _carry_state(job: _Job, model, train_ids) -> None:
+    """Give `model` the state carried between batches, restored on resume."""
+    config = job.train_config
+    if job.strategy.num_replicas_in_sync > 1:
+        raise TextgenError(
+            "--carry-state trains on one device (a carried state belongs to one sequence "
+            "of batches); leave out --strategy and --cpu-replicas, or --carry-state"
+        )
+    per_pass = data.stream_batches(len(train_ids), config.seq_len, config.batch_size)
+    carried = model.carry_state(config.batch_size, max(1, per_pass))
+    if job.resume:
+        saved = rundir.read_checkpoint_array(job.checkpoint, rundir.CARRIED_STATE)
+        if saved is None or saved.shape != carried.numpy().shape:
+            raise TextgenError(
+                f"{job.checkpoint} holds no carried state for --carry-state with "
+                f"--batch-size {config.batch_size}; resume with the settings it was trained with"
+            )
+        carried.assign(saved)
 
 
 def _after(first, log):

@@ -150,6 +150,17 @@ def test_out_of_range_numbers_are_one_line_errors(trained_text_run):
     )
 
 
+def test_carry_state_on_several_replicas_is_a_one_line_error(tmp_path, small_text):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(small_text, encoding="utf-8")
+    result = run_cli(
+        *("train", "--run", tmp_path / "run", "--text-file", corpus, "--carry-state"),
+        *("--units", "4", "--layers", "1", "--max-steps", "2"),
+        *("--strategy", "mirrored", "--cpu-replicas", "2"),
+    )
+    assert_one_line_error(result, "--carry-state trains on one device")
+
+
 def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run, tmp_path):
     import shutil
 

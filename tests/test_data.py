@@ -48,6 +48,27 @@ def test_batches_larger_than_an_epoch_straddle_epochs():
     np.testing.assert_array_equal(resumed[0], stream[2])
 
 
+def test_stream_batches_continue_each_row_where_the_batch_before_ended():
+    ids = np.arange(71, dtype=np.int32)  # 14 windows of 5: 3 streams of 4 windows, 2 left out
+    assert data.stream_batches(len(ids), 5, 3) == 4
+    stream = [(x.numpy(), y.numpy()) for x, y in data.make_stream_dataset(ids, 5, 3).take(9)]
+    for x, y in stream:
+        assert x.shape == (3, 5)
+        np.testing.assert_array_equal(y, x + 1)
+    for (_, y), (next_x, _) in zip(stream[:3], stream[1:4]):
+        np.testing.assert_array_equal(next_x[:, 0], y[:, -1])  # row b goes on where it ended
+    # Row b reads stream b: characters b * 20 ... b * 20 + 20, in order.
+    text = np.concatenate([x for x, _ in stream[:4]], axis=1)
+    np.testing.assert_array_equal(text, np.arange(60).reshape(3, 20))
+    for start in (4, 8):  # each pass starts the streams again
+        np.testing.assert_array_equal(stream[start][0], stream[0][0])
+    for start in (2, 5):  # a run resumed at step `start` sees the same batches
+        resumed = next(iter(data.make_stream_dataset(ids, 5, 3, start_step=start)))[0]
+        np.testing.assert_array_equal(resumed.numpy(), stream[start][0])
+    with pytest.raises(TextgenError, match="smaller --batch-size or --seq-len"):
+        data.make_stream_dataset(ids, 5, 15)
+
+
 def test_text_files_stream_to_the_same_ids_as_the_in_memory_split(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "CHUNK_BYTES", 7)  # pieces end inside multi-byte characters
     (tmp_path / "a.txt").write_text("naïve café — ünïcödé 🙂\n" * 20, encoding="utf-8")

@@ -98,6 +98,25 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, small_text):
     assert not [name for name in os.listdir(run) if ".tmp-" in name]
 
 
+def test_a_carry_state_run_killed_and_resumed_equals_an_uninterrupted_one(tmp_path, small_text):
+    corpus = write_corpus(tmp_path, small_text * 3)
+    settings = ("--carry-state", "--max-steps", "40")
+    whole = start_training(tmp_path / "whole", corpus, *settings)
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+
+    run = tmp_path / "run"
+    kill_after(start_training(run, corpus, *settings), run, 10, random.Random(1))
+    finish = start_training(run, corpus, "--resume", *settings)
+    assert finish.wait(timeout=600) == 0, finish.stderr.read()
+
+    expected = json.loads((tmp_path / "whole" / "state.json").read_text())["history"]
+    resumed = json.loads((run / "state.json").read_text())["history"]
+    assert [h["step"] for h in resumed] == [10, 20, 30, 40]
+    for a, b in zip(expected, resumed, strict=True):
+        for key in ("train_loss", "val_loss", "val_loss_carried"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), (a["step"], key)
+
+
 def test_a_second_training_of_a_run_in_use_fails_at_once_and_the_first_completes(
     tmp_path, small_text
 ):

@@ -58,6 +58,60 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path, corpu
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
 
 
+def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_text):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from lstm_textgen import data
+    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.train import compile_model
+    from lstm_textgen.vocab import CharVocabulary
+
+    vocab = CharVocabulary.from_text(small_text)
+    ids = data.encode_text(small_text, vocab)
+    config = TrainConfig(seq_len=12, batch_size=3)
+    model = CharLanguageModel.from_model_config(
+        ModelConfig(vocab_size=vocab.size, units=6, num_layers=2, embedding_dim=4)
+    )
+    # Larger weights than a fresh model's, so that the state a batch starts from matters.
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(scale=0.5, size=w.shape) for w in model.get_weights()])
+    compile_model(model, config, jit_compile=False, total_steps=10)
+    per_pass = data.stream_batches(len(ids), 12, 3)
+    carried = model.carry_state(3, per_pass)
+    (x0, y0), (x1, y1) = data.make_stream_dataset(ids, 12, 3).take(2)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    # Batch 0 starts from zeros; the state it ends in is carried, whatever the update.
+    logits, expected = model.logits_and_state(x0)
+    expected_loss = float(loss_fn(y0, logits))
+    assert model.train_on_batch(x0, y0) == pytest.approx(expected_loss, abs=1e-5)
+    for got, want in zip(carried.read(1), expected):
+        np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+    # Batch 1 starts from it (not from zeros); a new pass starts from zeros again.
+    logits, expected = model.logits_and_state(x1, carried.read(1))
+    zero_state_loss = float(loss_fn(y1, model(x1)))
+    carried_loss = float(loss_fn(y1, logits))
+    assert abs(carried_loss - zero_state_loss) > 1e-2
+    assert model.train_on_batch(x1, y1) == pytest.approx(carried_loss, abs=1e-5)
+    assert float(tf.reduce_max(tf.abs(carried.read(per_pass)[0][0]))) == 0.0
+
+
+def test_a_carry_state_run_resumes_exactly_and_reports_both_validation_losses(tmp_path, corpus):
+    model = ModelConfig(units=6, num_layers=1, embedding_dim=4)
+    fields = {"seq_len": 12, "batch_size": 3, "seed": 3, "carry_state": True}
+    whole = train_tiny(tmp_path / "whole", corpus, model, max_steps=6, **fields)
+    train_tiny(tmp_path / "split", corpus, model, max_steps=2, **fields)
+    resumed = train_tiny(tmp_path / "split", corpus, model, resume=True, max_steps=6)
+    assert [h["step"] for h in resumed.history] == [2, 4, 6]
+    for a, b in zip(whole.history, resumed.history, strict=True):
+        for key in ("train_loss", "val_loss", "val_loss_carried"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert all(h["val_loss_carried"] != h["val_loss"] for h in whole.history)
+
+
 def test_checkpoints_carry_their_step_and_loss(tmp_path, corpus):
     result = tiny_train(tmp_path / "run", corpus)
     last = read_checkpoint_info(str(tmp_path / "run" / LAST_CHECKPOINT))
