@@ -272,10 +272,11 @@ class CharLanguageModel(keras.Model):
         return self.next_logits(new_state, weights["head"]), new_state
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a distribution strategy, Keras's `fit` learns the input shapes by
-        # averaging one batch across the replicas (keras/src/backend/tensorflow/
-        # trainer.py); under MultiWorkerMirroredStrategy that all-reduce fails on integer
-        # ids, and it uses up a batch. The shapes are known: build from a dummy batch.
+        # Under a distribution strategy, Keras's `fit` learns the input shapes from one
+        # batch averaged over the replicas (`strategy.reduce("MEAN", batch)`). Under
+        # MultiWorkerMirroredStrategy that reduce fails ("Attempt to convert a value
+        # (PerReplica...)"), with integer ids and with float ones alike, and no public
+        # setting skips it. The shapes are known: build from a dummy batch instead.
         if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
             ids = tf.zeros([1, 1], tf.int32)
             iterator, data_batch = None, (ids, ids)
