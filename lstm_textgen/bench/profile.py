@@ -53,6 +53,9 @@ def product_parts(units, batch, seq_len, layers=LAYERS):
     widths = [EMBED] + [h] * (layers - 1)
     kernels = [operand(d, 4 * h) for d in widths]
     recurrent = [operand(h, 4 * h) for _ in widths]
+    # The backward pass multiplies by the transposed kernel, transposed once per step
+    # (as `layers.lstm_sequence` does), not by a transposed-operand product per step.
+    recurrent_t = [tf.transpose(u) for u in recurrent]
     inputs = [operand(rows, d) for d in widths]
     d_z = operand(rows, 4 * h)
     state, d_state = operand(b, h), operand(b, 4 * h)
@@ -68,7 +71,7 @@ def product_parts(units, batch, seq_len, layers=LAYERS):
     def layer_backward(k):
         d_gates = d_state
         for _ in range(steps):
-            d_gates = tf.tile(tf.matmul(d_gates, recurrent[k], transpose_b=True), [1, 4])
+            d_gates = tf.tile(tf.matmul(d_gates, recurrent_t[k]), [1, 4])
         d_kernel = tf.matmul(inputs[k], d_z, transpose_a=True)
         d_recurrent = tf.matmul(outputs, d_z, transpose_a=True)
         d_inputs = tf.matmul(d_z, kernels[k], transpose_b=True)
@@ -119,7 +122,9 @@ def step_parts(units, batch, seq_len, jit):
 
     def timed(fn):
         compiled = tf.function(fn, jit_compile=jit)
-        return lambda: tf.nest.map_structure(lambda t: t.numpy(), compiled())
+        # The embedding's gradient is an IndexedSlices: fetch its values.
+        fetch = lambda t: (t.values if isinstance(t, tf.IndexedSlices) else t).numpy()  # noqa: E731
+        return lambda: tf.nest.map_structure(fetch, compiled(), expand_composites=False)
 
     parts = {}
     for k, layer in enumerate(model.lstm_layers):
