@@ -34,10 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model
 from lstm_textgen.bench.timing import cpu_description, time_alternately
 from lstm_textgen.distribute import configure_threads
-
-VOCAB, EMBED, LAYERS = 66, 64, 2
 
 
 def product_parts(units, batch, seq_len, layers=LAYERS):
@@ -110,8 +109,6 @@ def floor_step(units, batch, seq_len, jit, layers=LAYERS):
 def step_parts(units, batch, seq_len, jit):
     """{part: function} timing each part of the real training step (see the docstring):
     forward alone, and forward with backward, per layer and for the head and loss."""
-    from lstm_textgen.bench.train import gate_model
-
     model = gate_model(units, jit)
     rng = np.random.default_rng(0)
     ids = rng.integers(1, VOCAB, size=(batch, seq_len)).astype("int32")

@@ -39,40 +39,13 @@ import argparse
 import os
 import statistics
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model, keras_model
 from lstm_textgen.bench.profile import floor_step
 from lstm_textgen.bench.timing import cpu_description, time_alternately
-from lstm_textgen.config import ModelConfig
 from lstm_textgen.distribute import configure_threads
-from lstm_textgen.model import CharLanguageModel
-
-VOCAB, EMBED, LAYERS = 66, 64, 2
-
-
-def loss_fn():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def gate_model(units, jit, matmul_dtype=None):
-    model = CharLanguageModel.from_model_config(
-        ModelConfig(vocab_size=VOCAB, embedding_dim=EMBED, units=units, num_layers=LAYERS)
-    )
-    model.set_matmul_dtype(matmul_dtype)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_fn(), jit_compile=jit)
-    return model
-
-
-def keras_model(units, jit):
-    model = keras.Sequential(
-        [keras.Input((None,), dtype="int32"), keras.layers.Embedding(VOCAB, EMBED)]
-        + [keras.layers.LSTM(units, return_sequences=True) for _ in range(LAYERS)]
-        + [keras.layers.Dense(VOCAB)]
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_fn(), jit_compile=jit)
-    return model
 
 
 def torch_step_fn(units, batch, seq_len, bfloat16=False):
