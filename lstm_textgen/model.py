@@ -38,6 +38,11 @@ class CarriedState:
         for variable, value in zip(self.variables, values, strict=True):
             variable.assign(tf.stop_gradient(tf.cast(value, tf.float32)))
 
+    @property
+    def shape(self) -> tuple:
+        """`(2 * layers, batch, units)`: the shape of `numpy()`."""
+        return (len(self.variables), *self.variables[0].shape)
+
     def numpy(self):
         """All of it as one array `[2 * layers, batch, units]`, for a checkpoint."""
         return tf.stack(self.variables).numpy()

@@ -212,15 +212,18 @@ _OLD_WEIGHT_GROUPS = ("vars", "_keras_lstm/cell/vars")
 _WEIGHTS_FILE = "model.weights.h5"
 
 
-def _old_gate_lstm_groups(weights) -> list[str]:
-    """The GateLSTM layers of an h5 weights file that hold the old layout."""
+def _old_gate_lstm_groups(weights) -> list[tuple[str, str]]:
+    """`(layer, group)` of each GateLSTM layer of an h5 weights file that holds the old
+    layout: the layer's name and the group under it that holds its three weights."""
     layers = weights.get("layers")
     if layers is None:
         return []
     return [
-        name
+        (name, old)
         for name, group in layers.items()
-        if "cell" not in group and any(len(group.get(old, ())) == 3 for old in _OLD_WEIGHT_GROUPS)
+        if "cell" not in group
+        for old in _OLD_WEIGHT_GROUPS
+        if len(group.get(old, ())) == 3
     ]
 
 
@@ -244,9 +247,8 @@ def _current_layout(path: str):
         with zipfile.ZipFile(path) as archive:
             archive.extract(_WEIGHTS_FILE, folder)
             with h5py.File(weights_path, "r+") as weights:
-                for name in old:
+                for name, source in old:
                     group = weights["layers"][name]
-                    source = next(g for g in _OLD_WEIGHT_GROUPS if len(group.get(g, ())) == 3)
                     group.create_group("cell")
                     group.move(source, "cell/vars")
                     group.require_group("vars")

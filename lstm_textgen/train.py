@@ -642,7 +642,7 @@ def _carry_state(job: _Job, model, train_ids) -> None:
     carried = model.carry_state(config.batch_size, max(1, per_pass))
     if job.resume:
         saved = rundir.read_checkpoint_array(job.checkpoint, rundir.CARRIED_STATE)
-        if saved is None or saved.shape != carried.numpy().shape:
+        if saved is None or saved.shape != carried.shape:
             raise TextgenError(
                 f"{job.checkpoint} holds no carried state for --carry-state with "
                 f"--batch-size {config.batch_size}; resume with the settings it was trained with"
