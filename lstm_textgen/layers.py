@@ -37,14 +37,12 @@ def lstm_cell(z, c):
     return lstm_gates(z, c)[4:]
 
 
-def product(a, b, equation=None):
-    """`a @ b` (or `einsum(equation, a, b)`) with `b`'s dtype for the operands and `a`'s
-    for the result: with a bfloat16 `b` the product runs on bfloat16 operands (the
-    kernel accumulates in float32 and rounds its output once) while everything around it
-    stays in `a`'s float32. With equal dtypes it is the plain product."""
-    operand = tf.cast(a, b.dtype)
-    result = tf.matmul(operand, b) if equation is None else tf.einsum(equation, operand, b)
-    return tf.cast(result, a.dtype)
+def product(a, b):
+    """`a @ b` with `b`'s dtype for the operands and `a`'s for the result: with a bfloat16
+    `b` the product runs on bfloat16 operands (the kernel accumulates in float32 and
+    rounds its output once) while everything around it stays in `a`'s float32. With
+    equal dtypes it is the plain product."""
+    return tf.cast(tf.matmul(tf.cast(a, b.dtype), b), a.dtype)
 
 
 def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None):
@@ -69,24 +67,34 @@ def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=Non
 
 
 def lstm_loop_with_gates(projected, h0, c0, recurrent_kernel):
-    """`lstm_loop` without mask or dropout that also keeps every step's gates.
+    """`lstm_loop` without mask or dropout that also keeps every step's gates and cells.
 
-    The hand-written gradient (`lstm_sequence`) and `GateLSTM.trace` read them.
+    `GateLSTM.trace` reads them.
 
     Returns:
-        `(outputs [T, B, H], h_T, c_T, gates [T, B, 4H], previous_cells [T, B, H])`:
-        `gates` holds the activations i, f, g, o and `previous_cells` `c_{t-1}`.
+        `(outputs [T, B, H], h_T, c_T, steps)`, where `steps` maps `"i"`, `"f"`, `"g"`,
+        `"o"` (the gate activations), `"previous_cell"` (`c_{t-1}`) and `"cell"` (`c_t`)
+        to `[T, B, H]` tensors.
     """
-    outputs, _, h, c, (gates, previous_cells) = _recurrence(
-        projected, h0, c0, recurrent_kernel, keep_gates=True
-    )
-    return outputs, h, c, gates, previous_cells
+    outputs, _, h, c, kept = _recurrence(projected, h0, c0, recurrent_kernel, keep_gates=True)
+    static_steps = projected.shape[0]
+    return outputs, h, c, {name: _stack(array, h0, static_steps) for name, array in kept.items()}
+
+
+KEPT_STEPS = ("i", "f", "g", "o", "previous_cell", "cell")
 
 
 def _recurrence(
     projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
 ):
-    """The one loop behind `lstm_loop` and `lstm_loop_with_gates`."""
+    """The one loop behind `lstm_loop`, `lstm_loop_with_gates` and `lstm_sequence`.
+
+    With `keep_gates`, the last item is `{name: TensorArray}` for the names of
+    `KEPT_STEPS`, one `[B, H]` entry per step. Each is kept as a separate array: a
+    TensorArray write keeps a reference, while joining the four gates into one `[B, 4H]`
+    tensor, and splitting it again in the backward pass, copies them along their last
+    axis, which TensorFlow does slowly on a CPU.
+    """
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
@@ -99,8 +107,7 @@ def _recurrence(
         h_in = h if recurrent_keep is None else h * recurrent_keep
         i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + product(h_in, recurrent_kernel), c)
         if keep_gates:
-            gates, previous_cells = kept
-            kept = (gates.write(t, tf.concat([i, f, g, o], axis=-1)), previous_cells.write(t, c))
+            kept = tuple(array.write(t, value) for array, value in zip(kept, (i, f, g, o, c, c_t)))
         if step_mask is not None:
             keep_step = step_mask.read(t)
             last = tf.where(keep_step, h_t, last)
@@ -110,7 +117,7 @@ def _recurrence(
             last = h_t
         return (t + 1, h_t, c_t, last, outputs.write(t, last), *kept)
 
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(3 if keep_gates else 1)]
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(1 + len(KEPT_STEPS) * keep_gates)]
     _, h_last, c_last, last, outputs, *kept = tf.while_loop(
         lambda t, *_: t < steps,
         body,
@@ -119,12 +126,7 @@ def _recurrence(
         maximum_iterations=steps,
     )
     outputs = _stack(outputs, h0, static_steps)
-    if keep_gates:
-        kept = (
-            _stack(kept[0], tf.concat([h0] * 4, axis=-1), static_steps),
-            _stack(kept[1], c0, static_steps),
-        )
-    return outputs, last, h_last, c_last, kept
+    return outputs, last, h_last, c_last, dict(zip(KEPT_STEPS, kept)) if keep_gates else None
 
 
 @tf.custom_gradient
@@ -136,14 +138,15 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
     gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
     instead of one small product per step as automatic differentiation would do. The
-    forward pass keeps the gates and the previous cell of every step; the backward pass
-    recomputes `c_t = f * c_{t-1} + i * g` from them rather than storing a third array.
+    backward pass reads the gates and cells that the forward pass kept, step by step,
+    from the same TensorArrays (stacking them and unstacking them again would copy them
+    twice).
     """
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
-    outputs, h_last, c_last, gate_values, previous_cells = lstm_loop_with_gates(
-        projected, h0, c0, recurrent_kernel
+    outputs, _, h_last, c_last, kept = _recurrence(
+        projected, h0, c0, recurrent_kernel, keep_gates=True
     )
 
     def grad(d_outputs, d_h_last, d_c_last):
@@ -151,15 +154,12 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
         d_h = tf.zeros_like(h0) if d_h_last is None else d_h_last
         d_c = tf.zeros_like(c0) if d_c_last is None else d_c_last
         d_out_steps = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
-        gate_steps = tf.TensorArray(dtype, size=steps).unstack(gate_values)
-        previous_steps = tf.TensorArray(dtype, size=steps).unstack(previous_cells)
         transposed_kernel = tf.transpose(recurrent_kernel)
 
         def backward(k, d_h, d_c, d_z_steps):
             t = steps - 1 - k
-            i, f, g, o = tf.split(gate_steps.read(t), 4, axis=-1)
-            c_previous = previous_steps.read(t)
-            tanh_c = tf.tanh(f * c_previous + i * g)
+            i, f, g, o, c_previous, c_t = (kept[name].read(t) for name in KEPT_STEPS)
+            tanh_c = tf.tanh(c_t)
             d_h = d_h + d_out_steps.read(t)
             d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
             d_z = tf.concat(
@@ -485,13 +485,16 @@ class GateLSTM(keras.layers.Layer):
         h, c = (zeros, zeros) if initial_state is None else initial_state
         kernel, recurrent_kernel, bias = self.cell.step_weights()
         projected = tf.einsum("btd,dk->tbk", inputs, kernel) + bias
-        hidden, _, c_last, gates, previous_cells = lstm_loop_with_gates(
-            projected, h, c, recurrent_kernel
-        )
-        i, f, g, o = tf.split(gates, 4, axis=-1)
-        cell = tf.concat([previous_cells[1:], c_last[None]], axis=0)
-        names = ("input_gate", "forget_gate", "candidate", "output_gate", "cell", "hidden")
-        return {name: _swap_time_batch(v) for name, v in zip(names, (i, f, g, o, cell, hidden))}
+        hidden, _, _, steps = lstm_loop_with_gates(projected, h, c, recurrent_kernel)
+        names = {
+            "input_gate": "i",
+            "forget_gate": "f",
+            "candidate": "g",
+            "output_gate": "o",
+            "cell": "cell",
+        }
+        traced = {name: _swap_time_batch(steps[kept]) for name, kept in names.items()}
+        return {**traced, "hidden": _swap_time_batch(hidden)}
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
         # From here on everything is time-major: [T, B, ...].
@@ -538,10 +541,17 @@ class GateLSTM(keras.layers.Layer):
             return _swap_time_batch(sequence), h, h, c
 
         # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
-        # that neither the [T, B, 4H] result nor its gradient needs a transpose.
+        # that neither the [T, B, 4H] result nor its gradient needs a transpose. A
+        # `bias_add` right after a float32 `matmul` is fused into it by TensorFlow's
+        # graph optimizer, which saves a pass over the [T, B, 4H] result.
         matmul_dtype = self.matmul_dtype or self.compute_dtype
         kernel = tf.cast(self.cell.kernel, matmul_dtype)
-        projected = product(inputs, kernel, "tbd,dk->tbk") + self.cell.bias
+        flat_inputs = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
+        projected = tf.reshape(
+            tf.nn.bias_add(product(flat_inputs, kernel), self.cell.bias),
+            tf.concat([tf.shape(inputs)[:2], [4 * self.units]], axis=0),
+        )
+        projected.set_shape([inputs.shape[0], inputs.shape[1], 4 * self.units])
         if mask is None and recurrent_keep is None:
             recurrent_kernel = tf.cast(self.cell.recurrent_kernel, matmul_dtype)
             sequence, h, c = lstm_sequence(projected, h, c, recurrent_kernel)
