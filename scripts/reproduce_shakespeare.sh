@@ -3,13 +3,18 @@
 # then report validation, test and their union (the last 10% of the text) in nats/char
 # and bits/char, window by window as in training and with the state carried, and sample.
 #
-#   scripts/reproduce_shakespeare.sh [RUN_DIR]        (default runs/shakespeare)
+#   scripts/reproduce_shakespeare.sh [RUN_DIR [TRAIN_FLAGS...]]   (default runs/shakespeare)
+#
+# TRAIN_FLAGS go to `lstm-textgen train` after the preset and override its settings, e.g.
+# `scripts/reproduce_shakespeare.sh runs/carried --carry-state` (how docs/training.md's
+# table of what each setting bought was made).
 #
 # Offline, point tfds at karpathy's input.txt with LSTM_TEXTGEN_TFDS_MANUAL_DIR (default
 # ../shared/data/tinyshakespeare when it exists); online, tfds downloads it.
 set -euo pipefail
 
 run=${1:-runs/shakespeare}
+shift || true
 manual_dir=${LSTM_TEXTGEN_TFDS_MANUAL_DIR:-../shared/data/tinyshakespeare}
 corpus_args=()
 if [ -d "$manual_dir" ]; then
@@ -20,7 +25,7 @@ resume=()
 if [ -f "$run/last.keras" ]; then
     resume=(--resume)  # a killed reproduction continues where it stopped
 fi
-lstm-textgen train --preset shakespeare --run "$run" "${resume[@]}" "${corpus_args[@]}"
+lstm-textgen train --preset shakespeare --run "$run" "${resume[@]}" "${corpus_args[@]}" "$@"
 
 # "SPLIT: X nats/char = Y bits/char over N characters" -> "X nats (Y bits)"
 loss() { awk '{print $(NF-7) " nats (" $(NF-4) " bits)"}'; }
