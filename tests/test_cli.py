@@ -236,10 +236,13 @@ def test_a_preset_sets_the_defaults_and_given_flags_override_it():
 
 
 def test_a_preset_length_is_replaced_by_epochs_but_both_given_is_an_error():
+    from lstm_textgen.config import PRESETS
+
     # Bug: --max-steps equal to the preset's value was silently dropped beside --epochs.
     model, train = parse_train("--preset", "shakespeare", "--epochs", "2")
     assert (train.epochs, train.max_steps) == (2, None)
-    _, train = parse_train("--preset", "shakespeare", "--epochs", "2", "--max-steps", "1400")
+    preset_steps = str(PRESETS["shakespeare"]["train"]["max_steps"])
+    _, train = parse_train("--preset", "shakespeare", "--epochs", "2", "--max-steps", preset_steps)
     with pytest.raises(TextgenError, match="either --epochs or --max-steps"):
         train.validate()
 
