@@ -6,8 +6,11 @@ LiteRT runner never import TensorFlow.
 
 from __future__ import annotations
 
+import os
+
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.request import Generator
+from lstm_textgen.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 
 
 def open_generator(
@@ -18,7 +21,7 @@ def open_generator(
     checkpoint: str = "best",
     model_name: str | None = None,
 ) -> Generator:
-    """The `Generator` of exactly one source.
+    """The `Generator` of one source, or of the shipped model when none is given.
 
     Args:
         run: a training run directory (its `checkpoint`, best or last).
@@ -26,9 +29,13 @@ def open_generator(
         server: a TF Serving REST endpoint, with `model_name`.
         litert: a LiteRT model file (`export --litert`).
 
+    With none of the four, the shipped model (`lstm_textgen.shipped`): its LiteRT file
+    where LiteRT's interpreter is installed (no TensorFlow: it answers in a fraction of
+    a second), its SavedModel otherwise; both give the same text.
+
     Example:
 
-    >>> generator = open_generator(saved_model="saved_models/shakespeare")
+    >>> generator = open_generator()  # the shipped model
     >>> generator.complete(GenerationRequest("ROMEO:", num_chars=80, stop=["\\n\\n"]))
     """
     given = {
@@ -38,8 +45,12 @@ def open_generator(
         ).items()
         if value
     }
-    if len(given) != 1:
-        raise TextgenError("give exactly one of run, saved_model, server and litert")
+    if len(given) > 1:
+        raise TextgenError("give at most one of run, saved_model, server and litert")
+    if model_name and not server:
+        raise TextgenError("model_name names a model on a TF Serving server; give server too")
+    if not given:
+        return open_shipped_generator()
     if run:
         from lstm_textgen.generate import TextGenerator
         from lstm_textgen.rundir import load_trained_model
@@ -56,6 +67,18 @@ def open_generator(
     from lstm_textgen.litert import LiteRTModel
 
     return LiteRTModel(litert)
+
+
+def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
+    """The shipped model `name` as a `Generator`: LiteRT when installed, else SavedModel."""
+    shipped = shipped_model(name)
+    if litert_installed() and os.path.isfile(shipped.litert):
+        from lstm_textgen.litert import LiteRTModel
+
+        return LiteRTModel(shipped.litert)
+    from lstm_textgen.export import SavedModelGenerator
+
+    return SavedModelGenerator(shipped.saved_model)
 
 
 def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:

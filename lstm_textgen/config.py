@@ -142,6 +142,16 @@ class TrainConfig:
         default=None, metadata=_flag("validate on the first N batches only (None: all)")
     )
     seed: int = field(default=1337, metadata=_flag("seed for initialisation and shuffling"))
+    init_from: str | None = field(
+        default=None,
+        metadata=_flag(
+            "fine-tune: start from the weights of this run directory, SavedModel export or "
+            "shipped model (e.g. shakespeare); the architecture is the source's, and "
+            "characters it never saw extend its vocabulary",
+            flag="--init-from",
+            group="fine-tuning",
+        ),
+    )
     mixed_precision: bool = field(
         default=False,
         metadata=_flag(
@@ -176,9 +186,13 @@ class TrainConfig:
             raise TextgenError(f"--seed must be in [0, 2**32), got {self.seed}")
 
     def with_absolute_paths(self) -> TrainConfig:
-        """A copy whose `text_files` are absolute, so the run resumes from any directory."""
+        """A copy whose `text_files` (and `init_from`, when it is a path) are absolute,
+        so the run resumes from any directory."""
         paths = [os.path.abspath(os.path.expanduser(p)) for p in self.text_files]
-        return dataclasses.replace(self, text_files=paths)
+        init_from = self.init_from
+        if init_from and os.path.exists(os.path.expanduser(init_from)):
+            init_from = os.path.abspath(os.path.expanduser(init_from))
+        return dataclasses.replace(self, text_files=paths, init_from=init_from)
 
 
 def config_fields() -> dict[str, tuple[type, dataclasses.Field]]:
@@ -227,17 +241,43 @@ def preset_configs(name: str) -> tuple[ModelConfig, TrainConfig]:
     return ModelConfig(**preset["model"]), TrainConfig(**preset["train"])
 
 
-def make_configs(preset: str | None = None, **settings) -> tuple[ModelConfig, TrainConfig]:
+# The settings that make a model's shape: a fine-tune takes them from its source.
+ARCHITECTURE_FIELDS = ("embedding_dim", "units", "num_layers")
+
+
+def check_architecture(source: ModelConfig, settings: dict, source_name: str) -> None:
+    """Fail if `settings` (field name: value) give the model another shape than `source`,
+    the model config of a fine-tune's source."""
+    for name in ARCHITECTURE_FIELDS:
+        if name in settings and settings[name] != getattr(source, name):
+            flag = flag_name(name)
+            raise TextgenError(
+                f"{flag} {settings[name]} contradicts --init-from {source_name}, whose model "
+                f"has {flag} {getattr(source, name)}; leave {flag} out (a fine-tune keeps "
+                "its source's architecture)"
+            )
+
+
+def make_configs(
+    preset: str | None = None, base_model: ModelConfig | None = None, **settings
+) -> tuple[ModelConfig, TrainConfig]:
     """The configs for the given settings (config field names), on top of a preset's.
 
     A length given as `epochs` replaces the preset's `max_steps`, and the other way round;
-    giving both is an error (from `validate`).
+    giving both is an error (from `validate`). `base_model`, a fine-tune's source model
+    config, replaces the default architecture; a preset or setting that gives it another
+    shape is an error (`check_architecture`).
     """
     model, train = preset_configs(preset) if preset else (ModelConfig(), TrainConfig())
     fields = config_fields()
     unknown = sorted(set(settings) - set(fields))
     if unknown:
         raise TextgenError(f"unknown settings {unknown}")
+    if base_model is not None:
+        preset_model = PRESETS[preset]["model"] if preset else {}
+        given = {n: v for n, v in settings.items() if fields[n][0] is ModelConfig}
+        check_architecture(base_model, {**preset_model, **given}, settings.get("init_from"))
+        model = dataclasses.replace(base_model, vocab_size=0, **preset_model)
     if "epochs" in settings and "max_steps" not in settings:
         train.max_steps = None
     if "max_steps" in settings and "epochs" not in settings:
@@ -257,8 +297,8 @@ def ignored_on_resume(saved: tuple[ModelConfig, TrainConfig], settings: dict) ->
     for name, value in settings.items():
         if name in ("epochs", "max_steps"):
             continue
-        if name == "text_files":
-            value = TrainConfig(text_files=value).with_absolute_paths().text_files
+        if name in ("text_files", "init_from"):
+            value = getattr(TrainConfig(**{name: value}).with_absolute_paths(), name)
         if value != saved_values[name]:
             ignored.append(
                 f"{flag_name(name)} is ignored with --resume (the run keeps {saved_values[name]!r})"

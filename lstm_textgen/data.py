@@ -261,12 +261,14 @@ def _id_dtype(vocab: CharVocabulary):
     return np.uint8 if vocab.size <= 2**8 else np.uint16 if vocab.size <= 2**16 else np.uint32
 
 
-def _encode_piece(piece: str, codepoints: np.ndarray, dtype) -> np.ndarray:
-    """`vocab.encode` for a long string, vectorized: ids of its characters (0 if unknown)."""
+def _encode_piece(piece: str, table, dtype) -> np.ndarray:
+    """`vocab.encode` for a long string, vectorized: ids of its characters (0 if unknown).
+    `table` is `vocab.codepoint_table()`."""
+    codepoints, ids = table
     cps = np.frombuffer(piece.encode("utf-32-le"), dtype=np.uint32)
     position = np.minimum(np.searchsorted(codepoints, cps), len(codepoints) - 1)
     found = codepoints[position] == cps
-    return np.where(found, position + 1, 0).astype(dtype)
+    return np.where(found, ids[position], 0).astype(dtype)
 
 
 class IdFile:
@@ -312,14 +314,19 @@ ID_FILES = ("train.ids", "validation.ids")
 
 
 def encode_text_files(
-    patterns, out_dir: str, vocab: CharVocabulary | None = None
+    patterns,
+    out_dir: str,
+    vocab: CharVocabulary | None = None,
+    base_vocab: CharVocabulary | None = None,
 ) -> tuple[CharVocabulary, IdFile, IdFile]:
     """Split the user's text files 95 / 5 into train and validation ids on disk.
 
     The same split and ids as `corpus_from_text_files` and `vocab.encode`, but streamed:
     the files are read three times in pieces (count the characters, collect the training
     vocabulary unless `vocab` is given, write the ids to `out_dir/{train,validation}.ids`),
-    so a corpus of any size needs memory for one piece only.
+    so a corpus of any size needs memory for one piece only. With `base_vocab` (a
+    fine-tune's source), the vocabulary is `base_vocab` extended by the training text's
+    new characters.
     """
     total = sum(len(piece) for piece in iter_text_files(patterns))
     cut = int(total * (1.0 - VALIDATION_FRACTION))
@@ -330,8 +337,8 @@ def encode_text_files(
             seen += len(piece)
             if seen >= cut:
                 break
-        vocab = CharVocabulary(characters)
-    codepoints = np.array([ord(c) for c in vocab.characters], dtype=np.uint32)
+        vocab = base_vocab.extended(characters) if base_vocab else CharVocabulary(characters)
+    table = vocab.codepoint_table()
     dtype = _id_dtype(vocab)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, name) for name in ID_FILES]
@@ -340,7 +347,7 @@ def encode_text_files(
             with open(train_tmp, "wb") as train_file, open(val_tmp, "wb") as val_file:
                 written = 0
                 for piece in iter_text_files(patterns):
-                    ids = _encode_piece(piece, codepoints, dtype)
+                    ids = _encode_piece(piece, table, dtype)
                     head = max(0, min(len(ids), cut - written))
                     train_file.write(ids[:head].tobytes())
                     val_file.write(ids[head:].tobytes())

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen import data, rundir
-from lstm_textgen.config import bits
+from lstm_textgen.config import TrainConfig, bits
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
@@ -153,7 +153,7 @@ def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, work
 
 
 def evaluate_run(
-    run_dir: str,
+    run_dir: str | None = None,
     split: str = "validation",
     text_files=(),
     manual_dir: str | None = None,
@@ -163,34 +163,48 @@ def evaluate_run(
     litert: str | None = None,
     seq_len: int | None = None,
 ) -> Evaluation:
-    """Evaluate a training run on a split of its corpus or on `text_files`.
+    """Evaluate a trained model on a split of its corpus or on `text_files`.
 
-    `seq_len` is the window length (default: the run's training windows; nanoGPT's
-    tiny Shakespeare figures use 256). With `litert`, the model scored is that LiteRT
-    export of the run (`export --litert`), run by LiteRT's interpreter, on the same text.
+    `run_dir` is a training run, a SavedModel export or a shipped model's name (see
+    `lstm_textgen.sources`; default: the shipped model). `seq_len` is the window length
+    (default: the run's training windows; nanoGPT's tiny Shakespeare figures use 256).
+    With `litert`, the model scored is that LiteRT export of the run (`export --litert`),
+    run by LiteRT's interpreter, on the same text.
 
     `split` is train, validation, test or validation+test (the two joined, in order:
     for tiny_shakespeare, the last 10% of the text). A run trained on text files is
     evaluated on the ids training wrote to `RUN/data`, read from disk a batch at a time,
     so the split is the one it trained with even if the files changed since.
     """
-    _, train_config = rundir.load_run_config(run_dir)
+    from lstm_textgen.shipped import DEFAULT_MODEL
+    from lstm_textgen.sources import describe_source, load_source, source_configs
+
+    source = describe_source(run_dir or DEFAULT_MODEL)
     if litert and checkpoint != "best":
         raise TextgenError("a LiteRT export holds one checkpoint; leave out --checkpoint")
     if litert:
         from lstm_textgen.litert import LiteRTModel
 
-        model, vocab = LiteRTModel(litert), CharVocabulary.load(run_dir)
-        model_config, _ = rundir.load_run_config(run_dir)
+        model = LiteRTModel(litert)
+        model_config, train_config, vocab = source_configs(source)
         shape = ("embedding_dim", "units", "num_layers")
         if model.vocab != vocab or any(
             model.config[name] != getattr(model_config, name) for name in shape
         ):
             raise TextgenError(
-                f"{litert} was not exported from {run_dir}: its vocabulary or model size differs"
+                f"{litert} was not exported from {source.path}: its vocabulary or model size "
+                "differs"
             )
     else:
-        model, vocab = rundir.load_trained_model(run_dir, checkpoint)
+        trained = load_source(source, checkpoint)
+        model, vocab, train_config = trained.model, trained.vocab, trained.train_config
+    if train_config is None:
+        if not text_files:
+            raise TextgenError(
+                f"{source.path} does not record what it was trained on; evaluate it on "
+                "text files (--text-file)"
+            )
+        train_config = TrainConfig()
     batch_size = batch_size or train_config.batch_size
     seq_len = seq_len or train_config.seq_len
     if text_files:
@@ -203,8 +217,13 @@ def evaluate_run(
         text = "".join(corpus.split(name) for name in split.split("+"))
         return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
     if train_config.text_files:
+        if source.kind != "run":
+            raise TextgenError(
+                f"{source.path} was trained on text files, which an export does not hold; "
+                "evaluate it on text files (--text-file)"
+            )
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
-            ids = _run_ids(run_dir, train_config, vocab, split, workdir)
+            ids = _run_ids(source.path, train_config, vocab, split, workdir)
             return evaluate_ids(model, ids, seq_len, batch_size, carry_state)
     corpus = data.corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
     text = "".join(corpus.split(name) for name in split.split("+"))

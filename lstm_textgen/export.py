@@ -29,6 +29,7 @@ INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -195,7 +196,8 @@ def export_for_serving(
     warmup: bool = True,
 ) -> str:
     """Write the run's model to `export_base/<version>/`; returns that path."""
-    model, vocab, model_config = export_model(run_dir, checkpoint)
+    trained = export_model(run_dir, checkpoint)
+    model, vocab, model_config = trained.model, trained.vocab, trained.model_config
     functions = ServingFunctions(model, vocab)
 
     try:
@@ -231,6 +233,13 @@ def export_for_serving(
             json.dumps(
                 {
                     "model": model_config.__dict__,
+                    # What it was trained with: a fine-tune or an evaluation of the export
+                    # reads its corpus and windows from here.
+                    **(
+                        {"train": dataclasses.asdict(trained.train_config)}
+                        if trained.train_config
+                        else {}
+                    ),
                     "max_num_chars": MAX_NUM_CHARS,
                     "max_prompt_chars": MAX_PROMPT_CHARS,
                     "max_stop_strings": MAX_STOP_STRINGS,

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.rundir import load_run_config, load_trained_model
 
 
 def stacked_state(state):
@@ -33,12 +32,15 @@ def state_spec(config: ModelConfig, name: str):
     return tf.TensorSpec([None, config.num_layers, config.units], tf.float32, name=name)
 
 
-def export_model(run_dir: str, checkpoint: str):
-    """`(model on the gates implementation, vocab, model config)` of a run, to export."""
-    model_config, _ = load_run_config(run_dir)
-    model, vocab = load_trained_model(run_dir, checkpoint)
-    model_config.vocab_size = model.vocab_size
-    return serving_model(model, model_config), vocab, model_config
+def export_model(source: str | None, checkpoint: str):
+    """The `TrainedModel` of a run, an export or a shipped model (`sources.load_source`;
+    None: the shipped model), to export: its model on the gates implementation."""
+    from lstm_textgen.shipped import DEFAULT_MODEL
+    from lstm_textgen.sources import load_source
+
+    trained = load_source(source or DEFAULT_MODEL, checkpoint)
+    trained.model = serving_model(trained.model, trained.model_config)
+    return trained
 
 
 def serving_model(model: CharLanguageModel, config: ModelConfig) -> CharLanguageModel:

@@ -18,7 +18,8 @@ import tensorflow as tf
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_path
 from lstm_textgen.request import MAX_PROMPT_CHARS
-from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.shipped import DEFAULT_MODEL
+from lstm_textgen.sources import load_source
 from lstm_textgen.vocab import UNKNOWN_ID
 
 SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
@@ -193,7 +194,7 @@ def render_png(path, text, traces, units, layer) -> None:
 
 
 def inspect_run(
-    run_dir: str,
+    run_dir: str | None,
     text: str,
     out_html: str,
     units: list[int] | None = None,
@@ -202,7 +203,8 @@ def inspect_run(
     span: tuple[int, int | None] | None = None,
 ) -> tuple[str, str, list[UnitFinding]]:
     """Write `out_html` (self-contained) and a PNG beside it; returns their paths and the
-    units found to track a feature. `units` defaults to those units.
+    units found to track a feature. `units` defaults to those units. `run_dir` is a run,
+    an export or a shipped model's name (`lstm_textgen.sources`; None: the shipped model).
 
     At most `MAX_INSPECT_CHARS` characters are shown: `span` `(start, stop)` picks them
     out of a longer text, and the state at `start` comes from the `MAX_PROMPT_CHARS`
@@ -214,7 +216,8 @@ def inspect_run(
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise TextgenError(f"cannot create the folder {out_dir}: {e.strerror}") from None
-    model, vocab = load_trained_model(run_dir, checkpoint)
+    trained = load_source(run_dir or DEFAULT_MODEL, checkpoint)
+    model, vocab = trained.model, trained.vocab
     unknown = vocab.unknown_characters(text)
     text = "".join(c for c in text if c not in unknown)
     if not text:

@@ -89,7 +89,9 @@ class LiteRTModel(Generator):
         self.path = path
         self.config = metadata["model"]
         vocabulary = metadata["vocabulary"]
-        self.vocab = CharVocabulary(vocabulary["characters"], vocabulary.get("end_of_item"))
+        self.vocab = CharVocabulary(
+            vocabulary["characters"], vocabulary.get("end_of_item"), keep_order=True
+        )
         self.max_num_chars = metadata["max_num_chars"]
         if "max_stop_strings" not in metadata:
             raise TextgenError(

@@ -157,7 +157,8 @@ def export_litert(
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise TextgenError(f"folder {folder} does not exist; create it first")
-    model, vocab, model_config = export_model(run_dir, checkpoint)
+    trained = export_model(run_dir, checkpoint)
+    model, vocab, model_config = trained.model, trained.vocab, trained.model_config
     functions = LiteRTFunctions(model, vocab)
 
     module = tf.Module()

@@ -21,7 +21,13 @@ import keras
 import tensorflow as tf
 
 from lstm_textgen import data, rundir
-from lstm_textgen.config import MIN_LR_FRACTION, ModelConfig, TrainConfig, bits
+from lstm_textgen.config import (
+    MIN_LR_FRACTION,
+    ModelConfig,
+    TrainConfig,
+    bits,
+    check_architecture,
+)
 from lstm_textgen.distribute import (
     Precision,
     is_chief,
@@ -32,7 +38,9 @@ from lstm_textgen.distribute import (
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
+from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.sources import load_source
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
 
@@ -46,27 +54,40 @@ class TrainResult:
 
 
 def load_training_data(
-    config: TrainConfig, data_dir: str, manual_dir: str | None, vocab: CharVocabulary | None = None
+    config: TrainConfig,
+    data_dir: str,
+    manual_dir: str | None,
+    vocab: CharVocabulary | None = None,
+    base_vocab: CharVocabulary | None = None,
 ):
     """(corpus name, vocabulary, train ids, validation ids) for a run.
 
     The user's text files are encoded into `data_dir` (a run's `RUN/data`) and streamed
     from there; the tfds corpus and a corpus of items (`config.items`, see
-    `data.items_corpus`) stay in memory. `vocab` (on resume) is used
-    as it is; otherwise it is built from the training split.
+    `data.items_corpus`) stay in memory. `vocab` (on resume) is used as it is; otherwise
+    it is built from the training split, as `base_vocab` (a fine-tune's source
+    vocabulary) extended by the characters it lacks when that is given.
     """
+
+    def new_vocab(characters, end_of_item=None):
+        if base_vocab is not None:
+            return base_vocab.extended(characters, end_of_item)
+        return CharVocabulary(characters, end_of_item)
+
     if config.items:
         corpus, _ = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
-        vocab = vocab or CharVocabulary(set(corpus.train), end_of_item=END_OF_ITEM)
+        vocab = vocab or new_vocab(set(corpus.train), END_OF_ITEM)
         train_ids = data.encode_text(corpus.train, vocab)
         val_ids = data.encode_text(corpus.validation, vocab)
         name = corpus.name
     elif config.text_files:
-        vocab, train_ids, val_ids = data.encode_text_files(config.text_files, data_dir, vocab)
+        vocab, train_ids, val_ids = data.encode_text_files(
+            config.text_files, data_dir, vocab, base_vocab
+        )
         name = "text files"
     else:
         corpus = data.corpus_from_tfds(config.tfds_name, manual_dir=manual_dir)
-        vocab = vocab or CharVocabulary.from_text(corpus.train)
+        vocab = vocab or new_vocab(set(corpus.train))
         train_ids = data.encode_text(corpus.train, vocab)
         val_ids = data.encode_text(corpus.validation, vocab)
         name = corpus.name
@@ -431,8 +452,8 @@ def train(
             )
         model_config, train_config = rundir.load_run_config(run_dir)
     else:
-        model_config = dataclasses.replace(model_config or ModelConfig())
         train_config = (train_config or TrainConfig()).with_absolute_paths()
+        model_config = _new_model_config(model_config, train_config)
     if max_steps is not None or epochs is not None:
         train_config = dataclasses.replace(train_config, max_steps=max_steps, epochs=epochs)
     model_config.validate()
@@ -488,6 +509,20 @@ def train(
                 shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _new_model_config(model_config: ModelConfig | None, config: TrainConfig) -> ModelConfig:
+    """A copy of `model_config` for a new run; a fine-tune's (`config.init_from`) is its
+    source's architecture, which `model_config`, if given, must agree with."""
+    if not config.init_from:
+        return dataclasses.replace(model_config or ModelConfig())
+    from lstm_textgen.sources import describe_source, source_configs
+
+    source_config = source_configs(describe_source(config.init_from))[0]
+    if model_config is None:
+        return dataclasses.replace(source_config, vocab_size=0)
+    check_architecture(source_config, dataclasses.asdict(model_config), config.init_from)
+    return dataclasses.replace(model_config)
+
+
 def _restore_or_initialise(job: _Job):
     """The model (compiled), vocabulary, state dict and corpus `(name, train, validation)`
     of the run: from its last checkpoint on resume, new otherwise."""
@@ -506,12 +541,22 @@ def _restore_or_initialise(job: _Job):
             config, job.data_dir, job.manual_dir, vocab
         )
     else:
-        name, vocab, train_ids, val_ids = load_training_data(config, job.data_dir, job.manual_dir)
+        source = load_source(config.init_from) if config.init_from else None
+        name, vocab, train_ids, val_ids = load_training_data(
+            config, job.data_dir, job.manual_dir, base_vocab=source and source.vocab
+        )
         job.model_config.vocab_size = vocab.size
         if job.chief:
             vocab.save(job.run_dir)
         keras.utils.set_random_seed(config.seed)
         model = CharLanguageModel.from_model_config(job.model_config)
+        if source is not None:
+            copy_weights(source.model, model)
+            new = vocab.characters[len(source.vocab.characters) :]
+            job.log(
+                f"fine-tuning {source.source.label}: its weights copied"
+                + (f"; {len(new)} new characters {''.join(new)!r} get fresh rows" if new else "")
+            )
         state = rundir.read_state(job.run_dir)
         total = _total_steps(config, data.count_windows(len(train_ids), config.seq_len))
         compile_model(model, config, jit_compile=False, total_steps=total)  # see settle_xla

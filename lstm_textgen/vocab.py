@@ -19,7 +19,9 @@ class CharVocabulary:
     """The characters of a training text, each with an id.
 
     Id 0 is reserved for characters outside the vocabulary. Training text never contains
-    it, and generation never samples it. Ids 1..N are the sorted characters, so
+    it, and generation never samples it. Ids 1..N are the characters, sorted (or, for a
+    vocabulary extended for fine-tuning, the source's characters first, then the new ones;
+    see `extended`), so
     `size == len(vocab) == len(vocab.characters) + 1`: the length of a vocabulary is its
     number of ids (the model's output width), as for other tokenizers, not its number of
     characters. Vocabularies with the same characters are equal and hash alike.
@@ -30,9 +32,11 @@ class CharVocabulary:
     (`end_id`) follows every training item; generation ends a row when it picks it.
 
     Args:
-        characters: the distinct characters; order is ignored (they are sorted).
+        characters: the distinct characters; sorted unless `keep_order`.
         end_of_item: `END_OF_ITEM` for a vocabulary of items (added to the characters),
             None otherwise.
+        keep_order: keep `characters` in the order given (ids 1..N), as a saved
+            vocabulary lists them; a missing `end_of_item` is added last.
 
     Example:
 
@@ -43,8 +47,13 @@ class CharVocabulary:
     [2, 4, 3, 1]
     """
 
-    def __init__(self, characters, end_of_item: str | None = None):
-        chars = sorted(set(characters) | ({end_of_item} if end_of_item else set()))
+    def __init__(self, characters, end_of_item: str | None = None, *, keep_order: bool = False):
+        if keep_order:
+            chars = list(dict.fromkeys(characters))
+            if end_of_item and end_of_item not in chars:
+                chars.append(end_of_item)
+        else:
+            chars = sorted(set(characters) | ({end_of_item} if end_of_item else set()))
         bad = [c for c in chars if len(c) != 1]
         if bad:
             raise ValueError(f"vocabulary entries must be single characters, got {bad[:3]}")
@@ -62,6 +71,25 @@ class CharVocabulary:
     @classmethod
     def from_text(cls, text: str) -> CharVocabulary:
         return cls(set(text))
+
+    def extended(self, characters, end_of_item: str | None = None) -> CharVocabulary:
+        """This vocabulary with `characters` it lacks added after its own (sorted among
+        themselves), and `end_of_item` if it has none: every id keeps its character, so a
+        model trained on this vocabulary keeps the meaning of its rows (fine-tuning)."""
+        new = sorted(set(characters) - set(self.characters))
+        end = self.end_of_item or end_of_item
+        if end and end not in self.characters:
+            new = [c for c in new if c != end] + [end]
+        return CharVocabulary(self.characters + new, end, keep_order=True)
+
+    def codepoint_table(self):
+        """`(code points, ids)`: the characters' code points sorted, with the id of each,
+        as NumPy arrays: binary search finds a character's id whatever the id order."""
+        import numpy as np
+
+        codepoints = np.array([ord(c) for c in self.characters], dtype=np.uint32)
+        order = np.argsort(codepoints, kind="stable")
+        return codepoints[order], (order + 1).astype(np.int32)
 
     @property
     def size(self) -> int:
@@ -112,11 +140,12 @@ class CharVocabulary:
     def _ids_of_codepoints(self, codepoints):
         import tensorflow as tf
 
-        # Characters are sorted, so their code points are too: binary search finds them.
-        table = tf.constant([ord(c) for c in self.characters], dtype=tf.int32)
+        # Binary search over the sorted code points, then their ids.
+        sorted_codepoints, ids = self.codepoint_table()
+        table = tf.constant(sorted_codepoints.astype("int32"), dtype=tf.int32)
         position = tf.minimum(tf.searchsorted(table, codepoints), len(self.characters) - 1)
         found = tf.equal(tf.gather(table, position), codepoints)
-        return tf.where(found, tf.cast(position, tf.int32) + 1, UNKNOWN_ID)
+        return tf.where(found, tf.gather(tf.constant(ids), position), UNKNOWN_ID)
 
     def tf_decode(self, ids):
         """String tensor of the characters of int ids `[..., T]`, joined on the last axis."""
@@ -145,7 +174,7 @@ class CharVocabulary:
         try:
             with open(path, encoding="utf-8") as f:
                 payload = json.load(f)
-            return cls(payload["characters"], payload.get("end_of_item"))
+            return cls(payload["characters"], payload.get("end_of_item"), keep_order=True)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
             raise TextgenError(f"{path} is not a valid vocabulary file ({e})") from e
 

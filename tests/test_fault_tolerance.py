@@ -117,6 +117,31 @@ def test_a_carry_state_run_killed_and_resumed_equals_an_uninterrupted_one(tmp_pa
             assert a[key] == pytest.approx(b[key], abs=1e-6), (a["step"], key)
 
 
+def test_a_fine_tune_killed_and_resumed_equals_an_uninterrupted_fine_tune(tmp_path, small_text):
+    source = start_training(
+        tmp_path / "source", write_corpus(tmp_path, small_text), "--max-steps", "10"
+    )
+    assert source.wait(timeout=600) == 0, source.stderr.read()
+    # New characters (ñ, ú, the comma): the resumed run must keep the extended vocabulary.
+    corpus = write_corpus(tmp_path, "ñandú ñu, ñame!\n" * 60, "new.txt")
+    settings = ("--init-from", str(tmp_path / "source"), "--max-steps", "40")
+    whole = start_training(tmp_path / "whole", corpus, *settings)
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+
+    run = tmp_path / "run"
+    kill_after(start_training(run, corpus, *settings), run, 10, random.Random(2))
+    finish = start_training(run, corpus, "--resume", *settings)
+    assert finish.wait(timeout=600) == 0, finish.stderr.read()
+    assert "ignored" not in finish.stderr.read()  # the same --init-from: no warning
+
+    expected = json.loads((tmp_path / "whole" / "state.json").read_text())["history"]
+    resumed = json.loads((run / "state.json").read_text())["history"]
+    assert [h["step"] for h in resumed] == [10, 20, 30, 40]
+    for a, b in zip(expected, resumed, strict=True):
+        assert (a["train_loss"], a["val_loss"]) == (b["train_loss"], b["val_loss"]), a["step"]
+    assert (run / "vocab.json").read_text() == (tmp_path / "whole" / "vocab.json").read_text()
+
+
 def test_a_second_training_of_a_run_in_use_fails_at_once_and_the_first_completes(
     tmp_path, small_text
 ):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lstm_textgen import data
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
+from lstm_textgen.vocab import END_OF_ITEM, UNKNOWN_ID, CharVocabulary
 
 
 def test_ids_are_sorted_characters_after_the_unknown_id():
@@ -66,3 +67,27 @@ def test_equal_vocabularies_hash_alike_and_len_counts_ids():
     a, b = CharVocabulary.from_text("abc"), CharVocabulary.from_text("cab")
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert len(a) == a.size == len(a.characters) + 1 == 4  # the unknown id counts
+
+
+def test_an_extended_vocabulary_keeps_every_id_and_adds_new_characters_last(tmp_path):
+    base = CharVocabulary.from_text("hello world")
+    extended = base.extended("hé! world", end_of_item=END_OF_ITEM)
+    assert extended.characters[: len(base.characters)] == base.characters
+    assert extended.characters[len(base.characters) :] == ["!", "é", END_OF_ITEM]
+    assert extended.end_id == extended.size - 1
+    for c in base.characters:
+        assert extended.encode(c) == base.encode(c)
+    # Python, the graph and the streamed file encoder agree on the unsorted ids.
+    probe = "hé! wörld\u0003"
+    expected = extended.encode(probe)
+    assert vocab_tf_ids(extended, probe) == expected
+    table = extended.codepoint_table()
+    assert data._encode_piece(probe, table, np.int32).tolist() == expected
+    assert extended.decode(expected) == probe.replace("ö", "")
+    extended.save(str(tmp_path))
+    assert CharVocabulary.load(str(tmp_path)) == extended
+    assert extended.extended("") == extended  # nothing new: the same vocabulary
+
+
+def vocab_tf_ids(vocab, text):
+    return vocab.tf_encode(tf.constant(text)).numpy().tolist()

@@ -15,6 +15,17 @@ def add_run(parser, required: bool = True, help: str = "training run directory")
     parser.add_argument("--run", required=required, metavar="DIR", help=help)
 
 
+MODEL_SOURCE_HELP = (
+    "the model: a training run directory, a SavedModel export, or a shipped model's name "
+    "(default: the shipped model, shakespeare)"
+)
+
+
+def add_model_source(parser) -> None:
+    """`--run` of a command that reads a trained model from anywhere `sources` finds one."""
+    parser.add_argument("--run", metavar="SOURCE", help=MODEL_SOURCE_HELP)
+
+
 def add_checkpoint(parser) -> None:
     parser.add_argument(
         "--checkpoint", choices=["best", "last"], default="best", help=CHECKPOINT_HELP

@@ -11,7 +11,7 @@ tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
-    common.add_run(parser)
+    common.add_model_source(parser)
     common.add_checkpoint(parser)
     parser.add_argument(
         "--split",

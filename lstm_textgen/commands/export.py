@@ -21,7 +21,7 @@ tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
-    common.add_run(parser)
+    common.add_model_source(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "--export-base",

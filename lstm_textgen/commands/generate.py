@@ -5,22 +5,33 @@ from __future__ import annotations
 from lstm_textgen.commands import common
 
 NAME = "generate"
-HELP = "sample text from a trained run"
+HELP = "sample text from the shipped model, a run, an export, a server or a LiteRT file"
 DESCRIPTION = (
     "Prime the LSTM with --prompt and sample up to --num-chars characters, "
     "carrying the state from step to step, from a run, an export, a TF Serving endpoint "
-    "or a LiteRT file. The same request (prompt, settings, --seed, --stop) gives the "
-    "same text from all four."
+    "or a LiteRT file; with none of them, from the shipped model (saved_models/shakespeare). "
+    "The same request (prompt, settings, --seed, --stop) gives the same text from all four."
 )
 
 
+def _uses_shipped_model(args) -> bool:
+    return not (args.run or args.saved_model or args.server or args.litert)
+
+
 def tensorflow_start(args) -> str | None:
-    # A TF Serving client and a LiteRT runner need no TensorFlow.
-    return None if args.server or args.litert else "devices"
+    # A TF Serving client and a LiteRT runner need no TensorFlow; nor does the shipped
+    # model where LiteRT's interpreter is installed.
+    if args.server or args.litert:
+        return None
+    if _uses_shipped_model(args):
+        from lstm_textgen.shipped import litert_installed
+
+        return None if litert_installed() else "devices"
+    return "devices"
 
 
 def add_cli_args(parser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", metavar="DIR", help="training run directory")
     source.add_argument(
         "--saved-model",
@@ -30,7 +41,7 @@ def add_cli_args(parser) -> None:
     source.add_argument(
         "--server",
         metavar="URL",
-        help="a TF Serving REST endpoint, e.parser. http://localhost:8501 (with --model-name)",
+        help="a TF Serving REST endpoint, e.g. http://localhost:8501 (with --model-name)",
     )
     source.add_argument(
         "--litert",
@@ -82,7 +93,7 @@ def add_cli_args(parser) -> None:
         action="append",
         metavar="STR",
         help="end a sample right before this string, which is left out (repeatable: up to "
-        "4 strings of 1 to 16 characters); e.parser. --stop $'\\n\\n'",
+        "4 strings of 1 to 16 characters); e.g. --stop $'\\n\\n'",
     )
     parser.add_argument(
         "--num-items",
@@ -128,6 +139,8 @@ def main(args) -> int:
         stop=args.stop or [],
     )
     request.rows()  # a bad request fails before a model is loaded
+    if args.model_name and not args.server:
+        raise TextgenError("--model-name names a model on a TF Serving server; give --server too")
     generator = open_generator(
         run=args.run,
         saved_model=args.saved_model,
@@ -136,6 +149,11 @@ def main(args) -> int:
         checkpoint=args.checkpoint,
         model_name=args.model_name,
     )
+    if _uses_shipped_model(args):
+        common.log(
+            f"generating from the shipped model ({generator.source}: {generator.path}); "
+            "--run, --saved-model, --server or --litert choose another"
+        )
     if args.num_items is not None and generator.vocab is not None and not generator.has_items:
         raise TextgenError(
             "--num-items needs a model trained on items; this one was trained on plain "

@@ -16,7 +16,7 @@ tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
-    common.add_run(parser)
+    common.add_model_source(parser)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="the text to run through the model")
     what.add_argument("--text-file", metavar="PATH", help="read the text from a UTF-8 file")

@@ -46,6 +46,7 @@ def add_cli_args(parser) -> None:
         "corpus": parser.add_argument_group("corpus"),
         "model": parser.add_argument_group("model"),
         "optimisation": parser.add_argument_group("optimisation"),
+        "fine-tuning": parser.add_argument_group("fine-tuning (see docs/training.md)"),
         "scaling out": parser.add_argument_group("scaling out (see docs/scaling.md)"),
     }
     common.add_manual_dir(groups["corpus"])
@@ -85,7 +86,12 @@ def main(args) -> int:
 
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     settings = config_settings(args)
-    model_config, train_config = make_configs(args.preset, **settings)
+    base_model = None
+    if settings.get("init_from") and not args.resume:
+        from lstm_textgen.sources import describe_source, source_configs
+
+        base_model = source_configs(describe_source(settings["init_from"]))[0]
+    model_config, train_config = make_configs(args.preset, base_model, **settings)
     if args.resume:
         from lstm_textgen.rundir import load_run_config
 

@@ -1,0 +1,185 @@
+"""A trained model from wherever it lies: a run directory, a SavedModel export, or the
+name of a shipped model (`lstm_textgen.shipped`).
+
+`describe_source` and `source_configs` read only JSON (no TensorFlow), so a command can
+check its flags against a source before TensorFlow starts; `load_source` rebuilds the
+Keras `CharLanguageModel` with the source's weights, which fine-tuning, evaluation,
+inspection and the LiteRT export start from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from lstm_textgen import rundir
+from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.errors import TextgenError
+from lstm_textgen.shipped import is_shipped_name, shipped_model
+from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
+
+EXPORT_EXTRA_DIR = "assets.extra"  # where an export keeps its vocabulary and metadata
+EXPORT_METADATA_FILE = "config.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a trained model lies.
+
+    Attributes:
+        kind: "run" (a training run directory) or "export" (a SavedModel version folder).
+        path: the run directory, or the version folder of the export.
+        label: how to name it to the user, e.g. "the shipped model shakespeare".
+    """
+
+    kind: str
+    path: str
+    label: str
+
+
+@dataclass
+class TrainedModel:
+    """A trained model rebuilt in Keras, with what describes it.
+
+    Attributes:
+        model: the `CharLanguageModel`, weights loaded.
+        vocab: its vocabulary.
+        model_config: its architecture (`vocab_size` set).
+        train_config: the settings it was trained with (None for an export that did not
+            record them).
+        source: where it came from.
+    """
+
+    model: object
+    vocab: CharVocabulary
+    model_config: ModelConfig
+    train_config: TrainConfig | None
+    source: Source
+
+
+def _export_version(path: str) -> str | None:
+    """The version folder of an export at `path` (a version or its base), or None."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if not os.path.isdir(path):
+        return None
+    versions = [int(n) for n in os.listdir(path) if n.isdigit()]
+    for version in sorted(versions, reverse=True):
+        folder = os.path.join(path, str(version))
+        if os.path.isfile(os.path.join(folder, "saved_model.pb")):
+            return folder
+    return None
+
+
+def describe_source(source: str) -> Source:
+    """What `source` is: a run directory, an export, or a shipped model's name.
+
+    A path that exists wins over a shipped model of the same name.
+    """
+    if os.path.exists(source):
+        if os.path.isfile(os.path.join(source, rundir.CONFIG_FILE)):
+            return Source("run", source, f"run {source}")
+        version = _export_version(source)
+        if version is not None:
+            return Source("export", version, f"export {version}")
+        raise TextgenError(
+            f"{source} is not a training run directory (no {rundir.CONFIG_FILE}) nor a "
+            "SavedModel export (no saved_model.pb); give a run directory, an export folder, or "
+            "a shipped model's name such as 'shakespeare'"
+        )
+    if os.sep not in source and is_shipped_name(source):
+        version = _export_version(shipped_model(source).saved_model)
+        return Source("export", version, f"the shipped model {source}")
+    raise TextgenError(
+        f"{source} does not exist; give a run directory, an export folder, or a shipped "
+        "model's name such as 'shakespeare'"
+    )
+
+
+def read_export_metadata(version_dir: str) -> dict:
+    """The metadata an export keeps beside its graph (`assets.extra/config.json`)."""
+    path = os.path.join(version_dir, EXPORT_EXTRA_DIR, EXPORT_METADATA_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise TextgenError(
+            f"{version_dir} holds no {EXPORT_EXTRA_DIR}/{EXPORT_METADATA_FILE}: it is not "
+            "an lstm-textgen export; export the run again"
+        ) from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TextgenError(f"{path} is not valid export metadata ({e})") from None
+
+
+def source_configs(source: Source) -> tuple[ModelConfig, TrainConfig | None, CharVocabulary]:
+    """The model config, training config (None if unrecorded) and vocabulary of a source,
+    read from its JSON files alone."""
+    if source.kind == "run":
+        model_config, train_config = rundir.load_run_config(source.path)
+        vocab = CharVocabulary.load(source.path)
+        model_config.vocab_size = vocab.size
+        return model_config, train_config, vocab
+    metadata = read_export_metadata(source.path)
+    extra = os.path.join(source.path, EXPORT_EXTRA_DIR)
+    if not os.path.isfile(os.path.join(extra, VOCAB_FILE)):
+        raise TextgenError(f"{source.path} holds no {EXPORT_EXTRA_DIR}/{VOCAB_FILE}")
+    vocab = CharVocabulary.load(extra)
+    try:
+        model_config = ModelConfig(**metadata["model"])
+        train_config = TrainConfig(**metadata["train"]) if "train" in metadata else None
+    except (KeyError, TypeError) as e:
+        raise TextgenError(f"{source.path}: export metadata without a valid model ({e})") from None
+    return model_config, train_config, vocab
+
+
+def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
+    """The trained model of `source` (a path, a shipped model's name, or a `Source`) in
+    Keras: a run's `checkpoint` (best or last), or an export's variables."""
+    if isinstance(source, str):
+        source = describe_source(source)
+    if source.kind == "run":
+        model_config, train_config = rundir.load_run_config(source.path)
+        model, vocab = rundir.load_trained_model(source.path, checkpoint)
+        model_config.vocab_size = model.vocab_size
+        return TrainedModel(model, vocab, model_config, train_config, source)
+    model_config, train_config, vocab = source_configs(source)
+    model = _model_from_export(source.path, model_config)
+    if model.vocab_size != vocab.size:
+        raise TextgenError(
+            f"{source.path} predicts {model.vocab_size} ids but its vocabulary has {vocab.size}"
+        )
+    return TrainedModel(model, vocab, model_config, train_config, source)
+
+
+def _model_from_export(version_dir: str, model_config: ModelConfig):
+    """A `CharLanguageModel` of `model_config` holding an export's variables.
+
+    The export tracks the model's variables in `model.variables` order (Keras's
+    `ExportArchive.track`), stored as `variables/<k>` in its checkpoint.
+    """
+    import tensorflow as tf
+
+    from lstm_textgen.model import CharLanguageModel
+
+    model = CharLanguageModel.from_model_config(model_config)
+    prefix = os.path.join(version_dir, "variables", "variables")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        stored = reader.get_variable_to_shape_map()
+        values = [
+            reader.get_tensor(f"variables/{k}/.ATTRIBUTES/VARIABLE_VALUE")
+            for k in range(len(model.variables))
+        ]
+    except (tf.errors.OpError, ValueError) as e:
+        raise TextgenError(f"cannot read the variables of {version_dir}: {e}") from None
+    if f"variables/{len(model.variables)}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
+        raise TextgenError(f"{version_dir} holds more variables than its config describes")
+    for variable, value in zip(model.variables, values):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise TextgenError(
+                f"{version_dir}: variable {variable.path} has shape {tuple(value.shape)}, "
+                f"its config says {tuple(variable.shape)}; the export is inconsistent"
+            )
+        variable.assign(value)
+    return model
