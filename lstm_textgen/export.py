@@ -36,6 +36,7 @@ import re
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
@@ -212,8 +213,9 @@ def export_for_serving(
     if os.path.exists(final):
         raise TextgenError(f"{final} already exists; pick another --version or leave it out")
 
+    # The endpoints track the variables they read. Tracking the model as well would save
+    # every weight twice (Keras keeps a second set of variables for `track`).
     archive = keras.export.ExportArchive()
-    archive.track(functions.model)
     for name, (fn, spec) in _signatures(functions, model_config).items():
         archive.add_endpoint(name, fn, input_signature=spec)
 
@@ -240,6 +242,7 @@ def export_for_serving(
                         if trained.train_config
                         else {}
                     ),
+                    "weights": weight_paths(tmp, model),
                     "max_num_chars": MAX_NUM_CHARS,
                     "max_prompt_chars": MAX_PROMPT_CHARS,
                     "max_stop_strings": MAX_STOP_STRINGS,
@@ -263,6 +266,31 @@ def export_for_serving(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def weight_paths(version_dir: str, model: CharLanguageModel) -> dict[str, str]:
+    """`{checkpoint key: weight path}` of an export's variables, e.g.
+    `{"_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE": "lstm_0/cell/kernel"}`, so a reader
+    can rebuild the Keras model (`sources.load_source`). The export saves the variables its
+    endpoints read, in an order of its own: each is told by its shape and value."""
+    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    remaining = list(model.trainable_variables)
+    paths = {}
+    for key in sorted(reader.get_variable_to_shape_map()):
+        if not key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
+            continue
+        value = reader.get_tensor(key)
+        # Weights of equal value are interchangeable: either order restores the model.
+        k = next(
+            k
+            for k, v in enumerate(remaining)
+            if tuple(v.shape) == value.shape and np.array_equal(v.numpy(), value)
+        )
+        match = remaining.pop(k)
+        paths[key] = match.path.split("/", 1)[1]  # without the model's own name
+    if remaining:
+        raise TextgenError(f"the export lacks the weights {[v.path for v in remaining]}")
+    return paths
 
 
 def latest_version(export_base: str) -> str:

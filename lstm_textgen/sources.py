@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lstm_textgen import rundir
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.shipped import is_shipped_name, shipped_model
 from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
 
@@ -144,7 +144,7 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
         model_config.vocab_size = model.vocab_size
         return TrainedModel(model, vocab, model_config, train_config, source)
     model_config, train_config, vocab = source_configs(source)
-    model = _model_from_export(source.path, model_config)
+    model = _model_from_export(source.path, model_config, read_export_metadata(source.path))
     if model.vocab_size != vocab.size:
         raise TextgenError(
             f"{source.path} predicts {model.vocab_size} ids but its vocabulary has {vocab.size}"
@@ -152,33 +152,38 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
     return TrainedModel(model, vocab, model_config, train_config, source)
 
 
-def _model_from_export(version_dir: str, model_config: ModelConfig):
-    """A `CharLanguageModel` of `model_config` holding an export's variables.
+def _model_from_export(version_dir: str, model_config: ModelConfig, metadata: dict):
+    """A `CharLanguageModel` of `model_config` holding an export's weights.
 
-    The export tracks the model's variables in `model.variables` order (Keras's
-    `ExportArchive.track`), stored as `variables/<k>` in its checkpoint.
+    The export's metadata maps each checkpoint key to a weight's path (`weights`, see
+    `export.weight_paths`); exports written before it tracked the model's variables in
+    `model.variables` order as `variables/<k>`.
     """
     import tensorflow as tf
 
     from lstm_textgen.model import CharLanguageModel
 
     model = CharLanguageModel.from_model_config(model_config)
-    prefix = os.path.join(version_dir, "variables", "variables")
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        stored = reader.get_variable_to_shape_map()
-        values = [
-            reader.get_tensor(f"variables/{k}/.ATTRIBUTES/VARIABLE_VALUE")
-            for k in range(len(model.variables))
+    by_path = {v.path.split("/", 1)[1]: v for v in model.variables}
+    if "weights" in metadata:
+        pairs = [(key, by_path.get(path)) for key, path in metadata["weights"].items()]
+        if any(v is None for _, v in pairs) or len(pairs) != len(model.trainable_variables):
+            raise TextgenError(f"{version_dir}: its weights do not fit its config; export again")
+    else:
+        pairs = [
+            (f"variables/{k}/.ATTRIBUTES/VARIABLE_VALUE", v) for k, v in enumerate(model.variables)
         ]
+    try:
+        reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+        values = [reader.get_tensor(key) for key, _ in pairs]
     except (tf.errors.OpError, ValueError) as e:
-        raise TextgenError(f"cannot read the variables of {version_dir}: {e}") from None
-    if f"variables/{len(model.variables)}/.ATTRIBUTES/VARIABLE_VALUE" in stored:
-        raise TextgenError(f"{version_dir} holds more variables than its config describes")
-    for variable, value in zip(model.variables, values):
+        raise TextgenError(
+            f"cannot read the weights of {version_dir} ({first_line(e)}); export it again"
+        ) from None
+    for (_, variable), value in zip(pairs, values):
         if tuple(variable.shape) != tuple(value.shape):
             raise TextgenError(
-                f"{version_dir}: variable {variable.path} has shape {tuple(value.shape)}, "
+                f"{version_dir}: weight {variable.path} has shape {tuple(value.shape)}, "
                 f"its config says {tuple(variable.shape)}; the export is inconsistent"
             )
         variable.assign(value)
