@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
@@ -56,9 +57,62 @@ def build_cpp_runner(out_dir):
     return binary
 
 
+@pytest.fixture(scope="module")
+def cpp_runner(tmp_path_factory):
+    return build_cpp_runner(tmp_path_factory.mktemp("cpp"))
+
+
+def run_cpp(binary, version_dir, request, workdir, name):
+    """One PredictRequest through `tf_predict.cc`: (exit status, stderr, response path)."""
+    request_path = workdir / f"{name}_request.pb"
+    response_path = workdir / f"{name}_response.pb"
+    request_path.write_bytes(request.SerializeToString())
+    result = subprocess.run(
+        [str(binary), str(version_dir), str(request_path), str(response_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    return result.returncode, result.stderr, response_path
+
+
 @pytest.mark.slow
-def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, tmp_path):
-    binary = build_cpp_runner(tmp_path)
+def test_cpp_load_saved_model_serves_the_shipped_export(cpp_runner, tmp_path):
+    """The shipped export as TF Serving's C++ loader runs it: the text of the library."""
+    from lstm_textgen.litert import LiteRTModel
+    from lstm_textgen.request import GenerationRequest
+    from lstm_textgen.serving import predict_request
+    from lstm_textgen.shipped import shipped_model
+
+    shipped = shipped_model()
+    inputs = {
+        "prompt": np.array([b"ROMEO:", b"KING"], object),
+        "num_chars": np.array([60, 30], np.int32),
+        "temperature": np.array([0.8, 0.0], np.float32),
+        "top_k": np.array([0, 0], np.int32),
+        "top_p": np.array([1.0, 1.0], np.float32),
+        "seed": np.array([1, 2], np.int64),
+        "stop": np.array([[b"\n\n", b"", b"", b""]] * 2, object),
+    }
+    status, stderr, response = run_cpp(
+        cpp_runner,
+        Path(shipped.saved_model) / "1",
+        predict_request("serving_default", inputs),
+        tmp_path,
+        "shipped",
+    )
+    assert status == 0, stderr[-2000:]
+    got = outputs_of(predict_pb2.PredictResponse.FromString(response.read_bytes()))
+    request = GenerationRequest(
+        ["ROMEO:", "KING"], num_chars=[60, 30], temperature=[0.8, 0.0], seed=[1, 2], stop=["\n\n"]
+    )
+    assert texts(got["text"]) == [c.text for c in LiteRTModel(shipped.litert).complete(request)]
+
+
+@pytest.mark.slow
+def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, cpp_runner, tmp_path):
+    binary = cpp_runner
     version_dir = served["version_dir"]
     warmup = serving.read_warmup_requests(
         str(Path(version_dir) / "assets.extra" / "tf_serving_warmup_requests")

@@ -6,7 +6,10 @@ from lstm_textgen.commands import common
 
 NAME = "evaluate"
 HELP = "report loss in nats/char and bits/char"
-DESCRIPTION = "Evaluate a run on a split of its corpus or on text files."
+DESCRIPTION = (
+    "Evaluate a run, an export or the shipped model (the default) on a split of its corpus "
+    "or on text files."
+)
 tensorflow_start = common.devices
 
 
