@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import os
 import shutil
@@ -42,6 +43,8 @@ from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.sources import load_source
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
+
+logger = logging.getLogger("lstm_textgen")
 
 
 @dataclass
@@ -160,17 +163,24 @@ def settle_xla(
     `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
     of each (`time_train_steps`) and keep the faster, for runs of at least
     `XLA_TRIAL_MIN_STEPS` steps. Which mode is faster depends on the CPU and the model
-    (docs/performance.md), so no fixed rule holds. The
-    choice of "auto" is kept in the run's `state` (`xla`), and a resumed run makes the
-    same one: the two modes round differently, and a resume continues exactly.
+    (docs/performance.md), so no fixed rule holds. The mode a run starts with, chosen or
+    given, is kept in its `state` (`xla`, also in each checkpoint), and a resumed run
+    keeps it whatever `jit_compile` says (with a warning if it says otherwise): the two
+    modes round differently, and a resume continues exactly.
     """
-    if jit_compile == "auto" and state.get("xla") is not None:
-        set_xla(model, bool(state["xla"]))
-        mode = "compiled with XLA" if state["xla"] else "in graph mode"
+    if state.get("xla") is not None:
+        kept = bool(state["xla"])
+        set_xla(model, kept)
+        if jit_compile != "auto" and bool(jit_compile) != kept:
+            logger.warning(
+                "--xla %s is ignored with --resume (the run keeps --xla %s)",
+                "on" if jit_compile else "off",
+                "on" if kept else "off",
+            )
+        mode = "compiled with XLA" if kept else "in graph mode"
         return f"{mode}, as chosen when the run started"
     note = _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go)
-    if jit_compile == "auto":
-        state["xla"] = bool(model.jit_compile)
+    state["xla"] = bool(model.jit_compile)
     return note
 
 
@@ -332,7 +342,7 @@ class CheckpointAndReport(keras.callbacks.Callback):
         best = self.state["best_val_loss"]
         improved = best is None or val_loss < best
         if self.chief:
-            info = {**record, "seed_states": seed_states(self.model)}
+            info = {**record, "seed_states": seed_states(self.model), "xla": self.state.get("xla")}
             rundir.save_checkpoint(
                 self.model,
                 os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),
@@ -532,6 +542,9 @@ def _restore_or_initialise(job: _Job):
         model = rundir.load_checkpoint(job.checkpoint)
         restore_seed_states(model, rundir.read_checkpoint_info(job.checkpoint))
         state = rundir.read_state(job.run_dir)
+        # The checkpoint keeps the XLA mode too, for a run whose state.json was deleted.
+        if state.get("xla") is None:
+            state["xla"] = rundir.read_checkpoint_info(job.checkpoint).get("xla")
         # The best checkpoint carries its own loss, which wins over state.json if a kill
         # landed between writing the two.
         best_info = rundir.read_checkpoint_info(os.path.join(job.run_dir, rundir.BEST_CHECKPOINT))

@@ -279,3 +279,46 @@ def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, mon
     )
     assert result.step == 2
     assert "the faster here" in lines[0]
+
+
+@pytest.mark.parametrize("xla", [False, True], ids=["xla-off", "xla-on"])
+def test_a_resume_keeps_the_xla_mode_the_run_started_with(tmp_path, corpus, monkeypatch, xla):
+    import logging
+    import shutil
+
+    from lstm_textgen import train as train_module
+
+    # A resume that times both modes could pick the other one: let every run be timed.
+    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 1)
+    model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
+    config = TrainConfig(
+        text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2
+    )
+
+    def run(name, jit_compile, resume=False, max_steps=None):
+        return train(str(tmp_path / name), None if resume else model,
+                     None if resume else config, resume=resume, max_steps=max_steps,
+                     jit_compile=jit_compile, verbose=0, log=lambda _: None)  # fmt: skip
+
+    whole = run("whole", xla, max_steps=8)
+    run("part", xla)
+    for name in ("no-flag", "other-flag", "no-state"):
+        shutil.copytree(tmp_path / "part", tmp_path / name)
+    (tmp_path / "no-state" / "state.json").unlink()  # as the corrupt-state error advises
+
+    assert run("no-flag", "auto", resume=True, max_steps=8).history == whole.history
+    logger = logging.getLogger("lstm_textgen")
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        resumed = run("other-flag", not xla, resume=True, max_steps=8)
+    finally:
+        logger.removeHandler(handler)
+    assert resumed.history == whole.history
+    flag = {True: "on", False: "off"}
+    assert warnings == [f"--xla {flag[not xla]} is ignored with --resume (the run keeps --xla "
+                        f"{flag[xla]})"]  # fmt: skip
+    after_loss = run("no-state", "auto", resume=True, max_steps=8).history
+    assert after_loss == whole.history[2:]  # the history went with state.json; the run did not
