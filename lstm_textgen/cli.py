@@ -18,11 +18,22 @@ LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 DEBUG_ENV = "LSTM_TEXTGEN_DEBUG"
 
 
+class UsageError(Exception):
+    """A command line that argparse refuses; the CLI prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (the usage block stays behind --help)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's parser: each command module registers its own flags."""
     from lstm_textgen.commands import COMMANDS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Character-level text generation with a gate-level LSTM.",
     )
@@ -34,6 +45,42 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_cli_args(command_parser)
         command_parser.set_defaults(command_module=command)
     return parser
+
+
+def _unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The options of `argv` that its command does not have. argparse reports a missing
+    required argument before an unknown one, which hides a mistyped flag."""
+    if not argv or argv[0].startswith("-"):
+        return []
+    commands = next(
+        action.choices
+        for action in parser._actions  # argparse keeps its sub-commands here only
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    command = commands.get(argv[0])
+    if command is None:
+        return []
+    known = {option for action in command._actions for option in action.option_strings}
+    return [
+        arg.split("=", 1)[0]
+        for arg in argv[1:]
+        if arg.startswith("--") and arg.split("=", 1)[0] not in known and arg != "--"
+    ]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """`argv` parsed; a bad command line raises `UsageError` (one line)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        return parser.parse_args(argv)
+    except UsageError:
+        unknown = _unknown_options(parser, argv)
+        if unknown:
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(unknown)} (see `{PROG} {argv[0]} --help`)"
+            ) from None
+        raise
 
 
 def _start_tensorflow(init_devices: bool = True) -> None:
@@ -73,14 +120,22 @@ def _log(message: str) -> None:
 
 def main(argv=None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     _show_library_warnings()
-    start = args.command_module.tensorflow_start(args)
-    if start:
-        _start_tensorflow(init_devices=start == "devices")
     from lstm_textgen.errors import TextgenError, first_line
 
     try:
+        # What a command can refuse without TensorFlow, it refuses before TensorFlow starts.
+        check_early = getattr(args.command_module, "check_early", None)
+        if check_early:
+            check_early(args)
+        start = args.command_module.tensorflow_start(args)
+        if start:
+            _start_tensorflow(init_devices=start == "devices")
         return args.command_module.main(args)
     except TextgenError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

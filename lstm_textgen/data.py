@@ -66,7 +66,13 @@ def expand_text_files(patterns) -> list[str]:
     return paths
 
 
-def _not_utf8(path: str, byte: int, offset: int) -> TextgenError:
+def _not_utf8(path: str, byte: int, offset: int, sample: bytes = b"") -> TextgenError:
+    # A zero byte among the first 8 KB marks a binary file, as git tells them apart.
+    if b"\x00" in sample[:8192]:
+        return TextgenError(
+            f"{path} is a binary file, not text (a zero byte by offset {offset}); "
+            "give a UTF-8 text file"
+        )
     return TextgenError(
         f"{path} is not UTF-8 text (byte 0x{byte:02x} at offset {offset}); "
         "convert it first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
@@ -80,7 +86,9 @@ def read_text_file(path: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise _not_utf8(path, data[e.start], e.start) from None
+        raise _not_utf8(path, data[e.start], e.start, data) from None
+    if "\x00" in text:
+        raise _not_utf8(path, 0, text.index("\x00"), b"\x00")
     if not text:
         raise TextgenError(f"{path} is empty; give a file with some text in it")
     return text
@@ -105,7 +113,10 @@ def iter_text_files(patterns, chunk_bytes: int | None = None):
                 try:
                     piece = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as e:
-                    raise _not_utf8(path, e.object[e.start], offset - pending + e.start) from None
+                    where = offset - pending + e.start
+                    raise _not_utf8(path, e.object[e.start], where, raw) from None
+                if "\x00" in piece:
+                    raise _not_utf8(path, 0, offset + piece.index("\x00"), b"\x00")
                 offset += len(raw)
                 if piece:
                     last = piece[-1]

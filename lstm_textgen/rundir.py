@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -32,6 +33,8 @@ import zipfile
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.files import atomic_copy, atomic_path, atomic_write_text
+
+logger = logging.getLogger("lstm_textgen")
 
 CONFIG_FILE = "config.json"
 CONFIG_FORMAT = 1
@@ -46,12 +49,21 @@ DATA_DIR = "data"  # the encoded text files
 LOCK_FILE = "train.lock"
 
 
+def _in_use(run_dir: str, fd: int) -> TextgenError:
+    holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+    return TextgenError(
+        f"{run_dir} is being trained by {holder}; wait for it to end or stop it, "
+        "or train into another --run directory"
+    )
+
+
 @contextlib.contextmanager
 def writer_lock(run_dir: str):
     """Hold the run's writer lock while training writes it; a second writer fails at once.
 
     The lock is an advisory `flock` on `RUN/train.lock`, which the kernel releases when its
     process ends in any way, so a lock left by a killed process never blocks `--resume`.
+    The file names the holder while it runs and is emptied when it ends.
     Readers (`generate`, `evaluate`, `export`, `inspect`) do not take it: every file of a
     run is replaced atomically, so they read a complete version while training goes on.
     """
@@ -63,16 +75,30 @@ def writer_lock(run_dir: str):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        error = _in_use(run_dir, fd)
         os.close(fd)
-        raise TextgenError(
-            f"{run_dir} is being trained by {holder}; wait for it to end or stop it, "
-            "or train into another --run directory"
-        ) from None
+        raise error from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
         yield
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+def check_not_in_use(run_dir: str) -> None:
+    """Fail at once if another process holds `run_dir`'s writer lock (`writer_lock`):
+    what `train` checks before it starts TensorFlow. Takes nothing."""
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody trains it (or `train` reports why it cannot)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise _in_use(run_dir, fd) from None
     finally:
         os.close(fd)
 
@@ -199,8 +225,11 @@ def load_checkpoint(path: str, compile: bool = True):
         with _current_layout(path) as current:
             return keras.models.load_model(current, compile=compile)
     except Exception as e:  # Keras raises ValueError, OSError, zip and h5 errors alike
+        reason = first_line(e)
+        if not zipfile.is_zipfile(path):
+            reason = "not a complete .keras file: truncated or overwritten"
         raise TextgenError(
-            f"cannot load checkpoint {path} ({first_line(e)}); it is damaged or not an "
+            f"cannot load checkpoint {path} ({reason}); it is damaged or not an "
             "lstm-textgen checkpoint"
         ) from None
 
@@ -271,6 +300,8 @@ def checkpoint_path(run_dir: str, checkpoint: str = "best") -> str:
     for name in (CHECKPOINTS[checkpoint], LAST_CHECKPOINT):
         path = os.path.join(run_dir, name)
         if os.path.isfile(path):
+            if name != CHECKPOINTS[checkpoint]:
+                logger.warning("%s holds no %s; using %s", run_dir, CHECKPOINTS[checkpoint], name)
             return path
     raise TextgenError(
         f"{run_dir} holds no trained model ({CHECKPOINTS[checkpoint]} is missing); "

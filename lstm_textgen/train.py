@@ -476,6 +476,8 @@ def train(
             f"replicas; use a multiple of {replicas}"
         )
     chief = is_chief(strategy)
+    # A new run refused before its first checkpoint (a bad corpus or source) leaves no folder.
+    created = chief and not resume and not os.path.exists(run_dir)
     with contextlib.ExitStack() as held:
         if chief:
             if not resume:
@@ -510,8 +512,13 @@ def train(
             log=log,
         )
         try:
-            with strategy.scope():
-                model, vocab, state, corpus = _restore_or_initialise(job)
+            try:
+                with strategy.scope():
+                    model, vocab, state, corpus = _restore_or_initialise(job)
+            except BaseException:
+                if created:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                raise
             return _fit(job, model, vocab, state, corpus)
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
@@ -533,13 +540,29 @@ def _new_model_config(model_config: ModelConfig | None, config: TrainConfig) -> 
     return dataclasses.replace(model_config)
 
 
+def _load_for_resume(job: _Job):
+    """The model of the run's last checkpoint; if it is damaged, the error says whether
+    the best checkpoint is intact and how to resume from it."""
+    try:
+        return rundir.load_checkpoint(job.checkpoint)
+    except TextgenError as damaged:
+        best = os.path.join(job.run_dir, rundir.BEST_CHECKPOINT)
+        step = rundir.read_checkpoint_info(best).get("step")
+        if step is None:
+            raise
+        raise TextgenError(
+            f"{damaged}; {best} (step {step}) is intact: copy it over "
+            f"{rundir.LAST_CHECKPOINT} to resume from step {step}"
+        ) from None
+
+
 def _restore_or_initialise(job: _Job):
     """The model (compiled), vocabulary, state dict and corpus `(name, train, validation)`
     of the run: from its last checkpoint on resume, new otherwise."""
     config = job.train_config
     if job.resume:
         vocab = CharVocabulary.load(job.run_dir)
-        model = rundir.load_checkpoint(job.checkpoint)
+        model = _load_for_resume(job)
         restore_seed_states(model, rundir.read_checkpoint_info(job.checkpoint))
         state = rundir.read_state(job.run_dir)
         # The checkpoint keeps the XLA mode too, for a run whose state.json was deleted.

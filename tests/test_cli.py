@@ -29,24 +29,71 @@ def test_every_command_documents_itself(command):
     assert command == "bench" or "--run" in result.stdout
 
 
-def test_train_bad_corpora(tmp_path):
+def in_process_error(capsys, *argv):
+    """`lstm-textgen ARGV` run in this process: its one error line (exit status 2)."""
+    from lstm_textgen.cli import main
+
+    status = main([str(a) for a in argv])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("lstm-textgen: error: "), lines[0]
+    return lines[0]
+
+
+def test_train_bad_corpora_are_one_line_errors_and_leave_no_run_folder(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("d\xe9j\xe0 vu\n".encode("latin-1") * 50)
+    binary = tmp_path / "image.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20)
     short = tmp_path / "short.txt"
     short.write_text("To be, or not to be.\n")
     cases = [
         (tmp_path / "missing.txt", "does not exist"),
+        (tmp_path / "none-*.txt", "matches no file"),
+        (tmp_path, "is not a regular file"),
         (empty, "is empty"),
         (latin1, "not UTF-8"),
+        (binary, "is a binary file, not text"),
         (short, "fewer than seq_len + 1"),
     ]
     for path, fragment in cases:
-        result = run_cli(
-            "train", "--run", tmp_path / "run", "--text-file", path, "--seq-len", "100"
+        line = in_process_error(
+            capsys, "train", "--run", tmp_path / "run", "--text-file", path, "--seq-len", "100"
         )
-        assert_one_line_error(result, fragment)
+        assert fragment in line
+        assert "iconv" not in line or fragment == "not UTF-8"
+        assert not (tmp_path / "run").exists(), fragment
+
+
+def test_bad_command_lines_are_one_line_errors_that_name_the_argument(capsys):
+    line = in_process_error(capsys, "generate", "--bogus")
+    assert "unrecognized arguments: --bogus" in line and "generate --help" in line
+    line = in_process_error(capsys, "train", "--bogus", "1")
+    assert "unrecognized arguments: --bogus" in line
+    assert "--run" in in_process_error(capsys, "train")
+    assert "invalid int value: 'x'" in in_process_error(capsys, "generate", "--num-chars", "x")
+    assert "invalid choice" in in_process_error(capsys, "train", "--run", "r", "--items", "words")
+    line = in_process_error(capsys, "generate", "--model-name", "m", "--num-chars", "1")
+    assert "--model-name names a model on a TF Serving server; give --server too" in line
+
+
+def test_a_run_in_use_is_refused_before_tensorflow_starts(tmp_path):
+    import subprocess
+    import sys
+
+    from lstm_textgen.rundir import writer_lock
+
+    # TensorFlow cannot be imported in the child: the refusal must come before it.
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; from lstm_textgen.cli import main; "
+        f"sys.exit(main(['train', '--run', {str(tmp_path)!r}, '--text-file', 'x.txt']))"
+    )
+    with writer_lock(str(tmp_path)):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "is being trained by pid" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_generate_bad_requests(trained_text_run, tmp_path):

@@ -86,3 +86,25 @@ def test_a_checkpoint_in_the_old_weights_layout_still_loads(tmp_path, implementa
     loaded = rundir.load_checkpoint(str(old), compile=False)
     for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_lock_names_its_holder_only_while_it_runs_and_is_checked_without_taking_it(tmp_path):
+    rundir.check_not_in_use(str(tmp_path))  # no lock file yet: free
+    with rundir.writer_lock(str(tmp_path)):
+        with pytest.raises(TextgenError, match="is being trained by pid"):
+            rundir.check_not_in_use(str(tmp_path))
+    assert (tmp_path / rundir.LOCK_FILE).read_text() == ""
+    rundir.check_not_in_use(str(tmp_path))
+
+
+def test_a_missing_best_checkpoint_falls_back_to_the_last_with_a_warning(
+    trained_text_run, tmp_path, caplog
+):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_text_run[0], run)
+    (run / rundir.BEST_CHECKPOINT).unlink()
+    with caplog.at_level("WARNING", logger="lstm_textgen"):
+        assert rundir.checkpoint_path(str(run), "best").endswith(rundir.LAST_CHECKPOINT)
+    assert f"holds no {rundir.BEST_CHECKPOINT}; using {rundir.LAST_CHECKPOINT}" in caplog.text

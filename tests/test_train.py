@@ -322,3 +322,20 @@ def test_a_resume_keeps_the_xla_mode_the_run_started_with(tmp_path, corpus, monk
                         f"{flag[xla]})"]  # fmt: skip
     after_loss = run("no-state", "auto", resume=True, max_steps=8).history
     assert after_loss == whole.history[2:]  # the history went with state.json; the run did not
+
+
+def test_a_damaged_last_checkpoint_on_resume_names_the_intact_best_one(tmp_path, trained_text_run):
+    import shutil
+
+    from lstm_textgen.errors import TextgenError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_text_run[0], run)
+    last = run / "last.keras"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a truncated copy
+    step = json.loads((run / "state.json").read_text())["best_step"]
+    with pytest.raises(TextgenError) as error:
+        train(str(run), resume=True, max_steps=9, verbose=0, log=lambda _: None)
+    message = str(error.value)
+    assert "not a complete .keras file" in message and "File not found" not in message
+    assert f"best.keras (step {step}) is intact: copy it over last.keras" in message

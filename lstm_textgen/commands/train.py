@@ -22,6 +22,13 @@ def tensorflow_start(args) -> str:
     return "import" if config_strategy(args) else "devices"
 
 
+def check_early(args) -> None:
+    """Refuse a run that another process trains before TensorFlow starts (seconds)."""
+    from lstm_textgen.rundir import check_not_in_use
+
+    check_not_in_use(args.run)
+
+
 def config_strategy(args) -> bool:
     """Whether the command line asks for a distribution strategy."""
     return args.strategy != "default" or args.cpu_replicas is not None
