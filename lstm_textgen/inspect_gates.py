@@ -9,6 +9,7 @@ readable, such as being inside quotes or the position in the line.
 from __future__ import annotations
 
 import html
+import logging
 import os
 from dataclasses import dataclass
 
@@ -26,6 +27,8 @@ SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
 # One page colours every character once per signal and unit: past this it stops being
 # readable, and the page grows by about 300 bytes per character shown.
 MAX_INSPECT_CHARS = 10_000
+
+logger = logging.getLogger("lstm_textgen")
 
 
 def parse_span(span: str) -> tuple[int, int | None]:
@@ -219,6 +222,10 @@ def inspect_run(
     trained = load_source(run_dir or DEFAULT_MODEL, checkpoint)
     model, vocab = trained.model, trained.vocab
     unknown = vocab.unknown_characters(text)
+    if unknown:
+        logger.warning(
+            "the model never saw %s; the page leaves them out", ", ".join(map(repr, unknown))
+        )
     text = "".join(c for c in text if c not in unknown)
     if not text:
         raise TextgenError("the text to inspect has no character the model knows")
