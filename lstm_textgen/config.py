@@ -32,9 +32,11 @@ def bits(nats: float) -> float:
     return nats / LN2
 
 
-def _flag(help_text: str, flag: str | None = None, choices=None, group: str = "") -> dict:
+def _flag(
+    help_text: str, flag: str | None = None, choices=None, group: str = "", metavar=None
+) -> dict:
     """A dataclass field's `lstm-textgen train` flag (its name defaults to the field's)."""
-    return {"help": help_text, "flag": flag, "choices": choices, "group": group}
+    return {"help": help_text, "flag": flag, "choices": choices, "group": group, "metavar": metavar}
 
 
 @dataclass
@@ -150,6 +152,7 @@ class TrainConfig:
             "characters it never saw extend its vocabulary",
             flag="--init-from",
             group="fine-tuning",
+            metavar="SOURCE",
         ),
     )
     mixed_precision: bool = field(

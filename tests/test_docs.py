@@ -1,7 +1,10 @@
 """README and docs/: every relative link and anchor resolves, and README stays a front door."""
 
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -58,3 +61,19 @@ def test_readme_is_a_front_door_and_docs_cover_every_topic():
     for path in markdown_files():
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\bissue \d+|this round", text, flags=re.I), path.name
+
+
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11), reason="argparse lays out help differently per Python"
+)
+def test_the_command_reference_is_the_parsers_own_help(monkeypatch):
+    # docs/commands.md is every command's --help: every flag is documented, and every
+    # flag it shows exists. `python3 scripts/command_reference.py` rewrites it.
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.setenv("COLUMNS", "100")
+    from command_reference import reference
+
+    page = (REPO / "docs" / "commands.md").read_text(encoding="utf-8")
+    assert page == reference(), "docs/commands.md is out of date: run scripts/command_reference.py"
+    for flag in ("--init-from SOURCE", "--items {lines,paragraphs}", "--checkpoint", "--out"):
+        assert flag in page

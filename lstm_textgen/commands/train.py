@@ -160,9 +160,11 @@ def add_config_flags(groups: dict) -> None:
             options.update(action="append", metavar="PATH")
         else:
             options["type"] = {"int": int, "float": float, "str": str}[kind]
-            options["metavar"] = flag_name(name)[2:].upper().replace("-", "_")
             if f.metadata["choices"]:
-                options["choices"] = f.metadata["choices"]
+                options["choices"] = f.metadata["choices"]  # usage shows them
+            else:
+                metavar = f.metadata.get("metavar") or flag_name(name)[2:].upper()
+                options["metavar"] = metavar.replace("-", "_")
         groups[group_name].add_argument(flag_name(name), **options)
 
 
