@@ -98,6 +98,18 @@ def _start_tensorflow(init_devices: bool = True) -> None:
     absl.logging.set_verbosity(absl.logging.ERROR)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (it may be replaced after main ran)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 class _WarningFormat(logging.Formatter):
     def __init__(self):
         super().__init__("warning: %(message)s")
@@ -107,7 +119,7 @@ def _show_library_warnings() -> None:
     """Print the library's warnings on stderr as `warning: ...` lines, once per process."""
     library_log = logging.getLogger("lstm_textgen")
     if not any(isinstance(h.formatter, _WarningFormat) for h in library_log.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_WarningFormat())
         library_log.addHandler(handler)
     library_log.setLevel(logging.WARNING)

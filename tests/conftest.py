@@ -25,6 +25,19 @@ def manual_dir():
     return tfds_manual_dir()
 
 
+@pytest.fixture(autouse=True)
+def library_log_as_it_was():
+    """Put the `lstm_textgen` logger back after each test: `cli.main` run in-process sets
+    it up to print warnings, which would hide them from the next test's `caplog`."""
+    import logging
+
+    log = logging.getLogger("lstm_textgen")
+    saved = log.handlers[:], log.propagate, log.level
+    yield
+    log.handlers[:], log.propagate = saved[0], saved[1]
+    log.setLevel(saved[2])
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -151,3 +151,24 @@ def reference_score(model, vocab, text):
         count += 1
         logits, state = model.step(tf.constant([char_id]), state)
     return total, count
+
+
+def generate_request(request, model_name="lstm_textgen"):
+    """The `serving_default` PredictRequest of a `GenerationRequest`, as a client sends it."""
+    import numpy as np
+
+    from lstm_textgen.request import stop_matrix
+
+    rows = request.rows()
+    inputs = {
+        "prompt": np.array([p.encode("utf-8") for p in request.prompts], object),
+        "num_chars": np.array(rows["num_chars"], np.int32),
+        "temperature": np.array(rows["temperature"], np.float32),
+        "top_k": np.array(rows["top_k"], np.int32),
+        "top_p": np.array(rows["top_p"], np.float32),
+        "seed": np.array(rows["seed"], np.int64),
+        "stop": np.array(
+            [[s.encode("utf-8") for s in row] for row in stop_matrix(rows["stop"])], object
+        ),
+    }
+    return predict_request("serving_default", inputs, model_name)

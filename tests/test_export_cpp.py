@@ -6,7 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
@@ -18,6 +17,7 @@ from helpers import assert_close
 from saved_model import (
     SERVING_DIR,
     expected_columns,
+    generate_request,
     golden,
     outputs_of,
     request_from_rest,
@@ -82,31 +82,17 @@ def test_cpp_load_saved_model_serves_the_shipped_export(cpp_runner, tmp_path):
     """The shipped export as TF Serving's C++ loader runs it: the text of the library."""
     from lstm_textgen.litert import LiteRTModel
     from lstm_textgen.request import GenerationRequest
-    from lstm_textgen.serving import predict_request
     from lstm_textgen.shipped import shipped_model
 
     shipped = shipped_model()
-    inputs = {
-        "prompt": np.array([b"ROMEO:", b"KING"], object),
-        "num_chars": np.array([60, 30], np.int32),
-        "temperature": np.array([0.8, 0.0], np.float32),
-        "top_k": np.array([0, 0], np.int32),
-        "top_p": np.array([1.0, 1.0], np.float32),
-        "seed": np.array([1, 2], np.int64),
-        "stop": np.array([[b"\n\n", b"", b"", b""]] * 2, object),
-    }
-    status, stderr, response = run_cpp(
-        cpp_runner,
-        Path(shipped.saved_model) / "1",
-        predict_request("serving_default", inputs),
-        tmp_path,
-        "shipped",
-    )
-    assert status == 0, stderr[-2000:]
-    got = outputs_of(predict_pb2.PredictResponse.FromString(response.read_bytes()))
     request = GenerationRequest(
         ["ROMEO:", "KING"], num_chars=[60, 30], temperature=[0.8, 0.0], seed=[1, 2], stop=["\n\n"]
     )
+    status, stderr, response = run_cpp(
+        cpp_runner, Path(shipped.saved_model) / "1", generate_request(request), tmp_path, "shipped"
+    )
+    assert status == 0, stderr[-2000:]
+    got = outputs_of(predict_pb2.PredictResponse.FromString(response.read_bytes()))
     assert texts(got["text"]) == [c.text for c in LiteRTModel(shipped.litert).complete(request)]
 
 
@@ -135,18 +121,11 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, cpp_run
     ]
     requests = list(warmup) + [request_from_rest(golden(b), version_dir)[0] for b in bodies]
     python_responses = serve_tf1(version_dir, requests, tmp_path / "tf1")
+    cpp_responses = []
     for k, request in enumerate(requests):
-        request_path = tmp_path / f"cpp_request{k}.pb"
-        response_path = tmp_path / f"cpp_response{k}.pb"
-        request_path.write_bytes(request.SerializeToString())
-        result = subprocess.run(
-            [str(binary), str(version_dir), str(request_path), str(response_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
+        status, stderr, response_path = run_cpp(binary, version_dir, request, tmp_path, f"cpp{k}")
+        assert status == 0, stderr[-2000:]
+        cpp_responses.append(response_path)
         cpp = outputs_of(predict_pb2.PredictResponse.FromString(response_path.read_bytes()))
         python = outputs_of(python_responses[k])
         assert sorted(cpp) == sorted(python)
@@ -158,22 +137,13 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, cpp_run
     # A request the graph refuses: C++ does not check feed shapes, the graph does.
     body = golden("generate_columnar.json")
     body["inputs"]["stop"] = [["a", "b", "c", "d", "e"]] * 3
-    request_path = tmp_path / "cpp_too_many_stops.pb"
-    request_path.write_bytes(request_from_rest(body, version_dir)[0].SerializeToString())
-    result = subprocess.run(
-        [str(binary), str(version_dir), str(request_path), str(tmp_path / "refused.pb")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 4, result.stderr[-2000:]
-    assert "INVALID_ARGUMENT" in result.stderr and "at most 4 stop strings" in result.stderr
+    refused = request_from_rest(body, version_dir)[0]
+    status, stderr, _ = run_cpp(binary, version_dir, refused, tmp_path, "too_many_stops")
+    assert status == 4, stderr[-2000:]
+    assert "INVALID_ARGUMENT" in stderr and "at most 4 stop strings" in stderr
     # The C++ text for the golden generate request equals the library's.
     golden_generate = outputs_of(
-        predict_pb2.PredictResponse.FromString(
-            (tmp_path / f"cpp_response{len(warmup)}.pb").read_bytes()
-        )
+        predict_pb2.PredictResponse.FromString(cpp_responses[len(warmup)].read_bytes())
     )
     c = golden("generate_columnar.json")["inputs"]
     assert texts(golden_generate["text"]) == expected_columns(served["generator"], c)

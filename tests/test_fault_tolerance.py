@@ -98,20 +98,25 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, small_text):
     assert not [name for name in os.listdir(run) if ".tmp-" in name]
 
 
-def test_a_carry_state_run_killed_and_resumed_equals_an_uninterrupted_one(tmp_path, small_text):
-    corpus = write_corpus(tmp_path, small_text * 3)
-    settings = ("--carry-state", "--max-steps", "40")
+def whole_and_resumed(tmp_path, corpus, settings, rng):
+    """Train `settings` to step 40 in one go (`whole`) and killed after step 10 then
+    resumed (`run`): the two histories, and the resuming process's stderr."""
     whole = start_training(tmp_path / "whole", corpus, *settings)
     assert whole.wait(timeout=600) == 0, whole.stderr.read()
-
     run = tmp_path / "run"
-    kill_after(start_training(run, corpus, *settings), run, 10, random.Random(1))
+    kill_after(start_training(run, corpus, *settings), run, 10, rng)
     finish = start_training(run, corpus, "--resume", *settings)
     assert finish.wait(timeout=600) == 0, finish.stderr.read()
-
     expected = json.loads((tmp_path / "whole" / "state.json").read_text())["history"]
     resumed = json.loads((run / "state.json").read_text())["history"]
     assert [h["step"] for h in resumed] == [10, 20, 30, 40]
+    return expected, resumed, finish.stderr.read()
+
+
+def test_a_carry_state_run_killed_and_resumed_equals_an_uninterrupted_one(tmp_path, small_text):
+    corpus = write_corpus(tmp_path, small_text * 3)
+    settings = ("--carry-state", "--max-steps", "40")
+    expected, resumed, _ = whole_and_resumed(tmp_path, corpus, settings, random.Random(1))
     for a, b in zip(expected, resumed, strict=True):
         for key in ("train_loss", "val_loss", "val_loss_carried"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), (a["step"], key)
@@ -125,18 +130,9 @@ def test_a_fine_tune_killed_and_resumed_equals_an_uninterrupted_fine_tune(tmp_pa
     # New characters (ñ, ú, the comma): the resumed run must keep the extended vocabulary.
     corpus = write_corpus(tmp_path, "ñandú ñu, ñame!\n" * 60, "new.txt")
     settings = ("--init-from", str(tmp_path / "source"), "--max-steps", "40")
-    whole = start_training(tmp_path / "whole", corpus, *settings)
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
-
+    expected, resumed, stderr = whole_and_resumed(tmp_path, corpus, settings, random.Random(2))
+    assert "ignored" not in stderr  # the same --init-from: no warning
     run = tmp_path / "run"
-    kill_after(start_training(run, corpus, *settings), run, 10, random.Random(2))
-    finish = start_training(run, corpus, "--resume", *settings)
-    assert finish.wait(timeout=600) == 0, finish.stderr.read()
-    assert "ignored" not in finish.stderr.read()  # the same --init-from: no warning
-
-    expected = json.loads((tmp_path / "whole" / "state.json").read_text())["history"]
-    resumed = json.loads((run / "state.json").read_text())["history"]
-    assert [h["step"] for h in resumed] == [10, 20, 30, 40]
     for a, b in zip(expected, resumed, strict=True):
         assert (a["train_loss"], a["val_loss"]) == (b["train_loss"], b["val_loss"]), a["step"]
     assert (run / "vocab.json").read_text() == (tmp_path / "whole" / "vocab.json").read_text()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lstm_textgen import backends
@@ -18,12 +17,11 @@ from lstm_textgen.evaluate import evaluate_run
 from lstm_textgen.export import SavedModelGenerator
 from lstm_textgen.litert import LiteRTModel
 from lstm_textgen.request import GenerationRequest
-from lstm_textgen.serving import predict_request
 from lstm_textgen.shipped import shipped_model
 
 from conftest import REPO
 from helpers import error_lines, run_cli
-from saved_model import outputs_of, serve_tf1, texts
+from saved_model import generate_request, outputs_of, serve_tf1, texts
 
 SHIPPED = shipped_model()
 CARD = json.loads((Path(SHIPPED.folder) / "card.json").read_text(encoding="utf-8"))
@@ -101,16 +99,6 @@ def test_generate_with_no_model_uses_the_shipped_one_from_any_folder(tmp_path):
 
 def test_tf_servings_loader_serves_the_shipped_export(tmp_path):
     version_dir = os.path.join(SHIPPED.saved_model, "1")
-    inputs = {
-        "prompt": np.array([b"ROMEO:", b""], object),
-        "num_chars": np.array([80, 40], np.int32),
-        "temperature": np.array([0.8, 0.0], np.float32),
-        "top_k": np.array([0, 5], np.int32),
-        "top_p": np.array([0.95, 1.0], np.float32),
-        "seed": np.array([1, 2], np.int64),
-        "stop": np.array([[b"\n\n", b"", b"", b""], [b"", b"", b"", b""]], object),
-    }
-    [response] = serve_tf1(version_dir, [predict_request("serving_default", inputs)], tmp_path)
     request = GenerationRequest(
         ["ROMEO:", ""],
         num_chars=[80, 40],
@@ -120,6 +108,7 @@ def test_tf_servings_loader_serves_the_shipped_export(tmp_path):
         seed=[1, 2],
         stop=[["\n\n"], []],
     )
+    [response] = serve_tf1(version_dir, [generate_request(request)], tmp_path)
     expected = [c.text for c in LiteRTModel(SHIPPED.litert).complete(request)]
     assert texts(outputs_of(response)["text"]) == expected
 
