@@ -5,6 +5,7 @@ serves it, and `generate` uses it when no model is named."""
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,16 @@ def test_a_plain_pip_install_carries_the_shipped_model(tmp_path):
     result = run_cli(*args, env={"PYTHONPATH": str(target)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert str(target) in result.stderr and len(result.stdout) == 31
+
+
+def test_inspect_and_the_litert_export_start_from_the_shipped_model(tmp_path):
+    from lstm_textgen.inspect_gates import inspect_run
+    from lstm_textgen.litert_export import export_litert
+
+    text = "ROMEO:\nWhat light through yonder window breaks?"
+    html, png, _ = inspect_run(None, text, str(tmp_path / "gates.html"), units=[0, 1])
+    shown = "".join(re.findall(r">([^<])</span>", Path(html).read_text(encoding="utf-8")))
+    assert "yonder window" in shown and Path(png).is_file()
+    path = export_litert(None, str(tmp_path / "again.tflite"))
+    request = GenerationRequest("KING", num_chars=50, temperature=0.5, seed=4)
+    assert LiteRTModel(path).complete(request) == LiteRTModel(SHIPPED.litert).complete(request)
