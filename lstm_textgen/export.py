@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 
 import keras
@@ -65,11 +64,16 @@ from lstm_textgen.request import (
     Generator,
     stop_matrix,
 )
-from lstm_textgen.rundir import CONFIG_FILE
+from lstm_textgen.sources import (
+    EXPORT_EXTRA_DIR,
+    EXPORT_METADATA_FILE,
+    export_versions,
+    latest_version,
+)
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 SIGNATURES = ("serving_default", "generate_rows", "step", "score")
-EXTRA_DIR = "assets.extra"
+EXTRA_DIR = EXPORT_EXTRA_DIR
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
@@ -180,13 +184,8 @@ def _signatures(functions: ServingFunctions, config: ModelConfig):
     }
 
 
-def _versions(export_base: str) -> list[int]:
-    """The numbered version folders under `export_base`, as TF Serving sees them."""
-    return [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
-
-
 def next_version(export_base: str) -> int:
-    return max(_versions(export_base), default=0) + 1
+    return max(export_versions(export_base), default=0) + 1
 
 
 def export_for_serving(
@@ -231,7 +230,7 @@ def export_for_serving(
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
         atomic_write_text(
-            os.path.join(extra, CONFIG_FILE),
+            os.path.join(extra, EXPORT_METADATA_FILE),
             json.dumps(
                 {
                     "model": model_config.__dict__,
@@ -291,22 +290,6 @@ def weight_paths(version_dir: str, model: CharLanguageModel) -> dict[str, str]:
     if remaining:
         raise TextgenError(f"the export lacks the weights {[v.path for v in remaining]}")
     return paths
-
-
-def latest_version(export_base: str) -> str:
-    """Path of the highest version under `export_base` (or `export_base` itself if it
-    is a version folder)."""
-    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
-        return export_base
-    if not os.path.isdir(export_base):
-        raise TextgenError(f"saved model folder {export_base} does not exist")
-    versions = _versions(export_base)
-    if not versions:
-        raise TextgenError(
-            f"{export_base} holds no numbered SavedModel version; "
-            "export one with `lstm-textgen export`"
-        )
-    return os.path.join(export_base, str(max(versions)))
 
 
 class SavedModelGenerator(Generator):

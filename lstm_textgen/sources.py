@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from lstm_textgen import rundir
@@ -58,18 +59,33 @@ class TrainedModel:
     source: Source
 
 
+def export_versions(export_base: str) -> list[int]:
+    """The numbered version folders under `export_base`, as TF Serving sees them."""
+    return [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+
+
+def latest_version(export_base: str) -> str:
+    """Path of the highest version under `export_base` (or `export_base` itself if it
+    is a version folder)."""
+    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
+        return export_base
+    if not os.path.isdir(export_base):
+        raise TextgenError(f"saved model folder {export_base} does not exist")
+    versions = export_versions(export_base)
+    if not versions:
+        raise TextgenError(
+            f"{export_base} holds no numbered SavedModel version; "
+            "export one with `lstm-textgen export`"
+        )
+    return os.path.join(export_base, str(max(versions)))
+
+
 def _export_version(path: str) -> str | None:
     """The version folder of an export at `path` (a version or its base), or None."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if not os.path.isdir(path):
+    try:
+        return latest_version(path)
+    except TextgenError:
         return None
-    versions = [int(n) for n in os.listdir(path) if n.isdigit()]
-    for version in sorted(versions, reverse=True):
-        folder = os.path.join(path, str(version))
-        if os.path.isfile(os.path.join(folder, "saved_model.pb")):
-            return folder
-    return None
 
 
 def describe_source(source: str) -> Source:
