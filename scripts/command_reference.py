@@ -39,10 +39,19 @@ def reference() -> str:
         "explain what the flags do.\n",
     ]
     for name, command in commands.items():
-        parts.append(
-            f"## `lstm-textgen {name}`\n\n```text\n{command.format_help().rstrip()}\n```\n"
-        )
+        parts.append(section(f"lstm-textgen {name}", command))
+    import importlib
+
+    from lstm_textgen.bench import BENCHMARKS
+
+    for name in BENCHMARKS:  # each benchmark parses its own options after `bench NAME`
+        bench = importlib.import_module(f"lstm_textgen.bench.{name}")
+        parts.append(section(f"lstm-textgen bench {name}", bench.build_parser(), level="###"))
     return "\n".join(parts)
+
+
+def section(title: str, parser: argparse.ArgumentParser, level: str = "##") -> str:
+    return f"{level} `{title}`\n\n```text\n{parser.format_help().rstrip()}\n```\n"
 
 
 def main() -> int:

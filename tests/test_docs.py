@@ -2,6 +2,8 @@
 figures quoted away from their home match it, and every flag the pages name exists."""
 
 import re
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -176,3 +178,242 @@ def test_the_command_reference_is_the_parsers_own_help(monkeypatch):
     assert page == reference(), "docs/commands.md is out of date: run scripts/command_reference.py"
     for flag in ("--init-from SOURCE", "--items {lines,paragraphs}", "--checkpoint", "--out"):
         assert flag in page
+
+
+# --- the documented commands ------------------------------------------------------------
+
+# The pages in reading order: a page's examples may use what an earlier page made
+# (runs/quickstart comes from README's tour).
+PAGES_IN_ORDER = [
+    "README.md",
+    "docs/training.md",
+    "docs/generation.md",
+    "docs/serving.md",
+    "docs/devices.md",
+    "docs/layer.md",
+    "docs/scaling.md",
+    "docs/api.md",
+    "docs/performance.md",
+]
+REPRODUCE_SCRIPT = "scripts/reproduce_shakespeare.sh"  # RUN [train flags]: the preset
+
+
+def ansi_c_unquoted(line: str) -> str:
+    """bash's $'...' strings (`$'ROMEO:\\n'`) as plain shell words holding what bash passes."""
+
+    def plain(match):
+        return shlex.quote(match.group(1).encode("latin-1").decode("unicode_escape"))
+
+    return re.sub(r"\$'((?:[^'\\]|\\.)*)'", plain, line)
+
+
+def documented_commands(path: Path) -> list[list[str]]:
+    """The `lstm-textgen` commands in a page's bash blocks, as the argv after `lstm-textgen`
+    (`scripts/reproduce_shakespeare.sh RUN FLAGS` as the `train` it runs)."""
+    commands = []
+    text = path.read_text(encoding="utf-8")
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in re.sub(r"\\\n", " ", block).splitlines():
+            if "lstm-textgen" not in line and REPRODUCE_SCRIPT not in line:
+                continue  # other programs' lines (curl's JSON spans lines)
+            words = shlex.split(ansi_c_unquoted(line), comments=True)
+            while words:
+                part, words = (
+                    (words, [])
+                    if "&&" not in words
+                    else (
+                        words[: words.index("&&")],
+                        words[words.index("&&") + 1 :],
+                    )
+                )
+                if part[:1] == ["lstm-textgen"]:
+                    commands.append(part[1:])
+                elif part[:1] == [REPRODUCE_SCRIPT]:
+                    run = part[1:2] or ["runs/shakespeare"]
+                    commands.append(["train", "--run", *run, "--preset", "shakespeare", *part[2:]])
+    return commands
+
+
+def parse_documented(argv: list[str]):
+    """Parse a documented command as the CLI would: a bad flag raises UsageError (or, for a
+    benchmark's options, SystemExit)."""
+    from lstm_textgen.cli import parse_args
+
+    args = parse_args(argv)
+    if argv[0] == "bench":
+        import importlib
+
+        importlib.import_module(f"lstm_textgen.bench.{args.which}").build_parser().parse_args(
+            args.options
+        )
+    return args
+
+
+def test_the_pages_in_order_are_every_page():
+    assert sorted(PAGES_IN_ORDER) == sorted(
+        str(p.relative_to(REPO)) for p in markdown_files() if p.name != "commands.md"
+    )
+
+
+def test_documented_commands_are_read_as_bash_passes_them(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\npip install x && lstm-textgen generate --prompt $'A:\\n' --stop , \\\n"
+        "    --seed 1   # a comment\nscripts/reproduce_shakespeare.sh runs/c --carry-state\n```\n"
+        "```text\nlstm-textgen not a command\n```\n"
+    )
+    assert documented_commands(page) == [
+        ["generate", "--prompt", "A:\n", "--stop", ",", "--seed", "1"],
+        ["train", "--run", "runs/c", "--preset", "shakespeare", "--carry-state"],
+    ]
+
+
+def test_every_documented_command_parses():
+    # A flag that disappears or changes its choices fails here, before the slow tour.
+    from lstm_textgen.cli import UsageError
+
+    bad = []
+    for page in PAGES_IN_ORDER:
+        for argv in documented_commands(REPO / page):
+            try:
+                parse_documented(argv)
+            except (UsageError, SystemExit) as e:
+                bad.append(f"{page}: lstm-textgen {shlex.join(argv)}: {e}")
+    assert not bad, bad
+    with pytest.raises(UsageError, match="--no-such-flag"):
+        parse_documented(["generate", "--no-such-flag"])
+
+
+def cli_flags() -> set[str]:
+    """Every option string of every command and benchmark, hidden aliases included."""
+    import argparse
+    import importlib
+
+    from lstm_textgen.bench import BENCHMARKS
+    from lstm_textgen.cli import build_parser
+
+    parsers = [build_parser()]
+    parsers += [
+        importlib.import_module(f"lstm_textgen.bench.{n}").build_parser() for n in BENCHMARKS
+    ]
+    flags = set()
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:  # argparse lists options and sub-commands only here
+            flags.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return flags
+
+
+# Flags of other programs that the pages show. tensorflow_model_server's are spelled with
+# underscores (`--model_base_path`), which no lstm-textgen flag is.
+OTHER_PROGRAMS_FLAGS = {
+    "--rm": "docker run",
+    "--check": "ruff format --check and scripts/command_reference.py --check",
+    "--logdir": "tensorboard",
+}
+
+
+def test_every_flag_the_pages_name_exists():
+    flags = cli_flags()
+    assert not any("_" in flag for flag in flags)
+    unknown = set()
+    for path in markdown_files():
+        if path.name == "commands.md":
+            continue  # the parsers' own help, checked above
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", path.read_text(encoding="utf-8")):
+            if flag not in flags and "_" not in flag and flag not in OTHER_PROGRAMS_FLAGS:
+                unknown.add(f"{path.name}: {flag}")
+    assert not unknown, sorted(unknown)
+    assert {"--init-from", "--no-jit", "--sizes-mb", "--bf16"} <= flags
+
+
+# How the tour test makes each documented command small: training runs a few small
+# batches and validates on two, a model whose size the page leaves open has 32 units (the
+# sizes a page gives stay, so `inspect --units 37,98 --layer 1` still fits), and
+# generation makes at most 100 characters.
+SMALL_TRAINING = [
+    "--max-steps", "6", "--batch-size", "8", "--seq-len", "32", "--checkpoint-every", "3",
+    "--eval-batches", "2",
+]  # fmt: skip
+SMALL_MODEL = ["--units", "32", "--embedding-dim", "16"]
+RESUMED_MAX_STEPS = "9"
+MAX_GENERATED = 100
+NOT_RUN = {  # documented commands the tour test parses but does not run
+    "bench": "benchmarks time full-size models; tests/test_bench.py runs each one small",
+}
+
+
+def small_version(argv: list[str], manual_dir: str, server_url: str) -> list[str]:
+    """A documented command made small enough for the suite; the flags it shows stay."""
+
+    def replace(argv, flag, value):
+        if flag in argv:
+            argv = argv[:]
+            argv[argv.index(flag) + 1] = value
+        return argv
+
+    argv = replace(argv, "--tfds-manual-dir", manual_dir)
+    argv = replace(argv, "--server", server_url)
+    if argv[0] == "train" and "--resume" in argv:
+        return replace(argv, "--max-steps", RESUMED_MAX_STEPS)
+    if argv[0] == "train":
+        sized = "--units" in argv or "--init-from" in argv  # a source fixes the size
+        return argv + SMALL_TRAINING + ([] if sized else SMALL_MODEL)  # later flags win
+    for flag in ("--num-chars",):
+        if flag in argv and int(argv[argv.index(flag) + 1]) > MAX_GENERATED:
+            argv = replace(argv, flag, str(MAX_GENERATED))
+    return argv
+
+
+def tour_files(folder: Path, corpus: str) -> None:
+    """The user's files the examples name (my_play.txt, notes/*.txt, held_out.txt), cut
+    from tiny Shakespeare, and the repository's shipped model under saved_models/."""
+    (folder / "notes").mkdir()
+    for name, start in [
+        ("my_play.txt", 0),
+        ("more.txt", 20_000),
+        ("notes/act1.txt", 40_000),
+        ("notes/act2.txt", 60_000),
+        ("held_out.txt", 100_000),
+    ]:
+        size = 2_000 if name == "held_out.txt" else 20_000
+        (folder / name).write_text(corpus[start : start + size], encoding="utf-8")
+    (folder / "saved_models").mkdir()
+    (folder / "saved_models" / "shakespeare").symlink_to(MODEL_CARD.parent)
+
+
+@pytest.mark.slow
+def test_the_readme_tour_and_the_docs_examples_run(tmp_path, monkeypatch, manual_dir):
+    # Every documented command runs, page by page in reading order, from one working
+    # folder (as from the repository root), made small by `small_version`.
+    if manual_dir is None:
+        pytest.skip("needs tiny Shakespeare's input.txt offline")
+    from lstm_textgen.cli import main
+    from lstm_textgen.sources import latest_version
+
+    from tf_serving import fake_tf_serving
+
+    tour_files(tmp_path, (Path(manual_dir) / "input.txt").read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LSTM_TEXTGEN_TFDS_MANUAL_DIR", manual_dir)
+    failed, ran = [], set()
+    shipped = latest_version(str(MODEL_CARD.parent))
+    with fake_tf_serving("shakespeare", shipped) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        for page in PAGES_IN_ORDER:
+            for argv in documented_commands(REPO / page):
+                if argv[0] in NOT_RUN:
+                    continue
+                small = small_version(argv, manual_dir, url)
+                if shlex.join(small) in ran and small[0] != "train":
+                    continue  # shown again on a later page: it ran already
+                if small[0] == "train" and "--resume" not in small:
+                    shutil.rmtree(small[small.index("--run") + 1], ignore_errors=True)
+                ran.add(shlex.join(small))
+                rc = main(small)
+                if rc != 0:
+                    failed.append(f"{page}: lstm-textgen {shlex.join(small)}")
+    assert not failed, failed
+    assert len(ran) >= 30

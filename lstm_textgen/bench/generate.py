@@ -59,8 +59,15 @@ EMBEDDING_DIM = 64
 
 def add_model_arguments(parser) -> None:
     """The size of the random model a serving benchmark exports."""
-    parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument(
+        "--units",
+        type=int,
+        default=256,
+        help="units per layer of the exported model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layers", type=int, default=2, help="layers of the exported model (default: %(default)s)"
+    )
 
 
 def print_header(args, workload: str) -> None:
@@ -217,19 +224,50 @@ def cold_start_litert(path, chars):
     return time.perf_counter() - start
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options, which `main` parses and docs/commands.md shows."""
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench generate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--chars", type=int, default=1000)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--stop-rows", type=int, default=32)
-    parser.add_argument("--stop-chars", type=int, default=2000)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--chars",
+        type=int,
+        default=1000,
+        help="characters generated per row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        help="batch sizes to time (default: 1 32)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed calls per row, median taken (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stop-rows",
+        type=int,
+        default=32,
+        help="rows of the stop-string comparison (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--stop-chars",
+        type=int,
+        default=2000,
+        help="longest row of the stop-string comparison (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     with tempfile.TemporaryDirectory() as workdir:
         model, export_dir = make_export(workdir, args.units, args.layers)

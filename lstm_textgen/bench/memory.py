@@ -70,7 +70,8 @@ def measure(corpus: str, run_dir: str, steps: int) -> tuple[float, float]:
     return int(result.stdout.split()[-1]) / 1024, seconds
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options, which `main` parses and docs/commands.md shows."""
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench memory",
         description=__doc__,
@@ -90,7 +91,11 @@ def main(argv=None) -> None:
         "--source",
         help=f"UTF-8 text to repeat (default: input.txt in ${MANUAL_DIR_ENV})",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.source is None:
         folder = os.environ.get(MANUAL_DIR_ENV)
         if not folder:

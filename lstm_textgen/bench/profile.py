@@ -197,20 +197,36 @@ def table(measured, layers=LAYERS):
     return rows
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options, which `main` parses and docs/commands.md shows."""
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench profile",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--units", type=int, nargs="+", default=[512])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--seq-len", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--units", type=int, nargs="+", default=[512], help="hidden sizes to profile (default: 512)"
+    )
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    parser.add_argument(
+        "--seq-len", type=int, default=100, help="time steps per window (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=5,
+        help="timed runs per part, median taken (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)"
+    )
     parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
     parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     threads = configure_threads(args.inter_op, args.intra_op)
     print(f"CPU: {cpu_description()}")

@@ -143,18 +143,33 @@ def rows_equal_check(export_dir, signature, clients: int, chars: int) -> None:
     )
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options, which `main` parses and docs/commands.md shows."""
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench serve",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--chars", type=int, default=200, help="characters per request")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per K and mode")
+    parser.add_argument(
+        "--chars", type=int, default=200, help="characters per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        default=[1, 8, 32, 64],
+        help="numbers of clients K (default: 1 8 32 64)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="timed rounds per K and mode (default: %(default)s)"
+    )
     parser.add_argument("--baseline", metavar="DIR", help="an export version folder to compare")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     with tempfile.TemporaryDirectory() as workdir:
         _, export_dir = make_export(workdir, args.units, args.layers)

@@ -164,17 +164,33 @@ def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
     return medians, ratios
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """This benchmark's options, which `main` parses and docs/commands.md shows."""
     parser = argparse.ArgumentParser(
         prog="lstm-textgen bench train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--units", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--seq-len", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--units",
+        type=int,
+        nargs="+",
+        default=[256, 512, 1024],
+        help="hidden sizes to time (default: 256 512 1024)",
+    )
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
+    parser.add_argument(
+        "--seq-len", type=int, default=100, help="time steps per window (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=5,
+        help="timed steps per variant, median taken (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)"
+    )
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
     parser.add_argument(
         "--bf16", action="store_true", help="also time the bfloat16 variants (see above)"
@@ -187,7 +203,11 @@ def main(argv=None):
     )
     parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
     parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     threads = configure_threads(args.inter_op, args.intra_op)
     engines = matmul_gflops(args.ceiling_size)
