@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.request import Generator
 from lstm_textgen.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 
@@ -88,6 +88,8 @@ def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
 
     _, config = load_run_config(run_dir)
     if not config.items:
-        raise TextgenError(f"{run_dir} was trained without --items; it has no training items")
+        raise TextgenError(
+            f"{run_dir} was trained without {setting('items')}; it has no training items"
+        )
     _, items = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
     return set(items)

@@ -47,17 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """The options of `argv` that its command does not have. argparse reports a missing
-    required argument before an unknown one, which hides a mistyped flag."""
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]):
+    """The parser of the command `argv` starts with, or None."""
     if not argv or argv[0].startswith("-"):
-        return []
+        return None
     commands = next(
         action.choices
         for action in parser._actions  # argparse keeps its sub-commands here only
         if isinstance(action, argparse._SubParsersAction)
     )
-    command = commands.get(argv[0])
+    return commands.get(argv[0])
+
+
+def _unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The options of `argv` that its command does not have. argparse reports a missing
+    required argument before an unknown one, which hides a mistyped flag."""
+    command = _command_parser(parser, argv)
     if command is None:
         return []
     known = {option for action in command._actions for option in action.option_strings}
@@ -81,6 +86,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 f"unrecognized arguments: {' '.join(unknown)} (see `{PROG} {argv[0]} --help`)"
             ) from None
         raise
+
+
+# Settings the library names after its Python arguments whose flag is spelled otherwise.
+_FLAGS_OF_ARGUMENTS = {"run_dir": "--run", "manual_dir": "--tfds-manual-dir"}
+
+
+def _flag_namer(argv: list[str] | None):
+    """`name -> flag` for the settings an error names: the command's own flags by their
+    argparse destination, the training config's fields by their `train` flag."""
+    from lstm_textgen.config import config_fields, flag_name
+    from lstm_textgen.errors import default_flag
+
+    command = _command_parser(build_parser(), sys.argv[1:] if argv is None else list(argv))
+    by_dest = {
+        action.dest: max(action.option_strings, key=len)
+        for action in (command._actions if command else [])
+        if action.option_strings and action.help != argparse.SUPPRESS
+    }
+
+    def flag_of(name: str) -> str:
+        if name in by_dest:
+            return by_dest[name]
+        if name in _FLAGS_OF_ARGUMENTS:
+            return _FLAGS_OF_ARGUMENTS[name]
+        if name in config_fields():
+            return flag_name(name)
+        return default_flag(name)
+
+    return flag_of
 
 
 def _start_tensorflow(init_devices: bool = True) -> None:
@@ -150,7 +184,7 @@ def main(argv=None) -> int:
             _start_tensorflow(init_devices=start == "devices")
         return args.command_module.main(args)
     except TextgenError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {e.for_command_line(_flag_namer(argv))}", file=sys.stderr)
         return 2
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""

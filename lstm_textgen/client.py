@@ -11,7 +11,7 @@ import json
 import urllib.error
 import urllib.request
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.request import Completion, Generator, stop_matrix
 
 
@@ -90,9 +90,13 @@ class ServerGenerator(Generator):
 
     def __init__(self, server: str, model_name: str | None):
         if not model_name:
-            raise TextgenError("--server needs --model-name, the model's name on the server")
+            raise TextgenError(
+                f"{setting('server')} needs {setting('model_name')}, the model's name on the server"
+            )
         if not server.startswith(("http://", "https://")):
-            raise TextgenError(f"--server must be an http:// or https:// URL, got {server!r}")
+            raise TextgenError(
+                f"{setting('server')} must be an http:// or https:// URL, got {server!r}"
+            )
         self.server = server
         self.model_name = model_name
 

@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 
 IMPLEMENTATIONS = ("gates", "keras")
 LR_SCHEDULES = ("constant", "cosine")
@@ -168,25 +168,28 @@ class TrainConfig:
         positive = ("seq_len", "batch_size", "learning_rate", "clip_norm", "checkpoint_every")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise TextgenError(f"{flag_name(name)} must be > 0, got {getattr(self, name)}")
+                raise TextgenError(f"{setting(name)} must be > 0, got {getattr(self, name)}")
         for name in ("epochs", "max_steps", "eval_batches"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise TextgenError(f"{flag_name(name)} must be >= 1, got {value}")
+                raise TextgenError(f"{setting(name)} must be >= 1, got {value}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise TextgenError(
-                f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+                f"{setting('lr_schedule')} must be one of {', '.join(LR_SCHEDULES)}, "
+                f"got {self.lr_schedule!r}"
             )
         if self.items is not None and self.items not in ITEM_KINDS:
             raise TextgenError(
-                f"--items must be one of {', '.join(ITEM_KINDS)}, got {self.items!r}"
+                f"{setting('items')} must be one of {', '.join(ITEM_KINDS)}, got {self.items!r}"
             )
         if self.warmup_steps < 0:
-            raise TextgenError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
+            raise TextgenError(f"{setting('warmup_steps')} must be >= 0, got {self.warmup_steps}")
         if self.epochs is not None and self.max_steps is not None:
-            raise TextgenError("give either --epochs or --max-steps, not both")
+            raise TextgenError(
+                f"give either {setting('epochs')} or {setting('max_steps')}, not both"
+            )
         if not 0 <= self.seed < 2**32:
-            raise TextgenError(f"--seed must be in [0, 2**32), got {self.seed}")
+            raise TextgenError(f"{setting('seed')} must be in [0, 2**32), got {self.seed}")
 
     def with_absolute_paths(self) -> TrainConfig:
         """A copy whose `text_files` (and `init_from`, when it is a path) are absolute,
@@ -253,11 +256,11 @@ def check_architecture(source: ModelConfig, settings: dict, source_name: str) ->
     the model config of a fine-tune's source."""
     for name in ARCHITECTURE_FIELDS:
         if name in settings and settings[name] != getattr(source, name):
-            flag = flag_name(name)
             raise TextgenError(
-                f"{flag} {settings[name]} contradicts --init-from {source_name}, whose model "
-                f"has {flag} {getattr(source, name)}; leave {flag} out (a fine-tune keeps "
-                "its source's architecture)"
+                f"{setting(name, settings[name])} contradicts "
+                f"{setting('init_from', source_name)}, whose model has "
+                f"{setting(name, getattr(source, name))}; leave {setting(name)} out (a "
+                "fine-tune keeps its source's architecture)"
             )
 
 

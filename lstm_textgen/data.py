@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ITEM_KINDS
-from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
@@ -38,7 +38,7 @@ class Corpus:
             if name == "test":
                 raise TextgenError(
                     f"corpus {self.name} has no test split (your own text is split into "
-                    "train and validation only); evaluate on a file with --text-file"
+                    f"train and validation only); evaluate on a file with {setting('text_files')}"
                 )
             raise TextgenError(
                 f"unknown split {name!r}; use train, validation, test or validation+test"
@@ -54,7 +54,7 @@ def expand_text_files(patterns) -> list[str]:
             matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
             matches = [m for m in matches if os.path.isfile(m)]
             if not matches:
-                raise TextgenError(f"--text-file {pattern!r} matches no file")
+                raise TextgenError(f"{setting('text_files')} pattern {pattern!r} matches no file")
         else:
             path = os.path.expanduser(pattern)
             if not os.path.exists(path):
@@ -179,8 +179,8 @@ def corpus_from_tfds(
         hint = (
             f"check that {manual_dir} holds the dataset's files"
             if manual_dir
-            else f"offline? pass --tfds-manual-dir DIR (or set ${MANUAL_DIR_ENV}) with "
-            "the downloaded files, or train on --text-file"
+            else f"offline? pass {setting('manual_dir', 'DIR')} (or set ${MANUAL_DIR_ENV}) with "
+            f"the downloaded files, or train on {setting('text_files')}"
         )
         raise TextgenError(
             f"could not prepare tfds dataset {name}: {first_line(e)}; {hint}"
@@ -220,7 +220,9 @@ def split_items(text: str, kind: str) -> list[str]:
     elif kind == "paragraphs":
         items = [p.strip("\r\n") for p in re.split(r"\n(?:[ \t\r]*\n)+", text)]
     else:
-        raise TextgenError(f"--items must be one of {', '.join(ITEM_KINDS)}, got {kind!r}")
+        raise TextgenError(
+            f"{setting('items')} must be one of {', '.join(ITEM_KINDS)}, got {kind!r}"
+        )
     return [item for item in items if item.strip()]
 
 
@@ -241,13 +243,14 @@ def items_corpus(text_files=(), tfds_name="tiny_shakespeare", manual_dir=None, k
     for text in (source.train, source.validation, source.test or ""):
         if END_OF_ITEM in text:
             raise TextgenError(
-                "the corpus holds U+0003, the end-of-item marker of --items; remove it first"
+                "the corpus holds U+0003, the end-of-item marker of "
+                f"{setting('items')}; remove it first"
             )
     if text_files:
         items = split_items(source.train + source.validation, kind)
         if len(items) < 2:
             raise TextgenError(
-                f"--items {kind} found {len(items)} item(s); give at least 2 "
+                f"{setting('items', kind)} found {len(items)} item(s); give at least 2 "
                 "(one trains, one validates)"
             )
         cut = min(int(len(items) * (1.0 - VALIDATION_FRACTION)), len(items) - 1)
@@ -380,7 +383,7 @@ def check_length(text, seq_len: int, what: str) -> None:
     if count_windows(len(text), seq_len) < 1:
         raise TextgenError(
             f"the {what} text has {len(text)} characters, fewer than seq_len + 1 = "
-            f"{seq_len + 1}; use a smaller --seq-len or more text"
+            f"{seq_len + 1}; use a smaller {setting('seq_len')} or more text"
         )
 
 
@@ -485,9 +488,10 @@ def make_stream_dataset(ids, seq_len: int, batch_size: int, start_step: int = 0)
     per_stream = stream_batches(len(ids), seq_len, batch_size)
     if per_stream < 1:
         raise TextgenError(
-            f"--carry-state cuts the training text into --batch-size {batch_size} streams "
-            f"of at least {seq_len + 1} characters, but it has {len(ids):,}; use a smaller "
-            "--batch-size or --seq-len"
+            f"{setting('carry_state')} cuts the training text into "
+            f"{setting('batch_size', batch_size)} streams of at least {seq_len + 1} characters, "
+            f"but it has {len(ids):,}; use a smaller {setting('batch_size')} or "
+            f"{setting('seq_len')}"
         )
     starts = tf.range(batch_size, dtype=tf.int64) * per_stream
     windows = tf.data.Dataset.counter(start_step).map(

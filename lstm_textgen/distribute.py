@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.errors import TextgenError, first_line, setting
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -34,7 +34,7 @@ def _split_cpu(replicas: int) -> None:
         )
     except RuntimeError:
         raise TextgenError(
-            "--cpu-replicas must be set before TensorFlow starts; set it at the start "
+            f"{setting('cpu_replicas')} must be set before TensorFlow starts; set it at the start "
             "of the process"
         ) from None
 
@@ -43,7 +43,8 @@ def _check_tf_config() -> dict:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise TextgenError(
-            "--strategy multi-worker needs TF_CONFIG in each worker's environment, e.g. "
+            f"{setting('strategy', 'multi-worker')} needs TF_CONFIG in each worker's "
+            "environment, e.g. "
             'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
             '"task": {"type": "worker", "index": 0}}\' (see docs/scaling.md)'
         )
@@ -71,10 +72,12 @@ def make_strategy(name: str = "default", cpu_replicas: int | None = None) -> tf.
     trying `"mirrored"` without GPUs; it does not make training faster).
     """
     if name not in STRATEGIES:
-        raise TextgenError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+        raise TextgenError(
+            f"{setting('strategy')} must be one of {', '.join(STRATEGIES)}, got {name!r}"
+        )
     if cpu_replicas is not None:
         if cpu_replicas < 1:
-            raise TextgenError(f"--cpu-replicas must be >= 1, got {cpu_replicas}")
+            raise TextgenError(f"{setting('cpu_replicas')} must be >= 1, got {cpu_replicas}")
         _split_cpu(cpu_replicas)
     if name == "default":
         return tf.distribute.get_strategy()

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from lstm_textgen import data, rundir
 from lstm_textgen.config import TrainConfig, bits
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
@@ -137,7 +137,7 @@ def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, work
     if split not in ("train", "validation"):
         raise TextgenError(
             f"a run on text files has no {split} split (your own text is split into train "
-            "and validation only); evaluate on a file with --text-file"
+            f"and validation only); evaluate on a file with {setting('text_files')}"
         )
     path = os.path.join(run_dir, rundir.DATA_DIR, f"{split}.ids")
     if not os.path.isfile(path):
@@ -181,7 +181,9 @@ def evaluate_run(
 
     source = describe_source(run_dir or DEFAULT_MODEL)
     if litert and checkpoint != "best":
-        raise TextgenError("a LiteRT export holds one checkpoint; leave out --checkpoint")
+        raise TextgenError(
+            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
+        )
     if litert:
         from lstm_textgen.litert import LiteRTModel
 
@@ -202,7 +204,7 @@ def evaluate_run(
         if not text_files:
             raise TextgenError(
                 f"{source.path} does not record what it was trained on; evaluate it on "
-                "text files (--text-file)"
+                f"text files ({setting('text_files')})"
             )
         train_config = TrainConfig()
     batch_size = batch_size or train_config.batch_size
@@ -220,7 +222,7 @@ def evaluate_run(
         if source.kind != "run":
             raise TextgenError(
                 f"{source.path} was trained on text files, which an export does not hold; "
-                "evaluate it on text files (--text-file)"
+                f"evaluate it on text files ({setting('text_files')})"
             )
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
             ids = _run_ids(source.path, train_config, vocab, split, workdir)

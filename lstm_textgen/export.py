@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
-from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.exporting import (
     export_model,
     row_spec,
@@ -207,10 +207,12 @@ def export_for_serving(
     if version is None:
         version = next_version(export_base)
     elif version < 1:
-        raise TextgenError(f"--version must be a positive integer, got {version}")
+        raise TextgenError(f"{setting('version')} must be a positive integer, got {version}")
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
-        raise TextgenError(f"{final} already exists; pick another --version or leave it out")
+        raise TextgenError(
+            f"{final} already exists; pick another {setting('version')} or leave it out"
+        )
 
     # The endpoints track the variables they read. Tracking the model as well would save
     # every weight twice (Keras keeps a second set of variables for `track`).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.request import MAX_PROMPT_CHARS
 from lstm_textgen.shipped import DEFAULT_MODEL
@@ -40,7 +40,7 @@ def parse_span(span: str) -> tuple[int, int | None]:
         return int(start or 0), (int(stop) if stop else None)
     except ValueError:
         raise TextgenError(
-            f"--span must be START:STOP character offsets, e.g. 0:5000, got {span!r}"
+            f"{setting('span')} must be START:STOP character offsets, e.g. 0:5000, got {span!r}"
         ) from None
 
 
@@ -54,7 +54,8 @@ def choose_span(text: str, span: tuple[int, int | None] | None) -> tuple[str, st
         start, stop = span
     if not 0 <= start < len(text) or (stop is not None and stop <= start):
         raise TextgenError(
-            f"--span {start}:{'' if stop is None else stop} is empty or outside the text "
+            f"{setting('span', f'{start}:' + ('' if stop is None else str(stop)))} is empty or "
+            f"outside the text "
             f"of {len(text):,} characters"
         )
     shown = text[start:stop]
@@ -62,7 +63,8 @@ def choose_span(text: str, span: tuple[int, int | None] | None) -> tuple[str, st
         raise TextgenError(
             f"inspect shows at most {MAX_INSPECT_CHARS:,} characters on one page, and the "
             f"text{' span' if span else ''} has {len(shown):,}; choose a part with "
-            f"--span START:STOP, e.g. --span {start}:{start + MAX_INSPECT_CHARS}"
+            f"{setting('span', 'START:STOP')}, e.g. "
+            f"{setting('span', f'{start}:{start + MAX_INSPECT_CHARS}')}"
         )
     return text[max(0, start - MAX_PROMPT_CHARS) : start], shown
 
@@ -230,11 +232,13 @@ def inspect_run(
     if not text:
         raise TextgenError("the text to inspect has no character the model knows")
     if not -model.num_layers <= layer < model.num_layers:
-        raise TextgenError(f"--layer must be in [0, {model.num_layers - 1}], got {layer}")
+        raise TextgenError(
+            f"{setting('layer')} must be in [0, {model.num_layers - 1}], got {layer}"
+        )
     layer = layer % model.num_layers
     bad = [u for u in (units or []) if not 0 <= u < model.units]
     if bad:
-        raise TextgenError(f"--units {bad} outside [0, {model.units - 1}]")
+        raise TextgenError(f"{setting('units', bad)} outside [0, {model.units - 1}]")
 
     @tf.function
     def trace(context_ids, ids):

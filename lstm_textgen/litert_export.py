@@ -11,7 +11,7 @@ import tempfile
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.exporting import (
     export_model,
     row_spec,
@@ -153,7 +153,7 @@ def export_litert(
     if not path.endswith(".tflite"):
         raise TextgenError(f"a LiteRT model file ends in .tflite, got {path}")
     if quantize not in (None, *QUANTIZE_CHOICES):
-        raise TextgenError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}")
+        raise TextgenError(f"{setting('quantize')} must be one of {', '.join(QUANTIZE_CHOICES)}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise TextgenError(f"folder {folder} does not exist; create it first")

@@ -23,7 +23,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 
 log = logging.getLogger("lstm_textgen")
 
@@ -162,19 +162,20 @@ def _checked_rows(request: GenerationRequest) -> dict[str, list]:
     ]
     for n in values["num_chars"]:
         if isinstance(n, bool) or int(n) != n or not 0 <= n <= MAX_NUM_CHARS:
-            raise TextgenError(f"num-chars must be {LIMITS['num_chars']}, got {n}")
+            raise TextgenError(f"{setting('num_chars')} must be {LIMITS['num_chars']}, got {n}")
     for s in values["seed"]:
         if not 0 <= s <= MAX_SEED:
             raise TextgenError(
-                f"seed must be 0 to {MAX_SEED:,} (with --batch N: seed + N - 1), got {s}"
+                f"{setting('seed')} must be 0 to {MAX_SEED:,} (a row's seed is the first "
+                f"plus its row number), got {s}"
             )
     for t, k, p in zip(values["temperature"], values["top_k"], values["top_p"]):
         if not math.isfinite(t) or t < 0:
-            raise TextgenError(f"temperature must be >= 0 (0 means greedy), got {t}")
+            raise TextgenError(f"{setting('temperature')} must be >= 0 (0 means greedy), got {t}")
         if k < 0:
-            raise TextgenError(f"top-k must be >= 0 (0 turns it off), got {k}")
+            raise TextgenError(f"{setting('top_k')} must be >= 0 (0 turns it off), got {k}")
         if not 0.0 < p <= 1.0:
-            raise TextgenError(f"top-p must be in (0, 1] (1 turns it off), got {p}")
+            raise TextgenError(f"{setting('top_p')} must be in (0, 1] (1 turns it off), got {p}")
     values["prompt"] = [prompt_tail(p) for p in request.prompts]
     return values
 

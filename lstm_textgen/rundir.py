@@ -53,7 +53,7 @@ def _in_use(run_dir: str, fd: int) -> TextgenError:
     holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
     return TextgenError(
         f"{run_dir} is being trained by {holder}; wait for it to end or stop it, "
-        "or train into another --run directory"
+        "or train into another run directory"
     )
 
 

@@ -36,7 +36,7 @@ from lstm_textgen.distribute import (
     strategy_name,
     thread_settings,
 )
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.finetune import copy_weights
@@ -372,14 +372,14 @@ class CheckpointAndReport(keras.callbacks.Callback):
 def _check_new_run_dir(run_dir: str) -> None:
     if os.path.exists(os.path.join(run_dir, rundir.LAST_CHECKPOINT)):
         raise TextgenError(
-            f"{run_dir} already holds a trained model; pass --resume to continue it, "
-            "or choose another --run directory"
+            f"{run_dir} already holds a trained model; pass {setting('resume', switch=True)} "
+            "to continue it, or choose another run directory"
         )
 
 
 def _make_run_dir(run_dir: str) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise TextgenError(f"--run {run_dir} exists and is not a directory")
+        raise TextgenError(f"{setting('run_dir', run_dir)} exists and is not a directory")
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as e:
@@ -458,7 +458,7 @@ def train(
         if not os.path.isfile(os.path.join(run_dir, rundir.LAST_CHECKPOINT)):
             raise TextgenError(
                 f"nothing to resume in {run_dir}: it holds no {rundir.LAST_CHECKPOINT}; "
-                "start a new run without --resume"
+                f"start a new run without {setting('resume', switch=True)}"
             )
         model_config, train_config = rundir.load_run_config(run_dir)
     else:
@@ -472,8 +472,8 @@ def train(
     replicas = strategy.num_replicas_in_sync
     if train_config.batch_size % replicas:
         raise TextgenError(
-            f"--batch-size {train_config.batch_size} does not split evenly over {replicas} "
-            f"replicas; use a multiple of {replicas}"
+            f"{setting('batch_size', train_config.batch_size)} does not split evenly over "
+            f"{replicas} replicas; use a multiple of {replicas}"
         )
     chief = is_chief(strategy)
     # A new run refused before its first checkpoint (a bad corpus or source) leaves no folder.
@@ -704,7 +704,7 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         raise TextgenError(
             f"the loss became NaN or infinite at step {reporter.bad_loss_step}; training "
             f"stopped and the last good checkpoint (step {state['step']}) is kept; "
-            "try a lower --learning-rate or --clip-norm"
+            f"try a lower {setting('learning_rate')} or {setting('clip_norm')}"
         )
     return TrainResult(
         job.run_dir, state["step"], state["best_val_loss"], state["history"], job.chief
@@ -716,8 +716,9 @@ def _carry_state(job: _Job, model, train_ids) -> None:
     config = job.train_config
     if job.strategy.num_replicas_in_sync > 1:
         raise TextgenError(
-            "--carry-state trains on one device (a carried state belongs to one sequence "
-            "of batches); leave out --strategy and --cpu-replicas, or --carry-state"
+            f"{setting('carry_state')} trains on one device (a carried state belongs to one "
+            f"sequence of batches); leave out {setting('strategy')} and "
+            f"{setting('cpu_replicas')}, or {setting('carry_state')}"
         )
     per_pass = data.stream_batches(len(train_ids), config.seq_len, config.batch_size)
     carried = model.carry_state(config.batch_size, max(1, per_pass))
@@ -725,8 +726,9 @@ def _carry_state(job: _Job, model, train_ids) -> None:
         saved = rundir.read_checkpoint_array(job.checkpoint, rundir.CARRIED_STATE)
         if saved is None or saved.shape != carried.shape:
             raise TextgenError(
-                f"{job.checkpoint} holds no carried state for --carry-state with "
-                f"--batch-size {config.batch_size}; resume with the settings it was trained with"
+                f"{job.checkpoint} holds no carried state for {setting('carry_state')} with "
+                f"{setting('batch_size', config.batch_size)}; resume with the settings it was "
+                "trained with"
             )
         carried.assign(saved)
 

@@ -290,7 +290,7 @@ def test_a_preset_length_is_replaced_by_epochs_but_both_given_is_an_error():
     assert (train.epochs, train.max_steps) == (2, None)
     preset_steps = str(PRESETS["shakespeare"]["train"]["max_steps"])
     _, train = parse_train("--preset", "shakespeare", "--epochs", "2", "--max-steps", preset_steps)
-    with pytest.raises(TextgenError, match="either --epochs or --max-steps"):
+    with pytest.raises(TextgenError, match="either epochs or max_steps"):
         train.validate()
 
 

@@ -67,7 +67,7 @@ def test_bad_replies_and_urls_are_one_line_errors(server):
                           ("broken", "did not answer with JSON")):  # fmt: skip
         with pytest.raises(TextgenError, match=message):
             ServerGenerator(url, name).complete(request)
-    with pytest.raises(TextgenError, match="--model-name"):
+    with pytest.raises(TextgenError, match="model_name"):
         ServerGenerator(url, None)
     with pytest.raises(TextgenError, match="http://"):
         ServerGenerator("localhost:8501", "m")

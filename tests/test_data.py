@@ -65,7 +65,7 @@ def test_stream_batches_continue_each_row_where_the_batch_before_ended():
     for start in (2, 5):  # a run resumed at step `start` sees the same batches
         resumed = next(iter(data.make_stream_dataset(ids, 5, 3, start_step=start)))[0]
         np.testing.assert_array_equal(resumed.numpy(), stream[start][0])
-    with pytest.raises(TextgenError, match="smaller --batch-size or --seq-len"):
+    with pytest.raises(TextgenError, match="smaller batch_size or seq_len"):
         data.make_stream_dataset(ids, 5, 15)
 
 
@@ -105,8 +105,9 @@ def test_a_bad_byte_deep_in_a_streamed_file_is_reported_with_its_offset(tmp_path
 def test_text_too_short_for_one_window():
     with pytest.raises(TextgenError, match="seq_len"):
         data.check_length("abc", 3, "training")
-    with pytest.raises(TextgenError, match="seq-len"):
+    with pytest.raises(TextgenError, match="a smaller seq_len") as raised:
         data.make_dataset(np.arange(3, dtype=np.int32), 3, 1)
+    assert "a smaller --seq-len or more text" in raised.value.for_command_line()
 
 
 def test_text_files_globs_and_split(tmp_path):
@@ -167,7 +168,7 @@ def test_items_are_lines_or_paragraphs_and_the_stream_marks_each_end():
     assert data.split_items(text, "lines") == ["Anna", "Bo b", "Cy"]
     assert data.split_items("one\ntwo\n\n \nthree\n", "paragraphs") == ["one\ntwo", "three"]
     assert data.items_stream(["Anna", "Bo"]) == f"{END_OF_ITEM}Anna{END_OF_ITEM}Bo{END_OF_ITEM}"
-    with pytest.raises(TextgenError, match="--items"):
+    with pytest.raises(TextgenError, match="items"):
         data.split_items(text, "words")
 
 

@@ -45,7 +45,7 @@ def test_unknown_prompt_characters_are_skipped(generator):
 def test_bad_requests_are_clear_errors(generator):
     with pytest.raises(TextgenError, match="temperature"):
         generator.generate("a", 5, temperature=-1.0)
-    with pytest.raises(TextgenError, match="num-chars"):
+    with pytest.raises(TextgenError, match="num_chars"):
         generator.generate("a", -1)
     with pytest.raises(TextgenError, match="prompt"):
         generator.generate([], 5)

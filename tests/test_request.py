@@ -50,15 +50,15 @@ def test_stop_strings_are_shared_or_given_per_row():
     [
         ({"prompts": []}, "at least one prompt"),
         ({"prompts": [3]}, "a prompt must be a string"),
-        ({"num_chars": 10_001}, "num-chars must be 0 to 10,000"),
-        ({"num_chars": 2.5}, "num-chars"),
-        ({"num_chars": True}, "num-chars"),
+        ({"num_chars": 10_001}, "num_chars must be 0 to 10,000"),
+        ({"num_chars": 2.5}, "num_chars"),
+        ({"num_chars": True}, "num_chars"),
         ({"temperature": float("nan")}, "temperature must be >= 0"),
         ({"temperature": -1.0}, "temperature"),
-        ({"top_k": -1}, "top-k must be >= 0"),
-        ({"top_p": 0.0}, r"top-p must be in \(0, 1\]"),
-        ({"top_p": 1.5}, "top-p"),
-        ({"seed": MAX_SEED}, "with --batch N"),  # two rows: the second seed is out of range
+        ({"top_k": -1}, "top_k must be >= 0"),
+        ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"seed": MAX_SEED}, "plus its row number"),  # two rows: the second seed is out of range
         ({"seed": -1}, "seed must be 0"),
         ({"top_k": [1, 2, 3]}, r"give one top_k per prompt \(2\), got 3"),
         ({"stop": [""]}, "stop string is empty"),

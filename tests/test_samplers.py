@@ -188,9 +188,9 @@ def test_zero_steps_gives_an_empty_result():
     [
         (-0.1, 0, 1.0, "temperature"),
         (math.nan, 0, 1.0, "temperature"),
-        (1.0, -1, 1.0, "top-k"),
-        (1.0, 0, 0.0, "top-p"),
-        (1.0, 0, 1.5, "top-p"),
+        (1.0, -1, 1.0, "top_k"),
+        (1.0, 0, 0.0, "top_p"),
+        (1.0, 0, 1.5, "top_p"),
     ],
 )
 def test_bad_sampling_settings_are_rejected(temperature, top_k, top_p, match):
