@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model
-from lstm_textgen.bench.timing import cpu_description, time_alternately
+from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
 from lstm_textgen.distribute import configure_threads
 
 
@@ -204,24 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--units", type=int, nargs="+", default=[512], help="hidden sizes to profile (default: 512)"
-    )
-    parser.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    parser.add_argument(
-        "--seq-len", type=int, default=100, help="time steps per window (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=5,
-        help="timed runs per part, median taken (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)"
-    )
-    parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
-    parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
+    add_step_arguments(parser, [512], "runs per part")
     return parser
 
 

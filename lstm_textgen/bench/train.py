@@ -44,7 +44,7 @@ import tensorflow as tf
 
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model, keras_model
 from lstm_textgen.bench.profile import floor_step
-from lstm_textgen.bench.timing import cpu_description, time_alternately
+from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
 from lstm_textgen.distribute import configure_threads
 
 
@@ -171,26 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--units",
-        type=int,
-        nargs="+",
-        default=[256, 512, 1024],
-        help="hidden sizes to time (default: 256 512 1024)",
-    )
-    parser.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    parser.add_argument(
-        "--seq-len", type=int, default=100, help="time steps per window (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=5,
-        help="timed steps per variant, median taken (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="untimed steps first (default: %(default)s)"
-    )
+    add_step_arguments(parser, [256, 512, 1024], "steps per variant")
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
     parser.add_argument(
         "--bf16", action="store_true", help="also time the bfloat16 variants (see above)"
@@ -201,8 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=2048,
         help="N of the N^3 products that measure the ceiling",
     )
-    parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
-    parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")
     return parser
 
 
