@@ -52,7 +52,7 @@ _EXPORTS = {
     "evaluate_ids": "lstm_textgen.evaluate",
     "evaluate_run": "lstm_textgen.evaluate",
     "export_for_serving": "lstm_textgen.export",
-    "SavedModelGenerator": "lstm_textgen.export",
+    "SavedModelGenerator": "lstm_textgen.saved_model",
     "ServerGenerator": "lstm_textgen.client",
     "export_litert": "lstm_textgen.litert_export",
     "LiteRTModel": "lstm_textgen.litert",

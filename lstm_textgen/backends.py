@@ -57,7 +57,7 @@ def open_generator(
 
         return TextGenerator(*load_trained_model(run, checkpoint))
     if saved_model:
-        from lstm_textgen.export import SavedModelGenerator
+        from lstm_textgen.saved_model import SavedModelGenerator
 
         return SavedModelGenerator(saved_model)
     if server:
@@ -76,7 +76,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
         from lstm_textgen.litert import LiteRTModel
 
         return LiteRTModel(shipped.litert)
-    from lstm_textgen.export import SavedModelGenerator
+    from lstm_textgen.saved_model import SavedModelGenerator
 
     return SavedModelGenerator(shipped.saved_model)
 

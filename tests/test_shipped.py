@@ -15,9 +15,9 @@ import pytest
 from lstm_textgen import backends
 from lstm_textgen.backends import open_generator, open_shipped_generator
 from lstm_textgen.evaluate import evaluate_run
-from lstm_textgen.export import SavedModelGenerator
 from lstm_textgen.litert import LiteRTModel
 from lstm_textgen.request import GenerationRequest
+from lstm_textgen.saved_model import SavedModelGenerator
 from lstm_textgen.shipped import shipped_model
 
 from conftest import REPO
