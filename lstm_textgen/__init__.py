@@ -51,6 +51,8 @@ _EXPORTS = {
     "evaluate_text": "lstm_textgen.evaluate",
     "evaluate_ids": "lstm_textgen.evaluate",
     "evaluate_run": "lstm_textgen.evaluate",
+    "KerasScorer": "lstm_textgen.evaluate",
+    "Scorer": "lstm_textgen.scoring",
     "export_for_serving": "lstm_textgen.export",
     "SavedModelGenerator": "lstm_textgen.saved_model",
     "ServerGenerator": "lstm_textgen.client",

@@ -15,6 +15,7 @@ from lstm_textgen import data, rundir
 from lstm_textgen.config import TrainConfig, bits
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.scoring import Scorer
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 log = logging.getLogger("lstm_textgen")
@@ -31,8 +32,34 @@ class Evaluation:
         return bits(self.nats_per_char)
 
 
+class KerasScorer(Scorer):
+    """A `CharLanguageModel` (from a run, an export or the shipped model) as a `Scorer`.
+
+    Args:
+        model: the Keras model; its pieces are scored in one compiled function.
+    """
+
+    def __init__(self, model: CharLanguageModel):
+        self.model = model
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+
+        @tf.function
+        def piece_loss(x, y, state):
+            logits, state = model.logits_and_state(x, state)
+            return loss_fn(y, logits), state
+
+        self._piece_loss = piece_loss
+
+    def initial_state(self, batch: int):
+        return self.model.initial_state(batch)
+
+    def summed_loss(self, x, y, state):
+        loss, state = self._piece_loss(x, y, state)
+        return float(loss), state
+
+
 def evaluate_text(
-    model: CharLanguageModel,
+    scorer: Scorer,
     vocab: CharVocabulary,
     text: str,
     seq_len: int,
@@ -47,35 +74,30 @@ def evaluate_text(
     state carries from one window to the next, as in generation: only each stream's start
     lacks context. Characters outside the vocabulary still count (the model gives them
     almost no probability), and their number is reported.
+
+    Args:
+        scorer: the model, as a `Scorer`: `KerasScorer(model)` for a Keras model, or a
+            `litert.LiteRTModel`.
     """
     data.check_length(text, seq_len, "evaluation")
-    return evaluate_ids(model, data.encode_text(text, vocab), seq_len, batch_size, carry_state)
+    return evaluate_ids(scorer, data.encode_text(text, vocab), seq_len, batch_size, carry_state)
 
 
-def evaluate_ids(model, ids, seq_len: int, batch_size: int = 64, carry_state: bool = False):
+def evaluate_ids(
+    scorer: Scorer, ids, seq_len: int, batch_size: int = 64, carry_state: bool = False
+) -> Evaluation:
     """`evaluate_text` for a text already encoded: an array of ids or a `data.IdFile`,
-    which is read from disk a batch at a time.
-
-    `model` may also be a `litert.LiteRTModel`: its `step` signature scores the text.
-    """
+    which is read from disk a batch at a time."""
     data.check_length(ids, seq_len, "evaluation")
     if carry_state:
-        return _evaluate_streams(model, ids, seq_len, batch_size)
-    if not isinstance(model, CharLanguageModel):
-        return _evaluate_windows_litert(model, ids, seq_len, batch_size)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
-
-    @tf.function
-    def batch_loss(x, y):
-        unknown = tf.reduce_sum(tf.cast(tf.equal(y, UNKNOWN_ID), tf.int32))
-        return loss_fn(y, model(x, training=False)), tf.size(y), unknown
-
+        return _evaluate_streams(scorer, ids, seq_len, batch_size)
     total, count, unknown = 0.0, 0, 0
     for x, y in data.make_dataset(ids, seq_len, batch_size):
-        loss, n, u = batch_loss(x, y)
-        total += float(loss)
-        count += int(n)
-        unknown += int(u)
+        x, y = x.numpy(), y.numpy()
+        loss, _ = scorer.summed_loss(x, y, scorer.initial_state(len(x)))
+        total += loss
+        count += y.size
+        unknown += int((y == UNKNOWN_ID).sum())
     return Evaluation(total / count, count, unknown)
 
 
@@ -85,48 +107,16 @@ def _read_rows(ids, starts, width: int) -> np.ndarray:
     return np.stack([ids[s : s + width] for s in starts]).astype(np.int32)
 
 
-def _litert_loss(model, x, y, state):
-    """Summed cross-entropy of `y` given `x` `[B, T]` from `state`, and the state after,
-    through a LiteRT model's `step` signature."""
-    logits, h, c = model.logits_and_state(x, *state)
-    logits = logits.astype(np.float64)
-    top = logits.max(axis=-1, keepdims=True)
-    log_norm = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
-    picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
-    return float((log_norm - picked).sum()), (h, c)
-
-
-def _evaluate_windows_litert(model, ids, seq_len, batch_size) -> Evaluation:
-    total, count, unknown = 0.0, 0, 0
-    for x, y in data.make_dataset(ids, seq_len, batch_size):
-        x, y = x.numpy(), y.numpy()
-        loss, _ = _litert_loss(model, x, y, model.initial_state(len(x)))
-        total += loss
-        count += y.size
-        unknown += int((y == UNKNOWN_ID).sum())
-    return Evaluation(total / count, count, unknown)
-
-
-def _evaluate_streams(model, ids, seq_len, streams) -> Evaluation:
+def _evaluate_streams(scorer: Scorer, ids, seq_len, streams) -> Evaluation:
     streams = max(1, min(streams, (len(ids) - 1) // seq_len))
     length = (len(ids) - 1) // streams  # targets per stream; up to streams - 1 are left out
-    if isinstance(model, CharLanguageModel):
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
-
-        @tf.function
-        def piece_loss(x, y, state):
-            logits, state = model.logits_and_state(x, state)
-            return loss_fn(y, logits), state
-    else:
-        piece_loss = lambda x, y, state: _litert_loss(model, x, y, state)  # noqa: E731
-
-    state = model.initial_state(streams)
+    state = scorer.initial_state(streams)
     total, unknown = 0.0, 0
     for start in range(0, length, seq_len):
         stop = min(start + seq_len, length)
         rows = _read_rows(ids, [k * length + start for k in range(streams)], stop - start + 1)
-        loss, state = piece_loss(rows[:, :-1], rows[:, 1:], state)
-        total += float(loss)
+        loss, state = scorer.summed_loss(rows[:, :-1], rows[:, 1:], state)
+        total += loss
         unknown += int((rows[:, 1:] == UNKNOWN_ID).sum())
     count = streams * length
     return Evaluation(total / count, count, unknown)
@@ -187,7 +177,7 @@ def evaluate_run(
     if litert:
         from lstm_textgen.litert import LiteRTModel
 
-        model = LiteRTModel(litert)
+        scorer = model = LiteRTModel(litert)
         model_config, train_config, vocab = source_configs(source)
         shape = ("embedding_dim", "units", "num_layers")
         if model.vocab != vocab or any(
@@ -199,7 +189,11 @@ def evaluate_run(
             )
     else:
         trained = load_source(source, checkpoint)
-        model, vocab, train_config = trained.model, trained.vocab, trained.train_config
+        scorer, vocab, train_config = (
+            KerasScorer(trained.model),
+            trained.vocab,
+            trained.train_config,
+        )
     if train_config is None:
         if not text_files:
             raise TextgenError(
@@ -211,13 +205,13 @@ def evaluate_run(
     seq_len = seq_len or train_config.seq_len
     if text_files:
         text = data.read_text_files(text_files)
-        return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
+        return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
     if train_config.items:
         corpus, _ = data.items_corpus(
             train_config.text_files, train_config.tfds_name, manual_dir, train_config.items
         )
         text = "".join(corpus.split(name) for name in split.split("+"))
-        return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
+        return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
     if train_config.text_files:
         if source.kind != "run":
             raise TextgenError(
@@ -226,7 +220,7 @@ def evaluate_run(
             )
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
             ids = _run_ids(source.path, train_config, vocab, split, workdir)
-            return evaluate_ids(model, ids, seq_len, batch_size, carry_state)
+            return evaluate_ids(scorer, ids, seq_len, batch_size, carry_state)
     corpus = data.corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
     text = "".join(corpus.split(name) for name in split.split("+"))
-    return evaluate_text(model, vocab, text, seq_len, batch_size, carry_state)
+    return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)

@@ -26,6 +26,7 @@ from lstm_textgen.request import (
     Completion,
     Generator,
 )
+from lstm_textgen.scoring import Scorer
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 METADATA_NAME = "lstm_textgen"
@@ -66,7 +67,7 @@ def read_metadata(path: str) -> dict:
     )
 
 
-class LiteRTModel(Generator):
+class LiteRTModel(Generator, Scorer):
     """A LiteRT export: its signatures as NumPy functions, and text generation with the
     request, prompt policy and random stream of every other backend.
 
@@ -141,6 +142,15 @@ class LiteRTModel(Generator):
             step_logits, h, c = self.step(ids[:, t], h, c)
             logits.append(step_logits)
         return np.stack(logits, axis=1), h, c
+
+    def summed_loss(self, x, y, state):
+        """`Scorer.summed_loss` through the `step` signature; the state is `(h, c)`."""
+        logits, h, c = self.logits_and_state(x, *state)
+        logits = logits.astype(np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        log_norm = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
+        picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
+        return float((log_norm - picked).sum()), (h, c)
 
     def generate_ids(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known

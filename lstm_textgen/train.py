@@ -37,7 +37,7 @@ from lstm_textgen.distribute import (
     thread_settings,
 )
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.evaluate import evaluate_ids
+from lstm_textgen.evaluate import KerasScorer, evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model import CharLanguageModel
@@ -673,10 +673,11 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         log = _after(progress.clear, log)
     carried_validation = None
     if config.carry_state:
+        scorer = KerasScorer(model)
 
         def carried_validation():
             return evaluate_ids(
-                model, val_ids, config.seq_len, config.batch_size, True
+                scorer, val_ids, config.seq_len, config.batch_size, True
             ).nats_per_char
 
     reporter = CheckpointAndReport(

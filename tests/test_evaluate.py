@@ -6,7 +6,7 @@ import pytest
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluate import evaluate_run, evaluate_text
+from lstm_textgen.evaluate import KerasScorer, evaluate_run, evaluate_text
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.vocab import CharVocabulary
@@ -34,7 +34,9 @@ def cross_entropy(logits, targets):
 def test_carried_state_equals_reading_each_stream_in_one_pass(model_and_vocab):
     model, vocab = model_and_vocab
     text = "abc de" * 7 + "ab"  # 44 characters: 43 targets, 3 streams of 14, one left out
-    result = evaluate_text(model, vocab, text, seq_len=4, batch_size=3, carry_state=True)
+    result = evaluate_text(
+        KerasScorer(model), vocab, text, seq_len=4, batch_size=3, carry_state=True
+    )
     ids = np.array(vocab.encode(text))
     rows = np.stack([ids[k * 14 : k * 14 + 15] for k in range(3)])
     logits = model(rows[:, :-1]).numpy()  # one call over the whole stream, no windows
@@ -45,13 +47,15 @@ def test_carried_state_equals_reading_each_stream_in_one_pass(model_and_vocab):
 def test_windows_start_from_zero_state(model_and_vocab):
     model, vocab = model_and_vocab
     text = "abc de" * 7 + "ab"
-    result = evaluate_text(model, vocab, text, seq_len=4, batch_size=3)
+    result = evaluate_text(KerasScorer(model), vocab, text, seq_len=4, batch_size=3)
     ids = np.array(vocab.encode(text))
     windows = np.stack([ids[k * 4 : k * 4 + 5] for k in range(10)])  # (44 - 1) // 4 windows
     logits = model(windows[:, :-1]).numpy()
     assert result.num_chars == 40
     assert_close(result.nats_per_char, cross_entropy(logits, windows[:, 1:]).mean())
-    carried = evaluate_text(model, vocab, text, seq_len=4, batch_size=3, carry_state=True)
+    carried = evaluate_text(
+        KerasScorer(model), vocab, text, seq_len=4, batch_size=3, carry_state=True
+    )
     assert abs(carried.nats_per_char - result.nats_per_char) > 1e-4
 
 
@@ -64,7 +68,7 @@ def test_a_text_file_run_is_evaluated_on_the_ids_it_trained_with(tmp_path, small
     train_tiny(run, corpus, ModelConfig(units=4, num_layers=1, embedding_dim=3))
     model, vocab = load_trained_model(str(run))
     validation = small_text[int(len(small_text) * 0.95) :]
-    expected = evaluate_text(model, vocab, validation, 16, 4, carry_state=carry_state)
+    expected = evaluate_text(KerasScorer(model), vocab, validation, 16, 4, carry_state=carry_state)
     corpus.write_text("changed since training\n" * 50, encoding="utf-8")
     got = evaluate_run(str(run), split="validation", carry_state=carry_state)
     assert got.num_chars == expected.num_chars

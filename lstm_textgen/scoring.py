@@ -1,0 +1,30 @@
+"""The one interface text is scored through: a model that gives the summed cross-entropy
+of a piece of text from a state, and the state after it.
+
+`evaluate` reads a text through a `Scorer` whatever runs the model: `KerasScorer`
+(`lstm_textgen.evaluate`) for a run, an export or the shipped model rebuilt in Keras, and
+`LiteRTModel` (`lstm_textgen.litert`) for a LiteRT file. This module imports no
+TensorFlow, so a LiteRT model implements it without starting TensorFlow.
+"""
+
+from __future__ import annotations
+
+import abc
+
+
+class Scorer(abc.ABC):
+    """A language model that scores text piece by piece.
+
+    Example:
+        state = scorer.initial_state(2)
+        nats, state = scorer.summed_loss(x, y, state)  # x, y: int [2, T], y = x shifted
+    """
+
+    @abc.abstractmethod
+    def initial_state(self, batch: int):
+        """The zero state of `batch` rows, in the form `summed_loss` takes and gives."""
+
+    @abc.abstractmethod
+    def summed_loss(self, x, y, state) -> tuple[float, object]:
+        """The cross-entropy in nats, summed over every position, of targets `y` given
+        inputs `x` (both int `[B, T]`) read from `state`; and the state after `x`."""
