@@ -47,16 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_parser(parser: argparse.ArgumentParser, argv: list[str]):
-    """The parser of the command `argv` starts with, or None."""
-    if not argv or argv[0].startswith("-"):
-        return None
-    commands = next(
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """`{name: parser}` of the CLI's commands, in the order `--help` lists them."""
+    return next(
         action.choices
         for action in parser._actions  # argparse keeps its sub-commands here only
         if isinstance(action, argparse._SubParsersAction)
     )
-    return commands.get(argv[0])
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: list[str]):
+    """The parser of the command `argv` starts with, or None."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    return command_parsers(parser).get(argv[0])
 
 
 def _unknown_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:

@@ -22,14 +22,9 @@ WIDTH = "100"  # argparse wraps help to $COLUMNS
 def reference() -> str:
     """The page's text, from the CLI's parser."""
     os.environ["COLUMNS"] = WIDTH
-    from lstm_textgen.cli import build_parser
+    from lstm_textgen.cli import build_parser, command_parsers
 
-    parser = build_parser()
-    commands = next(
-        action.choices
-        for action in parser._actions  # argparse keeps its sub-commands here only
-        if isinstance(action, argparse._SubParsersAction)
-    )
+    commands = command_parsers(build_parser())
     parts = [
         "# Command reference\n",
         "Every command's `--help`, as `lstm-textgen COMMAND --help` prints it (made by "
