@@ -16,7 +16,7 @@ def plot_run(run_dir: str, out_path: str | None = None) -> str:
     a folder in `out_path` that does not exist yet is created)."""
     if not os.path.isfile(os.path.join(run_dir, STATE_FILE)):
         raise TextgenError(f"{run_dir} holds no {STATE_FILE}: train it first")
-    history = read_state(run_dir)["history"]
+    history = read_state(run_dir).history
     if not history:
         raise TextgenError(f"{run_dir} has no checkpoint yet, so there is nothing to plot")
     import matplotlib

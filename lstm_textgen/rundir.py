@@ -142,22 +142,50 @@ def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
     return model, train
 
 
-def read_state(run_dir: str) -> dict:
-    """`state.json`: step, best validation loss and step, history of evaluations."""
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands, as `state.json` keeps it; `read_state` and `write_state` are
+    its one reader and writer.
+
+    Attributes:
+        step: the step of the last checkpoint.
+        best_val_loss: the best validation loss so far (nats/char), None before the first.
+        best_step: the step it was reached at.
+        history: one record per evaluation: `step`, `train_loss`, `val_loss` (and
+            `val_loss_carried` with a carried state).
+        xla: whether the train step is compiled with XLA; None until the run's first
+            start has settled it, after which a resume keeps it.
+    """
+
+    step: int = 0
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    history: list[dict] = dataclasses.field(default_factory=list)
+    xla: bool | None = None
+
+
+def read_state(run_dir: str) -> RunState:
+    """The run's `state.json`, or a new run's state if it has none."""
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.isfile(path):
-        return {"step": 0, "best_val_loss": None, "best_step": None, "history": []}
+        return RunState()
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            saved = json.load(f)
+        names = {f.name for f in dataclasses.fields(RunState)}
+        state = RunState(**{k: v for k, v in saved.items() if k in names})
+        if not isinstance(state.step, int) or not isinstance(state.history, list):
+            raise TypeError("step must be an integer and history a list")
+        return state
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as e:
         raise TextgenError(
             f"{path} is corrupt ({e}); delete it to resume without history"
         ) from None
 
 
-def write_state(run_dir: str, state: dict) -> None:
-    atomic_write_text(os.path.join(run_dir, STATE_FILE), json.dumps(state, indent=1) + "\n")
+def write_state(run_dir: str, state: RunState) -> None:
+    text = json.dumps(dataclasses.asdict(state), indent=1) + "\n"
+    atomic_write_text(os.path.join(run_dir, STATE_FILE), text)
 
 
 def save_checkpoint(

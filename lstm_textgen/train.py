@@ -156,7 +156,7 @@ def set_xla(model: keras.Model, jit_compile: bool) -> None:
 
 
 def settle_xla(
-    model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int, state: dict
+    model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int, state: rundir.RunState
 ) -> str:
     """Compile `model`'s train step with XLA or not, and say which and why.
 
@@ -168,8 +168,8 @@ def settle_xla(
     keeps it whatever `jit_compile` says (with a warning if it says otherwise): the two
     modes round differently, and a resume continues exactly.
     """
-    if state.get("xla") is not None:
-        kept = bool(state["xla"])
+    if state.xla is not None:
+        kept = bool(state.xla)
         set_xla(model, kept)
         if jit_compile != "auto" and bool(jit_compile) != kept:
             logger.warning(
@@ -180,7 +180,7 @@ def settle_xla(
         mode = "compiled with XLA" if kept else "in graph mode"
         return f"{mode}, as chosen when the run started"
     note = _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go)
-    state["xla"] = bool(model.jit_compile)
+    state.xla = bool(model.jit_compile)
     return note
 
 
@@ -339,10 +339,10 @@ class CheckpointAndReport(keras.callbacks.Callback):
         if self.carried_validation is not None:
             record["val_loss_carried"] = float(self.carried_validation())
             arrays[rundir.CARRIED_STATE] = self.model.carried_state.numpy()
-        best = self.state["best_val_loss"]
+        best = self.state.best_val_loss
         improved = best is None or val_loss < best
         if self.chief:
-            info = {**record, "seed_states": seed_states(self.model), "xla": self.state.get("xla")}
+            info = {**record, "seed_states": seed_states(self.model), "xla": self.state.xla}
             rundir.save_checkpoint(
                 self.model,
                 os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),
@@ -351,10 +351,10 @@ class CheckpointAndReport(keras.callbacks.Callback):
                 arrays=arrays,
             )
         if improved:
-            self.state["best_val_loss"] = val_loss
-            self.state["best_step"] = step
-        self.state["step"] = step
-        self.state["history"].append(record)
+            self.state.best_val_loss = val_loss
+            self.state.best_step = step
+        self.state.step = step
+        self.state.history.append(record)
         if self.chief:
             rundir.write_state(self.run_dir, self.state)
         self.log(
@@ -365,7 +365,7 @@ class CheckpointAndReport(keras.callbacks.Callback):
                 if "val_loss_carried" in record
                 else ""
             )
-            + (" (best, saved)" if improved else f" (best {self.state['best_val_loss']:.4f})")
+            + (" (best, saved)" if improved else f" (best {self.state.best_val_loss:.4f})")
         )
 
 
@@ -557,7 +557,7 @@ def _load_for_resume(job: _Job):
 
 
 def _restore_or_initialise(job: _Job):
-    """The model (compiled), vocabulary, state dict and corpus `(name, train, validation)`
+    """The model (compiled), vocabulary, run state and corpus `(name, train, validation)`
     of the run: from its last checkpoint on resume, new otherwise."""
     config = job.train_config
     if job.resume:
@@ -566,13 +566,13 @@ def _restore_or_initialise(job: _Job):
         restore_seed_states(model, rundir.read_checkpoint_info(job.checkpoint))
         state = rundir.read_state(job.run_dir)
         # The checkpoint keeps the XLA mode too, for a run whose state.json was deleted.
-        if state.get("xla") is None:
-            state["xla"] = rundir.read_checkpoint_info(job.checkpoint).get("xla")
+        if state.xla is None:
+            state.xla = rundir.read_checkpoint_info(job.checkpoint).get("xla")
         # The best checkpoint carries its own loss, which wins over state.json if a kill
         # landed between writing the two.
         best_info = rundir.read_checkpoint_info(os.path.join(job.run_dir, rundir.BEST_CHECKPOINT))
         if "val_loss" in best_info:
-            state["best_val_loss"], state["best_step"] = best_info["val_loss"], best_info["step"]
+            state.best_val_loss, state.best_step = best_info["val_loss"], best_info["step"]
         name, _, train_ids, val_ids = load_training_data(
             config, job.data_dir, job.manual_dir, vocab
         )
@@ -630,7 +630,7 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
         log(
             f"{job.run_dir} is already trained to step {step} (target {total_steps}); nothing to do"
         )
-        return TrainResult(job.run_dir, step, state["best_val_loss"], state["history"], job.chief)
+        return TrainResult(job.run_dir, step, state.best_val_loss, state.history, job.chief)
     if job.chief:
         rundir.save_run_config(job.run_dir, job.model_config, config)
     if config.carry_state:
@@ -704,12 +704,10 @@ def _fit(job: _Job, model, vocab, state, corpus) -> TrainResult:
     if reporter.bad_loss_step is not None:
         raise TextgenError(
             f"the loss became NaN or infinite at step {reporter.bad_loss_step}; training "
-            f"stopped and the last good checkpoint (step {state['step']}) is kept; "
+            f"stopped and the last good checkpoint (step {state.step}) is kept; "
             f"try a lower {setting('learning_rate')} or {setting('clip_norm')}"
         )
-    return TrainResult(
-        job.run_dir, state["step"], state["best_val_loss"], state["history"], job.chief
-    )
+    return TrainResult(job.run_dir, state.step, state.best_val_loss, state.history, job.chief)
 
 
 def _carry_state(job: _Job, model, train_ids) -> None:

@@ -52,7 +52,7 @@ def train(run: str) -> dict:
     from lstm_textgen.rundir import read_state
 
     report = os.path.join(run, TRAIN_LOG)
-    if not os.path.isdir(run) or read_state(run)["step"] < _preset_steps():
+    if not os.path.isdir(run) or read_state(run).step < _preset_steps():
         command = train_command(run)
         resume = os.path.isfile(os.path.join(run, "last.keras"))
         if resume:

@@ -1,6 +1,8 @@
 """The run directory: its config round-trips, its checkpoints are found, and one writer
 holds it at a time."""
 
+import json
+
 import pytest
 
 from lstm_textgen import rundir
@@ -108,3 +110,25 @@ def test_a_missing_best_checkpoint_falls_back_to_the_last_with_a_warning(
     with caplog.at_level("WARNING", logger="lstm_textgen"):
         assert rundir.checkpoint_path(str(run), "best").endswith(rundir.LAST_CHECKPOINT)
     assert f"holds no {rundir.BEST_CHECKPOINT}; using {rundir.LAST_CHECKPOINT}" in caplog.text
+
+
+def test_the_run_state_round_trips_and_an_older_state_reads_as_not_yet_settled(tmp_path):
+    assert rundir.read_state(str(tmp_path)) == rundir.RunState()
+    state = rundir.RunState(step=4, best_val_loss=2.5, best_step=4, xla=False)
+    state.history.append({"step": 4, "train_loss": 2.7, "val_loss": 2.5})
+    rundir.write_state(str(tmp_path), state)
+    assert rundir.read_state(str(tmp_path)) == state
+    saved = json.loads((tmp_path / rundir.STATE_FILE).read_text())
+    assert list(saved) == ["step", "best_val_loss", "best_step", "history", "xla"]
+    # A state.json from before the XLA mode was kept has no "xla": the resume reads it
+    # from the checkpoint instead.
+    del saved["xla"]
+    (tmp_path / rundir.STATE_FILE).write_text(json.dumps(saved))
+    assert rundir.read_state(str(tmp_path)).xla is None
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"step": 1, "history": 3, "x": {}}'])
+def test_a_damaged_run_state_is_one_line_naming_the_fix(tmp_path, text):
+    (tmp_path / rundir.STATE_FILE).write_text(text)
+    with pytest.raises(TextgenError, match="corrupt .*; delete it to resume without history"):
+        rundir.read_state(str(tmp_path))
