@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.request import Completion, Generator, stop_matrix
+from lstm_textgen.request import CheckedRequest, Completion, Generator
 
 
 def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0) -> dict:
@@ -50,22 +50,10 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
         raise TextgenError(f"TF Serving at {url} did not answer with JSON") from None
 
 
-def generate_body(rows: dict) -> dict:
-    """The columnar `serving_default` request of `GenerationRequest.rows()`, every input
-    filled in: each setting a list with one value per prompt, and each row's stop strings
-    padded with empty (unused) slots to `MAX_STOP_STRINGS`."""
-    return {
-        "signature_name": "serving_default",
-        "inputs": {
-            "prompt": list(rows["prompt"]),
-            "num_chars": [int(v) for v in rows["num_chars"]],
-            "temperature": [float(v) for v in rows["temperature"]],
-            "top_k": [int(v) for v in rows["top_k"]],
-            "top_p": [float(v) for v in rows["top_p"]],
-            "seed": [int(v) for v in rows["seed"]],
-            "stop": stop_matrix(rows["stop"]),
-        },
-    }
+def generate_body(request: CheckedRequest) -> dict:
+    """The columnar `serving_default` request of a checked request, every input filled in
+    (`settings.export_inputs`)."""
+    return {"signature_name": "serving_default", "inputs": request.export_inputs()}
 
 
 def completions_from_reply(reply: dict, rows: int) -> list[Completion]:
@@ -100,6 +88,6 @@ class ServerGenerator(Generator):
         self.server = server
         self.model_name = model_name
 
-    def _complete(self, rows: dict) -> list[Completion]:
-        reply = rest_predict(self.server, self.model_name, generate_body(rows))
-        return completions_from_reply(reply, len(rows["prompt"]))
+    def _complete(self, request: CheckedRequest) -> list[Completion]:
+        reply = rest_predict(self.server, self.model_name, generate_body(request))
+        return completions_from_reply(reply, len(request))

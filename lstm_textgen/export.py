@@ -6,10 +6,11 @@ server watching `saved_models/NAME` never sees a partial version. Signatures (st
 strings out, no Python at serve time); every input of every signature has the batch as its
 first dimension, so TF Serving's batching (`--enable_batching`) can merge requests:
 
-- `serving_default`: `prompt` string [B], `num_chars` int32 [B], `temperature` float32
-  [B], `top_k` int32 [B], `top_p` float32 [B], `seed` int64 [B], `stop` string
-  [B, MAX_STOP_STRINGS] (each row's stop strings, then empty strings for unused slots)
-  -> `text` string [B] and `finish_reason` string [B] (`length`, `stop` or `end`).
+- `serving_default`: `prompt` string [B] and one input per setting of
+  `lstm_textgen.settings.SETTINGS`, of the table's dtype (`generate_spec`): `num_chars`,
+  `temperature`, `top_k`, `top_p`, `seed` [B] and `stop` string [B, MAX_STOP_STRINGS]
+  (each row's stop strings, then empty strings for unused slots) -> `text` string [B] and
+  `finish_reason` string [B] (`length`, `stop` or `end`).
 - `generate_rows`: the same function under its earlier name (an alias).
 - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V] and
   the new `h`, `c`, for clients that stream one character at a time.
@@ -18,13 +19,12 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
 
 A row's text depends only on its own inputs, not on the rows merged with it (up to the
 rounding of matrix products across batch sizes, see docs/serving.md). The request follows the
-limits of `lstm_textgen.request.LIMITS`, checked in the graph: the last `MAX_PROMPT_CHARS`
-characters of a prompt prime the state, at most `MAX_NUM_CHARS` are generated per row
-(more is clamped), and `score` reads the first `MAX_SCORE_CHARS` of a text. A negative or
-non-finite temperature, a negative top_k, a top_p outside (0, 1], a seed outside
-[0, 2**31), a stop string longer than `MAX_STOP_CHARS` characters, an empty stop string
-before a non-empty one, or inputs of different lengths fail the request with
-INVALID_ARGUMENT.
+limits of `lstm_textgen.settings.SETTINGS`, checked in the graph (`check_request`): the
+last `MAX_PROMPT_CHARS` characters of a prompt prime the state, at most `MAX_NUM_CHARS`
+are generated per row (more is clamped), and `score` reads the first `MAX_SCORE_CHARS` of
+a text. A setting outside its limits, a stop string longer than `MAX_STOP_CHARS`
+characters, an empty stop string before a non-empty one, or inputs of different lengths
+fail the request with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -48,18 +48,14 @@ from lstm_textgen.exporting import (
     unstacked_state,
 )
 from lstm_textgen.files import atomic_write_text
-from lstm_textgen.generate import (
-    first_characters,
-    generate_spec,
-    generate_text,
-)
+from lstm_textgen.generate import first_characters, generate_spec, generate_text
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.request import (
+from lstm_textgen.settings import (
     MAX_NUM_CHARS,
     MAX_PROMPT_CHARS,
-    MAX_SEED,
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
+    SETTINGS,
 )
 from lstm_textgen.sources import (
     EXPORT_EXTRA_DIR,
@@ -73,24 +69,43 @@ EXTRA_DIR = EXPORT_EXTRA_DIR
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def _check_request(prompt, num_chars, temperature, top_k, top_p, seed, stop):
-    """In-graph request validation, the limits of `request.LIMITS`: a bad request fails,
-    it never crashes the server."""
-    rows = tf.size(prompt)
-    same_rows = [
-        tf.debugging.assert_equal(
-            tf.size(x), rows, message="every input needs one value per prompt"
+def _setting_checks(spec, value):
+    """The in-graph checks of one number setting's limits (`Setting.in_graph == "check"`)."""
+    checks = [tf.debugging.assert_all_finite(value, spec.message)] if not spec.is_integer else []
+    if spec.minimum is not None:
+        bound = tf.constant(spec.minimum, value.dtype)
+        above = (
+            tf.debugging.assert_greater
+            if spec.minimum_excluded
+            else (tf.debugging.assert_greater_equal)
         )
-        for x in (num_chars, temperature, top_k, top_p, seed)
+        checks.append(above(value, tf.fill(tf.shape(value), bound), message=spec.message))
+    if spec.maximum is not None:
+        bound = tf.fill(tf.shape(value), tf.constant(spec.maximum, value.dtype))
+        checks.append(tf.debugging.assert_less_equal(value, bound, message=spec.message))
+    return checks
+
+
+def check_request(prompt, settings):
+    """In-graph request validation, the limits of `settings.SETTINGS`: a bad request
+    fails with INVALID_ARGUMENT, it never crashes the server. Returns the checks."""
+    rows = tf.size(prompt)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(value)[0], rows, message="every input needs one value per prompt"
+        )
+        for value in settings.values()
     ]
+    for name, value in settings.items():
+        spec = SETTINGS[name]
+        if spec.is_number and spec.in_graph == "check":
+            checks += _setting_checks(spec, value)
+    stop = settings["stop"]
     stop_chars = tf.strings.length(stop, unit="UTF8_CHAR")
     # An empty slot ends a row's list: an empty string before a non-empty one is an empty
     # stop string.
     used = tf.cast(stop_chars > 0, tf.int32)
-    return same_rows + [
-        tf.debugging.assert_equal(
-            tf.shape(stop)[0], rows, message="every input needs one value per prompt"
-        ),
+    return checks + [
         # A loader that does not check feed shapes (TF Serving's C++ session) would pass a
         # wider `stop` on: count its slots in the graph.
         tf.debugging.assert_equal(
@@ -109,23 +124,6 @@ def _check_request(prompt, num_chars, temperature, top_k, top_p, seed, stop):
             used[:, 1:],
             message="a stop string is empty; give at least one character (empty slots go last)",
         ),
-        tf.debugging.assert_greater_equal(
-            seed, tf.zeros_like(seed), message=f"seed must be in [0, {MAX_SEED}]"
-        ),
-        tf.debugging.assert_less_equal(
-            seed, tf.constant(MAX_SEED, seed.dtype), message=f"seed must be in [0, {MAX_SEED}]"
-        ),
-        tf.debugging.assert_greater_equal(
-            temperature, tf.zeros_like(temperature), message="temperature must be finite and >= 0"
-        ),
-        tf.debugging.assert_all_finite(temperature, "temperature must be finite and >= 0"),
-        tf.debugging.assert_greater_equal(
-            top_k, tf.zeros_like(top_k), message="top_k must be >= 0 (0 turns it off)"
-        ),
-        tf.debugging.assert_greater(top_p, tf.zeros_like(top_p), message="top_p must be in (0, 1]"),
-        tf.debugging.assert_less_equal(
-            top_p, tf.ones_like(top_p), message="top_p must be in (0, 1]"
-        ),
     ]
 
 
@@ -136,11 +134,12 @@ class ServingFunctions:
         self.model = model
         self.vocab = vocab
 
-    def generate(self, prompt, num_chars, temperature, top_k, top_p, seed, stop):
-        """Every setting per row; row r's text depends only on row r's inputs."""
-        inputs = (prompt, num_chars, temperature, top_k, top_p, seed, stop)
-        with tf.control_dependencies(_check_request(*inputs)):
-            return generate_text(self.model, self.vocab, *inputs)
+    def generate(self, prompt, *settings):
+        """`generate_spec`'s inputs: every setting per row; row r's text depends only on
+        row r's inputs."""
+        settings = dict(zip(SETTINGS, settings))
+        with tf.control_dependencies(check_request(prompt, settings)):
+            return generate_text(self.model, self.vocab, prompt, settings)
 
     def step(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)

@@ -12,17 +12,9 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.request import (
-    FINISH_REASONS,
-    MAX_NUM_CHARS,
-    MAX_PROMPT_CHARS,
-    MAX_STOP_CHARS,
-    MAX_STOP_STRINGS,
-    Completion,
-    Generator,
-    stop_matrix,
-)
-from lstm_textgen.samplers import sample_loop
+from lstm_textgen.request import FINISH_REASONS, CheckedRequest, Completion, Generator
+from lstm_textgen.samplers import sample_loop, sampling_batch
+from lstm_textgen.settings import MAX_PROMPT_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, SETTINGS
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.
@@ -46,37 +38,15 @@ def model_step_fn(model):
     return lambda ids, state: model.step(ids, state, weights)
 
 
-def generate_ids(
-    model,
-    prompt_ids,
-    num_chars,
-    temperature,
-    top_k,
-    top_p,
-    seed,
-    stop_ids,
-    stop_lengths,
-    end_id=None,
-):
+def generate_ids(model, prompt_ids, settings, stop_ids=None, stop_lengths=None, end_id=None):
     """Graph code: continue each prompt by up to its row's `num_chars` sampled ids.
 
-    Every setting is a scalar or `[B]`; the stop strings and `end_id` are as in
-    `samplers.sample_loop`, whose `(ids, lengths, finish)` this returns.
+    `settings` are as `samplers.sampling_batch` takes them, and so are the stop strings
+    and `end_id`; returns `samplers.sample_loop`'s `(ids, lengths, finish)`.
     """
     logits, state = prime_prompts(model, prompt_ids)
-    return sample_loop(
-        model_step_fn(model),
-        logits,
-        state,
-        num_chars,
-        seed,
-        temperature,
-        top_k,
-        top_p,
-        stop_ids,
-        stop_lengths,
-        end_id,
-    )
+    batch = sampling_batch(logits, settings, stop_ids, stop_lengths, end_id)
+    return sample_loop(model_step_fn(model), logits, state, batch)
 
 
 def encode_stop_strings(vocab, stop):
@@ -121,33 +91,24 @@ def first_characters(text, count: int):
     return tf.strings.unicode_decode(head, "UTF-8", errors="replace")[:, :count]
 
 
-def generate_text(model, vocab, prompt, num_chars, temperature, top_k, top_p, seed, stop):
+def generate_text(model, vocab, prompt, settings):
     """Graph code: the continuation of each prompt, as `text` and `finish_reason` strings
     `[B]`, with the prompt policy of `lstm_textgen.request`.
 
     Args:
         prompt: string `[B]`. Only its last `MAX_PROMPT_CHARS` characters prime the state;
             characters the model never saw are skipped.
-        num_chars, temperature, top_k, top_p, seed: `[B]` (or scalars), per row; at most
-            `MAX_NUM_CHARS` are generated.
-        stop: string `[B, S]`, each row's stop strings; an empty one is an unused slot.
+        settings: `{name: [B] tensor}` of every setting of `settings.SETTINGS`, as
+            `generate_spec` describes them; `stop` is string `[B, S]`, each row's stop
+            strings, an empty one an unused slot.
     """
     codepoints = last_characters(prompt, MAX_PROMPT_CHARS)
     prompt_ids = vocab.tf_encode_codepoints(codepoints).to_tensor(default_value=UNKNOWN_ID)
     prompt_ids = with_end_marker(vocab, prompt_ids)
-    num_chars = tf.clip_by_value(tf.cast(num_chars, tf.int32), 0, MAX_NUM_CHARS)
-    stop_ids, stop_lengths = encode_stop_strings(vocab, stop)
+    stop_ids, stop_lengths = encode_stop_strings(vocab, settings["stop"])
+    numbers = {name: value for name, value in settings.items() if name != "stop"}
     ids, lengths, finish = generate_ids(
-        model,
-        prompt_ids,
-        num_chars,
-        temperature,
-        top_k,
-        top_p,
-        tf.cast(seed, tf.int32),
-        stop_ids,
-        stop_lengths,
-        vocab.end_id,
+        model, prompt_ids, numbers, stop_ids, stop_lengths, vocab.end_id
     )
     kept = tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]
     return {
@@ -156,17 +117,27 @@ def generate_text(model, vocab, prompt, num_chars, temperature, top_k, top_p, se
     }
 
 
+def setting_spec(spec) -> tf.TensorSpec:
+    """The `[B]` export input of one setting (`stop`: `[B, MAX_STOP_STRINGS]` strings)."""
+    shape = [None] if spec.is_number else [None, MAX_STOP_STRINGS]
+    return tf.TensorSpec(shape, tf.as_dtype(spec.dtype), name=spec.name)
+
+
 def generate_spec():
-    """The input signature of `generate_text`'s seven inputs, every one batch-first."""
-    return [
-        tf.TensorSpec([None], tf.string, name="prompt"),
-        tf.TensorSpec([None], tf.int32, name="num_chars"),
-        tf.TensorSpec([None], tf.float32, name="temperature"),
-        tf.TensorSpec([None], tf.int32, name="top_k"),
-        tf.TensorSpec([None], tf.float32, name="top_p"),
-        tf.TensorSpec([None], tf.int64, name="seed"),
-        tf.TensorSpec([None, MAX_STOP_STRINGS], tf.string, name="stop"),
+    """The input signature of `generate_text`, every input batch-first: `prompt`, then
+    each setting of `settings.SETTINGS` in its order."""
+    return [tf.TensorSpec([None], tf.string, name="prompt")] + [
+        setting_spec(spec) for spec in SETTINGS.values()
     ]
+
+
+def generate_function(model, vocab):
+    """`generate_text` over `generate_spec`'s positional inputs, as a signature takes them."""
+
+    def generate(prompt, *settings):
+        return generate_text(model, vocab, prompt, dict(zip(SETTINGS, settings)))
+
+    return generate
 
 
 class TextGenerator(Generator):
@@ -193,23 +164,17 @@ class TextGenerator(Generator):
         self.model = model
         self.vocab = vocab
         self._generate = tf.function(
-            lambda *inputs: generate_text(self.model, self.vocab, *inputs),
-            input_signature=generate_spec(),
+            generate_function(model, vocab), input_signature=generate_spec()
         )
 
     def unknown_characters(self, prompts) -> list[str]:
         """Prompt characters outside the vocabulary; generation skips them."""
         return self.vocab.unknown_characters("".join(prompts))
 
-    def _complete(self, rows: dict) -> list[Completion]:
+    def _complete(self, request: CheckedRequest) -> list[Completion]:
+        inputs = request.export_inputs()
         out = self._generate(
-            tf.constant(rows["prompt"], tf.string),
-            tf.constant(rows["num_chars"], tf.int32),
-            tf.constant(rows["temperature"], tf.float32),
-            tf.constant(rows["top_k"], tf.int32),
-            tf.constant(rows["top_p"], tf.float32),
-            tf.constant(rows["seed"], tf.int64),
-            tf.constant(stop_matrix(rows["stop"]), tf.string),
+            *[tf.constant(inputs[spec.name], spec.dtype) for spec in generate_spec()]
         )
         return [
             Completion(t.decode("utf-8"), r.decode())

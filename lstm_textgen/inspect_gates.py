@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
-from lstm_textgen.request import MAX_PROMPT_CHARS
+from lstm_textgen.settings import MAX_PROMPT_CHARS
 from lstm_textgen.shipped import DEFAULT_MODEL
 from lstm_textgen.sources import load_source
 from lstm_textgen.vocab import UNKNOWN_ID

@@ -19,14 +19,9 @@ from itertools import groupby
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
-from lstm_textgen.request import (
-    FINISH_REASONS,
-    MAX_STOP_CHARS,
-    MAX_STOP_STRINGS,
-    Completion,
-    Generator,
-)
+from lstm_textgen.request import FINISH_REASONS, CheckedRequest, Completion, Generator
 from lstm_textgen.scoring import Scorer
+from lstm_textgen.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 METADATA_NAME = "lstm_textgen"
@@ -152,20 +147,23 @@ class LiteRTModel(Generator, Scorer):
         picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
         return float((log_norm - picked).sum()), (h, c)
 
-    def generate_ids(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
+    def generate_ids(self, ids, settings: dict, stop_ids, stop_lengths):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known
-        characters only), settings `[B]`, stop strings as `encode_stops` gives them ->
+        characters only), `settings` `{name: [B]}` of each number setting of
+        `settings.SETTINGS`, stop strings as `encode_stops` gives them ->
         `(ids [B, N], lengths [B], finish [B])`."""
         rows = len(ids)
-        if max(num_chars, default=0) <= 0:  # LiteRT's Python wrapper cannot read a zero-size output
+        if max(settings["num_chars"], default=0) <= 0:
+            # LiteRT's Python wrapper cannot read a zero-size output.
             return np.zeros((rows, 0), np.int32), np.zeros(rows, np.int32), np.zeros(rows, np.int32)
         out = self._runners["generate"](
             ids=np.asarray(ids, np.int32).reshape(rows, -1),
-            num_chars=np.asarray(num_chars, np.int32),
-            temperature=np.asarray(temperature, np.float32),
-            top_k=np.asarray(top_k, np.int32),
-            top_p=np.asarray(top_p, np.float32),
-            seed=np.asarray(seed, np.int32),
+            **{
+                spec.name: np.asarray(
+                    settings[spec.name], np.int32 if spec.is_integer else np.float32
+                )
+                for spec in numbers()
+            },
             stop_ids=np.asarray(stop_ids, np.int32),
             stop_lengths=np.asarray(stop_lengths, np.int32),
         )
@@ -182,23 +180,22 @@ class LiteRTModel(Generator, Scorer):
                 lengths[r, k] = len(stop)
         return ids, lengths
 
-    def _complete(self, rows: dict) -> list[Completion]:
+    def _complete(self, request: CheckedRequest) -> list[Completion]:
         """Prompts of one length run as one batch (the `generate` signature has no mask)."""
         start = [] if self.vocab.end_id is None else [self.vocab.end_id]
         encoded = [
-            start + [i for i in self.vocab.encode(p) if i != UNKNOWN_ID] for p in rows["prompt"]
+            start + [i for i in self.vocab.encode(p) if i != UNKNOWN_ID] for p in request.prompts
         ]
-        stop_ids, stop_lengths = self.encode_stops(rows["stop"])
+        stop_ids, stop_lengths = self.encode_stops(request.column("stop"))
         completions = [None] * len(encoded)
         by_length = sorted(range(len(encoded)), key=lambda r: len(encoded[r]))
-        settings = ("num_chars", "temperature", "top_k", "top_p", "seed")
         for _, group in groupby(by_length, key=lambda r: len(encoded[r])):
             group = list(group)
             picks, lengths, finish = self.generate_ids(
                 [encoded[r] for r in group],
-                **{name: [rows[name][r] for r in group] for name in settings},
-                stop_ids=stop_ids[group],
-                stop_lengths=stop_lengths[group],
+                {spec.name: [request.rows[r][spec.name] for r in group] for spec in numbers()},
+                stop_ids[group],
+                stop_lengths[group],
             )
             for k, r in enumerate(group):
                 text = self.vocab.decode(picks[k][: lengths[k]])

@@ -22,8 +22,8 @@ from lstm_textgen.exporting import (
 from lstm_textgen.files import atomic_path
 from lstm_textgen.litert import METADATA_NAME
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.request import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS
-from lstm_textgen.samplers import sample_loop
+from lstm_textgen.samplers import sample_loop, sampling_batch
+from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, SETTINGS
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 LITERT_SIGNATURES = ("step", "prime", "generate")
@@ -69,23 +69,14 @@ class LiteRTFunctions:
         logits, state = self._prime(ids)
         return {"logits": logits, **stacked_state(state)}
 
-    def generate(self, ids, num_chars, temperature, top_k, top_p, seed, stop_ids, stop_lengths):
+    def generate(self, ids, *inputs):
+        """`generate_inputs`' inputs after the prompt ids: each number setting, then the
+        stop strings as ids and lengths."""
+        *numbers, stop_ids, stop_lengths = inputs
         logits, state = self._prime(ids)
-        num_chars = tf.clip_by_value(num_chars, 0, MAX_NUM_CHARS)
-        picks, lengths, finish = sample_loop(
-            self._step,
-            logits,
-            state,
-            num_chars,
-            seed,
-            temperature,
-            top_k,
-            top_p,
-            stop_ids,
-            stop_lengths,
-            self.end_id,
-            portable=True,
-        )
+        settings = dict(zip((spec.name for spec in SETTINGS.values() if spec.is_number), numbers))
+        batch = sampling_batch(logits, settings, stop_ids, stop_lengths, self.end_id)
+        picks, lengths, finish = sample_loop(self._step, logits, state, batch, portable=True)
         return {"ids": picks, "length": lengths, "finish": finish}
 
     def signatures(self, config: ModelConfig):
@@ -95,22 +86,22 @@ class LiteRTFunctions:
         return {
             "step": (self.step, [row(tf.int32, "ids"), state("h"), state("c")]),
             "prime": (self.prime, [prompt]),
-            "generate": (
-                self.generate,
-                [
-                    prompt,
-                    row(tf.int32, "num_chars"),
-                    row(tf.float32, "temperature"),
-                    row(tf.int32, "top_k"),
-                    row(tf.float32, "top_p"),
-                    row(tf.int32, "seed"),
-                    tf.TensorSpec(
-                        [None, MAX_STOP_STRINGS, MAX_STOP_CHARS], tf.int32, name="stop_ids"
-                    ),
-                    tf.TensorSpec([None, MAX_STOP_STRINGS], tf.int32, name="stop_lengths"),
-                ],
-            ),
+            "generate": (self.generate, [prompt, *generate_inputs()]),
         }
+
+
+def generate_inputs():
+    """The inputs of LiteRT's `generate` after the prompt ids: each number setting of
+    `settings.SETTINGS` as `[B]` int32 or float32 (LiteRT takes no int64), then the stop
+    strings as ids (`stop_ids [B, S, L]`, left-aligned) and `stop_lengths [B, S]`."""
+    return [
+        row_spec(tf.int32 if spec.is_integer else tf.float32, spec.name)
+        for spec in SETTINGS.values()
+        if spec.is_number
+    ] + [
+        tf.TensorSpec([None, MAX_STOP_STRINGS, MAX_STOP_CHARS], tf.int32, name="stop_ids"),
+        tf.TensorSpec([None, MAX_STOP_STRINGS], tf.int32, name="stop_lengths"),
+    ]
 
 
 def _with_metadata(flatbuffer: bytes, name: str, payload: bytes) -> bytes:

@@ -14,10 +14,12 @@ one batch: the same request gives the same text, alone or merged.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import tensorflow as tf
 
 from lstm_textgen.request import FINISH_END, FINISH_LENGTH, FINISH_STOP
+from lstm_textgen.settings import numbers
 from lstm_textgen.vocab import UNKNOWN_ID
 
 # Temperatures below this divide as this: logits / 1e-20 stay finite, and as good as greedy.
@@ -63,55 +65,110 @@ def filter_logits(logits, top_k, top_p):
     return tf.where(logits < tf.maximum(cutoff, kth_largest), neg_inf, logits)
 
 
-def _prepare(logits, temperature, top_k, top_p):
-    """What `_pick` needs that does not change from step to step of a sampling loop."""
+class SamplingBatch(NamedTuple):
+    """A batch's generation settings inside the graph, one `[B]` tensor per setting of
+    `settings.SETTINGS`, and what the sampling loop derives from them once, before its
+    first step. Build it with `sampling_batch`.
+
+    `greedy_rows`, `sampled_rows` and `filtering` are scalar booleans: some row picks the
+    likeliest id (temperature 0), some row samples, some sampled row filters with top-k or
+    top-p. The loop leaves out the parts of a pick that no row asks for.
+    """
+
+    num_chars: tf.Tensor  # int32 [B], within its limits
+    temperature: tf.Tensor  # float [B]
+    top_k: tf.Tensor  # int32 [B]
+    top_p: tf.Tensor  # float [B]
+    seed: tf.Tensor  # int32 [B]
+    stop_ids: tf.Tensor  # int32 [B, S, L], each stop string at the right end, -1 before it
+    stop_lengths: tf.Tensor  # int32 [B, S], 0 for an unused slot
+    end_id: tf.Tensor  # int32 scalar, the end-of-item id or -1
+    divisor: tf.Tensor  # float [B, 1], what a sampled row's logits are divided by
+    unknown: tf.Tensor  # bool [1, V], the unknown-character id, which is never picked
+    greedy_rows: tf.Tensor
+    sampled_rows: tf.Tensor
+    filtering: tf.Tensor
+
+
+def sampling_batch(logits, settings, stop_ids=None, stop_lengths=None, end_id=None):
+    """Graph code: the `SamplingBatch` of a batch whose first logits are `logits [B, V]`.
+
+    Args:
+        settings: `{name: scalar or [B]}` for the settings of `settings.SETTINGS` but
+            `stop` (a setting left out takes its default; `seed` has none). A number the
+            table clamps in an export is clamped here (num_chars to 0..MAX_NUM_CHARS).
+        stop_ids: optional int32 `[B, S, L]`, each row's stop strings as ids, left-aligned
+            (id 0, which is never picked, where a character is outside the vocabulary).
+        stop_lengths: int32 `[B, S]`, their lengths; 0 marks an unused slot.
+        end_id: the end-of-item id, or None for a model of plain text.
+    """
+    logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
     vocab = tf.shape(logits)[1]
-    t = per_row(temperature, batch, logits.dtype)
-    k = per_row(top_k, batch, tf.int32)
-    p = per_row(top_p, batch, logits.dtype)
-    return {
-        # Id 0 stands for "a character the model never saw"; it must never be emitted.
-        "unknown": tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
-        "sampling": t > 0,
+    unknown = sorted(set(settings) - {s.name for s in numbers()})
+    if unknown:
+        raise ValueError(f"not a per-row number of the settings table: {unknown}")
+    values = {}
+    for spec in numbers():
+        value = settings.get(spec.name, spec.default)
+        if value is None:
+            raise ValueError(f"the sampling loop needs {spec.name}")
+        value = per_row(value, batch, tf.int32 if spec.is_integer else logits.dtype)
+        if spec.in_graph == "clamp":
+            value = tf.clip_by_value(
+                value,
+                tf.constant(spec.minimum, value.dtype),
+                tf.constant(spec.maximum, value.dtype),
+            )
+        values[spec.name] = value
+    if stop_ids is None:
+        stop_ids = tf.zeros([batch, 1, 1], tf.int32)
+        stop_lengths = tf.zeros([batch, 1], tf.int32)
+    stop_lengths = tf.cast(stop_lengths, tf.int32)
+    t, k, p = values["temperature"], values["top_k"], values["top_p"]
+    return SamplingBatch(
+        **values,
+        stop_ids=_right_aligned(tf.cast(stop_ids, tf.int32), stop_lengths),
+        stop_lengths=stop_lengths,
+        # -1 is no id: a model of plain text never ends a row by itself.
+        end_id=tf.constant(-1 if end_id is None else end_id, tf.int32),
         # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite, and
         # the floor keeps logits / t finite for a tiny positive t (softmax then does the rest).
-        "divisor": tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
-        "top_k": k,
-        "top_p": p,
-        # Which kind of pick the batch needs, decided once for a whole sampling loop:
-        # 0 every row greedy, 1 every row sampled, 2 both; +3 if a sampled row filters.
-        "kind": tf.where(tf.reduce_all(t > 0), 1, tf.where(tf.reduce_any(t > 0), 2, 0))
-        + tf.where(tf.reduce_any((t > 0) & ((k > 0) | (p < 1.0))), 3, 0),
-    }
+        divisor=tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
+        # Id 0 stands for "a character the model never saw"; it must never be emitted.
+        unknown=tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
+        greedy_rows=tf.reduce_any(t <= 0),
+        sampled_rows=tf.reduce_any(t > 0),
+        filtering=tf.reduce_any((t > 0) & ((k > 0) | (p < 1.0))),
+    )
 
 
-# (greedy rows, sampled rows, filtering) for each value of `_prepare`'s "kind".
-_KINDS = {
-    0: (True, False, False),
-    1: (False, True, False),
-    2: (True, True, False),
-    4: (False, True, True),
-    5: (True, True, True),
-}
+# The parts of a pick a batch can need: (greedy rows, sampled rows, filtering).
+_BRANCHES = (
+    (True, False, False),
+    (False, True, False),
+    (True, True, False),
+    (False, True, True),
+    (True, True, True),
+)
 
 
-def _pick(logits, uniform, prepared, kind):
+def _pick(logits, uniform, batch: SamplingBatch, branch):
     """One id per row, by inverting the cumulative distribution at `uniform` `[B]`.
 
-    `kind`, a Python int (see `_KINDS`), says which of the greedy pick, the sampled pick
-    and the top-k/top-p filters the batch needs; leaving out what no row asks for changes
-    no row's pick (a row that asks for no filter is unchanged by it).
+    `branch`, Python booleans (one of `_BRANCHES`), says which of the greedy pick, the
+    sampled pick and the top-k/top-p filters the batch needs; leaving out what no row asks
+    for changes no row's pick (a row that asks for no filter is unchanged by it).
     """
-    greedy_rows, sampled_rows, filtering = _KINDS[kind]
-    logits = tf.where(prepared["unknown"], tf.constant(-math.inf, logits.dtype), logits)
+    greedy_rows, sampled_rows, filtering = branch
+    logits = tf.where(batch.unknown, tf.constant(-math.inf, logits.dtype), logits)
     if greedy_rows:
         greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
         if not sampled_rows:
             return greedy
-    scaled = logits / prepared["divisor"]
+    scaled = logits / batch.divisor
     if filtering:
-        scaled = filter_logits(scaled, prepared["top_k"], prepared["top_p"])
+        scaled = filter_logits(scaled, batch.top_k, batch.top_p)
     cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
     # uniform < 1, so the threshold stays below the total and lands on an id of weight > 0.
     threshold = uniform[:, None] * cdf[:, -1:]
@@ -120,35 +177,41 @@ def _pick(logits, uniform, prepared, kind):
     sampled = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
     if not greedy_rows:
         return sampled
-    return tf.where(prepared["sampling"], sampled, greedy)
+    return tf.where(batch.temperature > 0, sampled, greedy)
 
 
-def _switch(kind, branch):
-    """`branch(kind)` for the tensor `kind`, each value traced as its own branch."""
-    kinds = sorted(_KINDS)
-    return tf.switch_case(
-        tf.searchsorted(kinds, tf.reshape(kind, [1]))[0],
-        [lambda k=k: branch(k) for k in kinds],
-    )
+def _switch(batch: SamplingBatch, run_branch):
+    """`run_branch(branch)` for the one of `_BRANCHES` that `batch` needs, each traced as
+    its own branch of a `tf.switch_case`."""
+    found = [
+        tf.equal(batch.greedy_rows, g)
+        & tf.equal(batch.sampled_rows, s)
+        & tf.equal(batch.filtering, f)
+        for g, s, f in _BRANCHES
+    ]
+    # An empty batch has neither kind of row: it takes the sampled branch.
+    index = tf.argmax(tf.cast(tf.stack(found), tf.int32), output_type=tf.int32)
+    index = tf.where(tf.reduce_any(tf.stack(found)), index, 1)
+    return tf.switch_case(index, [lambda b=b: run_branch(b) for b in _BRANCHES])
 
 
-def sample_next(logits, uniform, temperature, top_k=0, top_p=1.0):
+def sample_next(logits, uniform, **settings):
     """Pick one id per row.
 
     Args:
         logits: `[B, V]`.
         uniform: `[B]` floats in [0, 1), the row's random number for this step (from
             `hash_uniforms`).
-        temperature: scalar or `[B]`; 0 picks the most likely id (greedy).
-        top_k, top_p: scalar or `[B]`, see `filter_logits`.
+        **settings: temperature (0 picks the most likely id), top_k and top_p (see
+            `filter_logits`), each a scalar or `[B]`.
 
     Returns:
         int32 `[B]`. The unknown-character id is never returned.
     """
     logits = tf.convert_to_tensor(logits)
     uniform = tf.convert_to_tensor(uniform, logits.dtype)
-    prepared = _prepare(logits, temperature, top_k, top_p)
-    return _switch(prepared["kind"], lambda kind: _pick(logits, uniform, prepared, kind))
+    batch = sampling_batch(logits, {"seed": 0, **settings})
+    return _switch(batch, lambda branch: _pick(logits, uniform, batch, branch))
 
 
 def _mix32(x):
@@ -190,20 +253,7 @@ def _stop_match_length(recent, aligned, stop_lengths):
     return tf.reduce_max(tf.where(matched, stop_lengths, 0), axis=1)
 
 
-def sample_loop(
-    step_fn,
-    logits,
-    state,
-    num_chars,
-    seed,
-    temperature,
-    top_k=0,
-    top_p=1.0,
-    stop_ids=None,
-    stop_lengths=None,
-    end_id=None,
-    portable=False,
-):
+def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False):
     """Sample up to `num_chars` ids per row, feeding each pick back through `step_fn`,
     until every row has ended.
 
@@ -217,13 +267,8 @@ def sample_loop(
             tensors whose shapes stay fixed (e.g. the LSTM `(h, c)` of every layer).
         logits: `[B, V]`, the distribution of the first id to sample.
         state: the state that goes with `logits`.
-        num_chars: scalar or `[B]` int, the most ids to sample per row (0 is allowed).
-        seed: scalar or `[B]` int32: row r draws from `hash_uniforms` of its seed.
-        temperature, top_k, top_p: scalar or `[B]`, see `sample_next`.
-        stop_ids: optional int32 `[B, S, L]`, each row's stop strings as ids, left-aligned
-            (id 0, which is never picked, where a character is outside the vocabulary).
-        stop_lengths: int32 `[B, S]`, their lengths; 0 marks an unused slot.
-        end_id: the end-of-item id, or None for a model of plain text.
+        batch: the `SamplingBatch` of the rows (`sampling_batch`); row r draws from
+            `hash_uniforms` of its seed.
         portable: build the loop from ops LiteRT has as builtins: each pick is written
             into a `[B, max(num_chars)]` tensor by a select over all of it (TensorArrays of
             an unknown batch size do not convert, and a loop variable that changes shape
@@ -236,36 +281,26 @@ def sample_loop(
         and int32 `[B]` codes of `request.FINISH_REASONS`.
     """
     logits = tf.convert_to_tensor(logits)
-    batch = tf.shape(logits)[0]
-    num_chars = per_row(num_chars, batch, tf.int32)
+    rows = tf.shape(logits)[0]
+    num_chars = batch.num_chars
     steps = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
-    seeds = per_row(seed, batch, tf.int32)
-    # -1 is no id: a model of plain text never ends a row by itself.
-    end_id = tf.constant(-1 if end_id is None else end_id, tf.int32)
-    if stop_ids is None:
-        stop_ids = tf.zeros([batch, 1, 1], tf.int32)
-        stop_lengths = tf.zeros([batch, 1], tf.int32)
-    stop_ids = tf.cast(stop_ids, tf.int32)
-    stop_lengths = tf.cast(stop_lengths, tf.int32)
-    aligned = _right_aligned(stop_ids, stop_lengths)
     # The pick before the first is -1, which no stop id equals: a stop string is found in
     # the generated text only, never across the prompt.
-    recent = tf.fill([batch, tf.shape(stop_ids)[2]], -1)
+    recent = tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1)
     done = num_chars <= 0
-    lengths = tf.zeros([batch], tf.int32)
-    finish = tf.fill([batch], FINISH_LENGTH)
-    prepared = _prepare(logits, temperature, top_k, top_p)
+    lengths = tf.zeros([rows], tf.int32)
+    finish = tf.fill([rows], FINISH_LENGTH)
 
-    def loop(kind):
+    def loop(branch):
         def body(t, logits, state, picks, recent, done, lengths, finish):
-            ids = _pick(logits, hash_uniforms(seeds, t), prepared, kind)
+            ids = _pick(logits, hash_uniforms(batch.seed, t), batch, branch)
             if portable:
                 picks = tf.where(tf.equal(positions, t), ids[:, None], picks)
             else:
                 picks = picks.write(t, ids)
             recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
-            stop_length = _stop_match_length(recent, aligned, stop_lengths)
-            ended = tf.equal(ids, end_id)
+            stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
+            ended = tf.equal(ids, batch.end_id)
             stopped = (stop_length > 0) & ~ended
             full = t + 1 >= num_chars
             newly = ~done & (ended | stopped | full)
@@ -278,7 +313,7 @@ def sample_loop(
             return t + 1, logits, state, picks, recent, done, lengths, finish
 
         if portable:
-            picks = tf.zeros([batch, steps], tf.int32)
+            picks = tf.zeros([rows, steps], tf.int32)
         else:
             picks = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
         t, _, _, picks, _, _, lengths_out, finish_out = tf.while_loop(
@@ -292,11 +327,11 @@ def sample_loop(
         picks = tf.cond(
             t > 0,
             lambda: tf.transpose(picks.gather(tf.range(t))),
-            lambda: tf.zeros([batch, 0], tf.int32),
+            lambda: tf.zeros([rows, 0], tf.int32),
         )
         return picks, lengths_out, finish_out
 
     if portable:
         positions = tf.range(steps)[None, :]
-        return loop(max(_KINDS))
-    return _switch(prepared["kind"], loop)
+        return loop(_BRANCHES[-1])
+    return _switch(batch, loop)

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError, first_line
-from lstm_textgen.request import Completion, Generator, stop_matrix
+from lstm_textgen.request import CheckedRequest, Completion, Generator
 from lstm_textgen.sources import EXPORT_EXTRA_DIR, latest_version
 from lstm_textgen.vocab import CharVocabulary
 
@@ -44,12 +44,8 @@ class SavedModelGenerator(Generator):
             )
         self.vocab = export_vocabulary(path)
 
-    def _complete(self, rows: dict) -> list[Completion]:
-        inputs = {
-            name: rows[name]
-            for name in ("prompt", "num_chars", "temperature", "top_k", "top_p", "seed")
-        }
-        inputs["stop"] = stop_matrix(rows["stop"])
+    def _complete(self, request: CheckedRequest) -> list[Completion]:
+        inputs = request.export_inputs()
         try:
             out = self.signature(
                 **{name: tf.constant(v, self.specs[name].dtype) for name, v in inputs.items()}

@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.request import MAX_STOP_STRINGS
+from lstm_textgen.generate import generate_spec
+from lstm_textgen.settings import SamplingSettings, export_inputs
 
 # The batch sizes the batching_parameters.txt of docs/serving.md allows; the warmup file runs each.
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -14,26 +15,34 @@ WARMUP_CHARS = 8
 
 
 def warmup_inputs(config: ModelConfig, rows: int = 1) -> dict[str, dict[str, np.ndarray]]:
-    """One small request of `rows` rows per signature, as numpy inputs."""
+    """One small request of `rows` rows per signature, as numpy inputs: generation of
+    `WARMUP_CHARS` characters with the table's defaults and one stop string (so the
+    warmup runs the stop check)."""
+    settings = [
+        SamplingSettings(num_chars=WARMUP_CHARS, seed=r, stop=["\n\n"]) for r in range(rows)
+    ]
+    generate = generate_arrays([""] * rows, settings)
     zeros = np.zeros([rows, config.num_layers, config.units], np.float32)
-    generate = {
-        "prompt": np.array([b""] * rows, object),
-        "num_chars": np.full([rows], WARMUP_CHARS, np.int32),
-        "temperature": np.ones([rows], np.float32),
-        "top_k": np.zeros([rows], np.int32),
-        "top_p": np.ones([rows], np.float32),
-        "seed": np.arange(rows, dtype=np.int64),
-        # One slot with a stop string, the rest unused: the warmup runs the stop check.
-        "stop": np.array([[b"\n\n"] + [b""] * (MAX_STOP_STRINGS - 1)] * rows, object).reshape(
-            rows, MAX_STOP_STRINGS
-        ),
-    }
     return {
         "serving_default": generate,
         "generate_rows": generate,
         "step": {"ids": np.ones([rows], np.int32), "h": zeros, "c": zeros},
         "score": {"text": np.array([b"\n"] * rows, object)},
     }
+
+
+def generate_arrays(prompts, rows) -> dict[str, np.ndarray]:
+    """The `serving_default` inputs of prompts and their `SamplingSettings`, as numpy
+    arrays of the signature's dtypes."""
+    columns = export_inputs(list(prompts), list(rows))
+    arrays = {}
+    for spec in generate_spec():
+        if spec.dtype == tf.string:
+            shape = [len(rows), *spec.shape[1:]]
+            arrays[spec.name] = np.array(columns[spec.name], object).reshape(shape)
+        else:
+            arrays[spec.name] = np.array(columns[spec.name], spec.dtype.as_numpy_dtype)
+    return arrays
 
 
 def predict_request(signature: str, inputs: dict, model_name: str = "lstm_textgen"):

@@ -24,7 +24,7 @@ import tf_serving as serving
 from helpers import train_tiny, write_corpus
 from tf_serving import signature_input_dtypes
 
-SETTINGS = {"prompt": "prompts"}  # signature input -> GenerationRequest field
+REQUEST_FIELDS = {"prompt": "prompts"}  # signature input -> GenerationRequest field
 SERVING_DIR = Path(__file__).parent / "serving"
 GOLDEN = SERVING_DIR / "golden"
 LAYERS, UNITS = 2, 4
@@ -106,15 +106,8 @@ def used(stop_rows):
 
 def expected_columns(generator, columns):
     """The library's texts for a columnar `serving_default` request."""
-    return generator.generate(
-        columns["prompt"],
-        columns["num_chars"],
-        columns["temperature"],
-        columns["top_k"],
-        columns["top_p"],
-        columns["seed"],
-        used(columns["stop"]),
-    )
+    settings = {name: value for name, value in columns.items() if name != "prompt"}
+    return generator.generate(columns["prompt"], **{**settings, "stop": used(columns["stop"])})
 
 
 def expected_generate_rows(generator, instances):
@@ -125,17 +118,9 @@ def expected_generate_rows(generator, instances):
             import base64
 
             prompt = base64.b64decode(prompt["b64"]).decode("utf-8")
-        out.append(
-            generator.generate(
-                [prompt],
-                row["num_chars"],
-                row["temperature"],
-                row["top_k"],
-                row["top_p"],
-                row["seed"],
-                used([row["stop"]])[0],
-            )[0]
-        )
+        settings = {name: value for name, value in row.items() if name != "prompt"}
+        settings["stop"] = used([row["stop"]])[0]
+        out.append(generator.generate([prompt], **settings)[0])
     return out
 
 
@@ -155,20 +140,8 @@ def reference_score(model, vocab, text):
 
 def generate_request(request, model_name="lstm_textgen"):
     """The `serving_default` PredictRequest of a `GenerationRequest`, as a client sends it."""
-    import numpy as np
+    from lstm_textgen.serving import generate_arrays
 
-    from lstm_textgen.request import stop_matrix
-
-    rows = request.rows()
-    inputs = {
-        "prompt": np.array([p.encode("utf-8") for p in request.prompts], object),
-        "num_chars": np.array(rows["num_chars"], np.int32),
-        "temperature": np.array(rows["temperature"], np.float32),
-        "top_k": np.array(rows["top_k"], np.int32),
-        "top_p": np.array(rows["top_p"], np.float32),
-        "seed": np.array(rows["seed"], np.int64),
-        "stop": np.array(
-            [[s.encode("utf-8") for s in row] for row in stop_matrix(rows["stop"])], object
-        ),
-    }
+    # The whole prompts, as a client sends them: the graph keeps their tails.
+    inputs = generate_arrays(request.prompts, request.checked().rows)
     return predict_request("serving_default", inputs, model_name)

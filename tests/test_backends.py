@@ -10,7 +10,8 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
-from lstm_textgen.request import MAX_SEED, GenerationRequest, stop_at_first
+from lstm_textgen.request import GenerationRequest, stop_at_first
+from lstm_textgen.settings import MAX_SEED
 
 import tf_serving
 from helpers import train_tiny, write_corpus
@@ -81,7 +82,7 @@ def test_stop_strings_cut_each_text_right_before_the_first_one(backends):
         cut = generator.complete(with_stops)
         stopped = 0
         for row, (f, c) in enumerate(zip(free, cut)):
-            stops = with_stops.rows()["stop"][row]
+            stops = with_stops.checked().rows[row].stop
             expected, found = stop_at_first(f.text, stops)
             assert c.text == expected, (name, row)
             assert c.finish_reason == ("stop" if found else "length"), (name, row)

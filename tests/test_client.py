@@ -46,7 +46,7 @@ def server():
 
 
 def test_the_body_fills_every_input_and_pads_the_stop_slots():
-    rows = GenerationRequest(["a", "b"], num_chars=3, seed=7, stop=[["\n"], []]).rows()
+    rows = GenerationRequest(["a", "b"], num_chars=3, seed=7, stop=[["\n"], []]).checked()
     inputs = generate_body(rows)["inputs"]
     assert inputs["seed"] == [7, 8] and inputs["num_chars"] == [3, 3]
     assert inputs["stop"] == [["\n", "", "", ""], ["", "", "", ""]]

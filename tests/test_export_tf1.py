@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.request import MAX_NUM_CHARS, MAX_STOP_STRINGS, GenerationRequest
+from lstm_textgen.request import GenerationRequest
+from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS
 
 import tf_serving as serving
 from helpers import assert_close
 from saved_model import (
     LAYERS,
-    SETTINGS,
+    REQUEST_FIELDS,
     expected_columns,
     expected_generate_rows,
     golden,
@@ -72,7 +73,7 @@ def test_rest_replies_in_both_formats(served, tmp_path):
     requests, formats = zip(*(request_from_rest(b, version_dir) for b in (columnar, rows)))
     responses = serve_tf1(version_dir, list(requests), tmp_path)
     replies = [serving.outputs_to_rest(outputs_of(r), f) for r, f in zip(responses, formats)]
-    settings = {SETTINGS.get(k, k): v for k, v in columnar["inputs"].items()}
+    settings = {REQUEST_FIELDS.get(k, k): v for k, v in columnar["inputs"].items()}
     settings["stop"] = used(settings["stop"])
     completions = served["generator"].complete(GenerationRequest(**settings))
     columns = {"text": [c.text for c in completions]}
@@ -119,7 +120,7 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
     )
     for response, message in zip(
         responses[:3],
-        ["temperature must be finite and >= 0", "top_p must be in (0, 1]", "top_k must be >= 0"],
+        [SETTINGS[name].message for name in ("temperature", "top_p", "top_k")],
     ):
         assert response.startswith("InvalidArgumentError") and message in response, response
     assert [len(t) for t in texts(outputs_of(responses[3])["text"])] == [MAX_NUM_CHARS, 3]
@@ -127,7 +128,7 @@ def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):
     assert "every input needs one value per prompt" in responses[5]
     assert "a stop string is empty" in responses[6]
     assert "a stop string has at most 16 characters" in responses[7]
-    assert "seed must be in [0, 2147483647]" in responses[9]
+    assert SETTINGS["seed"].message in responses[9]
     assert "Cannot feed value of shape (1, 5)" in responses[8]
     assert all(r.startswith("InvalidArgumentError") for r in responses[6:10:3]), responses[6:10]
     assert len(texts(outputs_of(responses[10])["text"])) == 1
@@ -153,10 +154,10 @@ def test_bad_rows_fail_the_request(served, tmp_path):
         ],
         tmp_path,
     )
-    assert "temperature must be finite and >= 0" in responses[0]
-    assert "temperature must be finite and >= 0" in responses[1]
-    assert "top_p must be in (0, 1]" in responses[2]
-    assert "top_k must be >= 0" in responses[3]
+    assert SETTINGS["temperature"].message in responses[0]
+    assert SETTINGS["temperature"].message in responses[1]
+    assert SETTINGS["top_p"].message in responses[2]
+    assert SETTINGS["top_k"].message in responses[3]
     assert all(r.startswith("InvalidArgumentError") for r in responses[:4])
     assert len(texts(outputs_of(responses[4])["text"])) == 3
 

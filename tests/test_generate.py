@@ -37,18 +37,18 @@ def test_prompts_of_different_lengths_share_a_batch(generator):
 
 def test_unknown_prompt_characters_are_skipped(generator):
     assert generator.unknown_characters(["aXb", "Y"]) == ["X", "Y"]
-    assert generator.generate(["aXbY"], 15, temperature=0.0) == generator.generate(
-        ["ab"], 15, temperature=0.0
+    assert generator.generate(["aXbY"], num_chars=15, temperature=0.0) == generator.generate(
+        ["ab"], num_chars=15, temperature=0.0
     )
 
 
 def test_bad_requests_are_clear_errors(generator):
     with pytest.raises(TextgenError, match="temperature"):
-        generator.generate("a", 5, temperature=-1.0)
+        generator.generate("a", num_chars=5, temperature=-1.0)
     with pytest.raises(TextgenError, match="num_chars"):
-        generator.generate("a", -1)
+        generator.generate("a", num_chars=-1)
     with pytest.raises(TextgenError, match="prompt"):
-        generator.generate([], 5)
+        generator.generate([], num_chars=5)
 
 
 def test_last_and_first_characters_read_whole_characters_from_a_byte_window():
@@ -66,8 +66,8 @@ def test_rows_take_their_own_settings_and_a_seed_per_row(generator):
     texts = generator.generate(prompts, num_chars=[5, 9, 0], temperature=[1.0, 0.0, 1.0], seed=3)
     assert [len(t) for t in texts] == [5, 9, 0]
     # One seed gives row r the seed + r: row 0 is the text of that seed alone.
-    assert generator.generate(["ab"], 5, 1.0, seed=3) == texts[:1]
-    assert generator.generate(["c"], 9, 0.0, seed=99) == texts[1:2]
+    assert generator.generate(["ab"], num_chars=5, temperature=1.0, seed=3) == texts[:1]
+    assert generator.generate(["c"], num_chars=9, temperature=0.0, seed=99) == texts[1:2]
     with pytest.raises(TextgenError, match="one num_chars per prompt"):
         generator.generate(prompts, num_chars=[1, 2])
 

@@ -90,9 +90,10 @@ def generate_ids(litert, prompts, num_chars, temperature, top_k, top_p, seed):
     """The picks of the `generate` signature, every row `num_chars` long, no stop strings."""
     rows = len(prompts)
     stop_ids, stop_lengths = litert.encode_stops([[]] * rows)
-    ids, lengths, _ = litert.generate_ids(
-        prompts, [num_chars] * rows, temperature, top_k, top_p, seed, stop_ids, stop_lengths
+    settings = dict(
+        num_chars=[num_chars] * rows, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
     )
+    ids, lengths, _ = litert.generate_ids(prompts, settings, stop_ids, stop_lengths)
     assert (lengths == num_chars).all()
     return ids
 

@@ -7,40 +7,39 @@ import pytest
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.request import (
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    MAX_STOP_STRINGS,
     Completion,
     GenerationRequest,
     Generator,
     prompt_tail,
     stop_at_first,
-    stop_matrix,
 )
+from lstm_textgen.settings import MAX_PROMPT_CHARS, MAX_SEED, MAX_STOP_STRINGS, stop_matrix
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
 
 def test_one_value_applies_to_every_row_and_a_seed_counts_up_per_row():
-    rows = GenerationRequest(["a", "b", "c"], num_chars=5, top_k=[0, 2, 3], seed=7).rows()
-    assert rows["num_chars"] == [5, 5, 5]
-    assert rows["top_k"] == [0, 2, 3]
-    assert rows["seed"] == [7, 8, 9]
-    assert rows["stop"] == [[], [], []]
-    assert GenerationRequest("one").rows()["prompt"] == ["one"]
+    rows = GenerationRequest(["a", "b", "c"], num_chars=5, top_k=[0, 2, 3], seed=7).checked()
+    assert rows.column("num_chars") == [5, 5, 5]
+    assert rows.column("top_k") == [0, 2, 3]
+    assert rows.column("seed") == [7, 8, 9]
+    assert rows.column("stop") == [(), (), ()]
+    assert GenerationRequest("one").checked().prompts == ("one",)
 
 
 def test_rows_are_checked_once_so_a_random_seed_is_drawn_once():
     request = GenerationRequest(["a", "b"])
-    first = request.rows()["seed"]
-    assert request.rows()["seed"] == first
+    first = request.checked().column("seed")
+    assert request.checked().column("seed") == first
     assert first[1] == first[0] + 1 and 0 <= first[0] <= MAX_SEED
 
 
 def test_stop_strings_are_shared_or_given_per_row():
-    assert GenerationRequest(["a", "b"], stop="\n").rows()["stop"] == [["\n"], ["\n"]]
-    assert GenerationRequest(["a", "b"], stop=["x", "y"]).rows()["stop"] == [["x", "y"]] * 2
-    per_row = GenerationRequest(["a", "b"], stop=[["x"], []]).rows()["stop"]
-    assert per_row == [["x"], []]
+    assert GenerationRequest(["a", "b"], stop="\n").checked().column("stop") == [("\n",), ("\n",)]
+    assert (
+        GenerationRequest(["a", "b"], stop=["x", "y"]).checked().column("stop") == [("x", "y")] * 2
+    )
+    per_row = GenerationRequest(["a", "b"], stop=[["x"], []]).checked().column("stop")
+    assert per_row == [("x",), ()]
     assert stop_matrix(per_row) == [["x", "", "", ""], ["", "", "", ""]]
     assert all(len(row) == MAX_STOP_STRINGS for row in stop_matrix(per_row))
 
@@ -53,12 +52,12 @@ def test_stop_strings_are_shared_or_given_per_row():
         ({"num_chars": 10_001}, "num_chars must be 0 to 10,000"),
         ({"num_chars": 2.5}, "num_chars"),
         ({"num_chars": True}, "num_chars"),
-        ({"temperature": float("nan")}, "temperature must be >= 0"),
+        ({"temperature": float("nan")}, "temperature must be finite and >= 0"),
         ({"temperature": -1.0}, "temperature"),
         ({"top_k": -1}, "top_k must be >= 0"),
         ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
         ({"top_p": 1.5}, "top_p"),
-        ({"seed": MAX_SEED}, "plus its row number"),  # two rows: the second seed is out of range
+        ({"seed": MAX_SEED}, "less the 1 rows after the first"),  # row 2's seed is too big
         ({"seed": -1}, "seed must be 0"),
         ({"top_k": [1, 2, 3]}, r"give one top_k per prompt \(2\), got 3"),
         ({"stop": [""]}, "stop string is empty"),
@@ -70,13 +69,13 @@ def test_stop_strings_are_shared_or_given_per_row():
 def test_each_limit_is_one_error_that_names_it(settings, message):
     settings = {"prompts": ["a", "b"], **settings}
     with pytest.raises(TextgenError, match=message):
-        GenerationRequest(**settings).rows()
+        GenerationRequest(**settings).checked()
 
 
 def test_only_the_last_prompt_characters_prime_the_state():
     long = "x" * 5 + "y" * MAX_PROMPT_CHARS
     assert prompt_tail(long) == "y" * MAX_PROMPT_CHARS
-    assert GenerationRequest(long).rows()["prompt"] == ["y" * MAX_PROMPT_CHARS]
+    assert GenerationRequest(long).checked().prompts == ("y" * MAX_PROMPT_CHARS,)
 
 
 def test_stop_at_first_is_the_first_completed_and_the_longest_of_those():
@@ -93,9 +92,12 @@ class EchoGenerator(Generator):
         self.vocab = vocab
         self.seen = None
 
-    def _complete(self, rows):
-        self.seen = rows
-        return [Completion(f"{p}:{s}", "length") for p, s in zip(rows["prompt"], rows["seed"])]
+    def _complete(self, request):
+        self.seen = request
+        return [
+            Completion(f"{p}:{s}", "length")
+            for p, s in zip(request.prompts, request.column("seed"))
+        ]
 
 
 def test_a_backend_gets_checked_rows_and_one_warning_per_prompt_policy(caplog):
@@ -103,7 +105,7 @@ def test_a_backend_gets_checked_rows_and_one_warning_per_prompt_policy(caplog):
     with caplog.at_level(logging.WARNING, logger="lstm_textgen"):
         texts = generator.generate(["ab", "z" + "a" * MAX_PROMPT_CHARS], num_chars=3, seed=4)
     assert texts == ["ab:4", "a" * MAX_PROMPT_CHARS + ":5"]
-    assert generator.seen["num_chars"] == [3, 3]
+    assert generator.seen.column("num_chars") == [3, 3]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "only the last 1,000 characters" in warnings[0]
     with caplog.at_level(logging.WARNING, logger="lstm_textgen"):

@@ -8,7 +8,13 @@ import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.request import GenerationRequest, stop_at_first
-from lstm_textgen.samplers import filter_logits, hash_uniforms, sample_loop, sample_next
+from lstm_textgen.samplers import (
+    filter_logits,
+    hash_uniforms,
+    sample_loop,
+    sample_next,
+    sampling_batch,
+)
 from lstm_textgen.vocab import CharVocabulary
 
 VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
@@ -31,6 +37,18 @@ def constant_step(logits_row):
     return step
 
 
+def loop(step, logits, state, num_chars, seed, temperature=1.0, **kwargs):
+    """`sample_loop` of these settings; `stop_ids`, `stop_lengths` and `end_id` as
+    `sampling_batch` takes them."""
+    extra = {k: kwargs.pop(k) for k in ("stop_ids", "stop_lengths", "end_id") if k in kwargs}
+    settings = {"num_chars": num_chars, "seed": seed, "temperature": temperature, **kwargs}
+    return sample_loop(step, logits, state, sampling_batch(logits, settings, **extra))
+
+
+def pick(logits, uniform, temperature, top_k=0, top_p=1.0):
+    return sample_next(logits, uniform, temperature=temperature, top_k=top_k, top_p=top_p)
+
+
 def run(step, first_logits, n, seed=0, **kwargs):
     return [text for text, _ in run_with_reasons(step, first_logits, n, seed, **kwargs)]
 
@@ -38,7 +56,7 @@ def run(step, first_logits, n, seed=0, **kwargs):
 def run_with_reasons(step, first_logits, n, seed=0, **kwargs):
     """`(text, finish code)` per row of a sampling loop."""
     batch = first_logits.shape[0]
-    ids, lengths, finish = sample_loop(
+    ids, lengths, finish = loop(
         step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs
     )
     return [
@@ -93,17 +111,15 @@ def test_same_seed_same_text_and_different_seed_different_text():
 def test_unknown_id_is_never_sampled():
     row = np.zeros(V, np.float32)
     row[0] = 50.0  # the unknown id is by far the likeliest
-    ids = sample_loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)[0]
+    ids = loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 200, 0, 1.0)[0]
     assert 0 not in ids.numpy()
-    greedy = sample_next(tf.constant(row[None]), [0.5], 0.0)
+    greedy = pick(tf.constant(row[None]), [0.5], 0.0)
     assert greedy.numpy()[0] != 0
 
 
 def test_top_k_only_samples_among_the_k_best():
     row = np.arange(V, dtype=np.float32) * 0.01  # ids 25 and 26 are the top two
-    ids = sample_loop(
-        constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2
-    )[0]
+    ids = loop(constant_step(row), tf.constant(row[None]), tf.zeros([1]), 300, 3, 1.0, top_k=2)[0]
     assert set(ids.numpy().ravel().tolist()) == {25, 26}
 
 
@@ -121,7 +137,7 @@ def test_filter_logits_keeps_the_nucleus():
 def test_per_row_settings():
     first = np.zeros((2, V), np.float32)
     first[:, 3] = 1.0
-    ids = sample_next(tf.constant(first), [0.3, 0.7], tf.constant([0.0, 1.0]), tf.constant([0, 1]))
+    ids = pick(tf.constant(first), [0.3, 0.7], tf.constant([0.0, 1.0]), tf.constant([0, 1]))
     assert ids.numpy().tolist() == [3, 3]
 
 
@@ -129,7 +145,7 @@ def test_inverse_cdf_picks_the_id_whose_interval_holds_the_uniform():
     probs = np.array([0.0, 0.25, 0.5, 0.25], np.float32)  # id 0, the unknown id, has none
     logits = tf.constant(np.log(np.maximum(probs, 1e-30))[None].repeat(5, 0))
     uniforms = [0.0, 0.2499, 0.25, 0.7499, 0.9999]
-    assert sample_next(logits, uniforms, 1.0).numpy().tolist() == [1, 1, 2, 2, 3]
+    assert pick(logits, uniforms, 1.0).numpy().tolist() == [1, 1, 2, 2, 3]
 
 
 def test_hash_uniforms_depend_on_the_row_seed_and_step_alone():
@@ -155,18 +171,18 @@ def test_a_row_samples_the_same_alone_or_merged_with_other_settings():
         top_k=[0, 3, 0, 5, 0, 2],
         top_p=[1.0, 1.0, 0.9, 0.5, 1.0, 0.8],
     )
-    merged = sample_loop(step, tf.constant(first), tf.zeros([6]), 30, **settings)[0].numpy()
+    merged = loop(step, tf.constant(first), tf.zeros([6]), 30, **settings)[0].numpy()
     for r in range(6):
         one = {name: [values[r]] for name, values in settings.items()}
-        alone = sample_loop(step, tf.constant(first[r : r + 1]), tf.zeros([1]), 30, **one)[0]
+        alone = loop(step, tf.constant(first[r : r + 1]), tf.zeros([1]), 30, **one)[0]
         np.testing.assert_array_equal(alone.numpy()[0], merged[r])
 
 
 def test_a_tiny_temperature_is_greedy_and_an_empty_batch_is_empty():
     logits = tf.constant([[0.0, 3.0, 1.0, 2.9], [0.0, -1.0, 5.0, 4.0]])
-    picks = sample_next(logits, [0.99, 0.99], tf.constant([1e-30, 1e-45]))
+    picks = pick(logits, [0.99, 0.99], tf.constant([1e-30, 1e-45]))
     assert picks.numpy().tolist() == [1, 2]
-    ids = sample_loop(next_letter_step, tf.zeros([0, V]), tf.zeros([0]), 5, [], 1.0)[0]
+    ids = loop(next_letter_step, tf.zeros([0, V]), tf.zeros([0]), 5, [], 1.0)[0]
     assert ids.shape == (0, 0)
 
 
@@ -176,7 +192,7 @@ def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
 
 
 def test_zero_steps_gives_an_empty_result():
-    ids, lengths, finish = sample_loop(
+    ids, lengths, finish = loop(
         next_letter_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 0, 0, 1.0
     )
     assert ids.shape == (3, 0)
@@ -195,7 +211,7 @@ def test_zero_steps_gives_an_empty_result():
 )
 def test_bad_sampling_settings_are_rejected(temperature, top_k, top_p, match):
     with pytest.raises(TextgenError, match=match):
-        GenerationRequest("a", temperature=temperature, top_k=top_k, top_p=top_p).rows()
+        GenerationRequest("a", temperature=temperature, top_k=top_k, top_p=top_p).checked()
 
 
 # --- stop strings and end-of-item markers ---------------------------------------------------
@@ -229,13 +245,13 @@ def test_the_loop_agrees_with_the_reference_cut_and_stops_when_every_row_has_end
         return next_letter_step(ids, state)
 
     rows = [["e"], ["k", "fg"], ["q"]]
-    loop = tf.function(
-        lambda: sample_loop(
+    in_graph = tf.function(
+        lambda: loop(
             counting_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 2000, 0, 0.0,
             **stops(rows),
         )
     )  # fmt: skip
-    ids, lengths, finish = loop()
+    ids, lengths, finish = in_graph()
     full = VOCAB.decode(ids.numpy()[2])
     assert ids.shape[1] == 17  # 'q' is the 17th letter: the loop ran 17 steps, not 2,000
     for r, row in enumerate(rows):

@@ -48,9 +48,10 @@ from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.request import MAX_STOP_STRINGS
 from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
+from lstm_textgen.serving import generate_arrays
+from lstm_textgen.settings import SamplingSettings, numbers
 from lstm_textgen.vocab import CharVocabulary
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
@@ -102,7 +103,7 @@ def python_loop(model, batch, chars):
     def one_step(ids, state, seed):
         logits, state = model.step(ids, state)
         uniform = tf.random.stateless_uniform([batch], seed=seed)
-        return sample_next(logits, uniform, 1.0), state
+        return sample_next(logits, uniform, temperature=1.0), state
 
     def run():
         ids = tf.ones([batch], tf.int32)
@@ -155,24 +156,20 @@ def litert_variants(workdir) -> dict:
 
 def litert_generate(model, batch, chars):
     prompt = np.tile(model.vocab.encode("ROMEO:"), (batch, 1))
-    ones, zeros, seeds = np.ones(batch), np.zeros(batch), np.arange(1, batch + 1)
+    inputs = serving_request(batch, chars)
+    settings = {spec.name: inputs[spec.name] for spec in numbers()}
     stop_ids, stop_lengths = model.encode_stops([[]] * batch)
-    return lambda: model.generate_ids(
-        prompt, [chars] * batch, ones, zeros, ones, seeds, stop_ids, stop_lengths
-    )
+    return lambda: model.generate_ids(prompt, settings, stop_ids, stop_lengths)
 
 
 def serving_request(batch, chars, stop=""):
-    """`serving_default` inputs: `batch` rows of `chars` characters, one stop string or none."""
-    return dict(
-        prompt=tf.constant(["ROMEO:"] * batch),
-        num_chars=tf.fill([batch], chars),
-        temperature=tf.ones([batch]),
-        top_k=tf.zeros([batch], tf.int32),
-        top_p=tf.ones([batch]),
-        seed=tf.range(1, batch + 1, dtype=tf.int64),
-        stop=tf.constant([[stop] + [""] * (MAX_STOP_STRINGS - 1)] * batch),
-    )
+    """`serving_default` inputs: `batch` rows of `chars` characters at the table's default
+    settings (temperature 1, no filter), seeds 1 to `batch`, one stop string or none."""
+    rows = [
+        SamplingSettings(num_chars=chars, seed=r + 1, stop=[stop] if stop else [])
+        for r in range(batch)
+    ]
+    return generate_arrays(["ROMEO:"] * batch, rows)
 
 
 def stop_early(serve, rows, chars, repeats):
@@ -190,15 +187,16 @@ def stop_early(serve, rows, chars, repeats):
 
 
 def cold_start(export_dir, chars):
+    inputs = {
+        name: (array.tolist(), str(array.dtype) if array.dtype != object else "string")
+        for name, array in serving_request(1, chars).items()
+    }
     code = (
         "import time, os; t0 = time.perf_counter()\n"
         "import tensorflow as tf; t1 = time.perf_counter()\n"
         f"m = tf.saved_model.load({export_dir!r}); t2 = time.perf_counter()\n"
-        "out = m.signatures['serving_default'](prompt=tf.constant(['ROMEO:']), "
-        f"num_chars=tf.constant([{chars}]), temperature=tf.constant([1.0]), "
-        "top_k=tf.constant([0]), top_p=tf.constant([1.0]), "
-        "seed=tf.constant([1], tf.int64), stop=tf.constant([[''] * "
-        f"{MAX_STOP_STRINGS}]))['text'].numpy()\n"
+        f"inputs = {{k: tf.constant(v, d) for k, (v, d) in {inputs!r}.items()}}\n"
+        "out = m.signatures['serving_default'](**inputs)['text'].numpy()\n"
         "t3 = time.perf_counter(); print(t1 - t0, t2 - t1, t3 - t2)\n"
     )
     start = time.perf_counter()

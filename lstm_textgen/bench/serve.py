@@ -38,23 +38,23 @@ import tensorflow as tf
 
 from lstm_textgen.bench.generate import add_model_arguments, make_export, print_header
 from lstm_textgen.bench.timing import time_alternately
-from lstm_textgen.request import MAX_STOP_STRINGS
+from lstm_textgen.serving import generate_arrays
+from lstm_textgen.settings import SamplingSettings
 
 PROMPTS = ("ROMEO:", "JULIET:\nO", "First Citizen:\nBefore we proceed", "", "KING RICHARD III:")
 
 
 def client_request(k: int, chars: int) -> dict[str, np.ndarray]:
-    """Client k's one-row request: mixed prompts and sampling settings."""
-    return {
-        "prompt": np.array([PROMPTS[k % len(PROMPTS)]], object),
-        "num_chars": np.array([chars], np.int32),
-        "temperature": np.array([(0.0, 0.7, 1.0, 1.3)[k % 4]], np.float32),
-        "top_k": np.array([(0, 5, 20)[k % 3]], np.int32),
-        "top_p": np.array([(1.0, 0.9)[k % 2]], np.float32),
-        "seed": np.array([1000 + k], np.int64),
-        # No stop strings: every row runs its full length, so throughput compares alike.
-        "stop": np.array([[""] * MAX_STOP_STRINGS], object),
-    }
+    """Client k's one-row request: mixed prompts and sampling settings, and no stop
+    strings, so every row runs its full length and throughput compares alike."""
+    settings = SamplingSettings(
+        num_chars=chars,
+        temperature=(0.0, 0.7, 1.0, 1.3)[k % 4],
+        top_k=(0, 5, 20)[k % 3],
+        top_p=(1.0, 0.9)[k % 2],
+        seed=1000 + k,
+    )
+    return generate_arrays([PROMPTS[k % len(PROMPTS)]], [settings])
 
 
 def merge(requests):

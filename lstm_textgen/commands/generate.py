@@ -54,46 +54,13 @@ def add_cli_args(parser) -> None:
     parser.add_argument(
         "--prompt", default="", help="text to continue (default: start from the initial state)"
     )
-    parser.add_argument(
-        "--num-chars", type=int, default=500, help="characters to generate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=1.0,
-        help="0 is greedy; higher is more random (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=int,
-        default=0,
-        metavar="K",
-        help="sample among the K likeliest characters; 0 = all (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--top-p",
-        type=float,
-        default=1.0,
-        metavar="P",
-        help="sample from the smallest set of characters with probability >= P; 1 = all "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed", type=int, help="random seed, for reproducible text (default: random)"
-    )
+    add_setting_flags(parser)
     parser.add_argument(
         "--batch",
         type=int,
         default=1,
         metavar="N",
         help="number of samples to generate at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--stop",
-        action="append",
-        metavar="STR",
-        help="end a sample right before this string, which is left out (repeatable: up to "
-        "4 strings of 1 to 16 characters); e.g. --stop $'\\n\\n'",
     )
     parser.add_argument(
         "--num-items",
@@ -110,10 +77,29 @@ def add_cli_args(parser) -> None:
     common.add_manual_dir(parser)
 
 
+def add_setting_flags(parser) -> None:
+    """One flag per generation setting of `settings.SETTINGS`; `--stop` is repeatable."""
+    from lstm_textgen.settings import SETTINGS
+
+    for spec in SETTINGS.values():
+        if not spec.is_number:
+            parser.add_argument(spec.flag, action="append", metavar=spec.metavar, help=spec.help)
+            continue
+        default = "" if spec.default is None else " (default: %(default)s)"
+        parser.add_argument(
+            spec.flag,
+            type=int if spec.is_integer else float,
+            default=spec.default,
+            metavar=spec.metavar,
+            help=spec.help + default,
+        )
+
+
 def main(args) -> int:
     from lstm_textgen.backends import open_generator
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.request import MAX_SEED, GenerationRequest
+    from lstm_textgen.request import GenerationRequest
+    from lstm_textgen.settings import SETTINGS
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
@@ -123,22 +109,11 @@ def main(args) -> int:
         if args.batch != 1:
             raise TextgenError("give --num-items or --batch, not both")
     rows = args.num_items or args.batch
-    if args.seed is not None and not 0 <= args.seed <= MAX_SEED - (rows - 1):
-        raise TextgenError(
-            f"--seed must be 0 to {MAX_SEED:,} less the rows after the first, got {args.seed}"
-        )
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
     # --batch 1 gives, from every backend alike.
-    request = GenerationRequest(
-        [args.prompt] * rows,
-        num_chars=args.num_chars,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        stop=args.stop or [],
-    )
-    request.rows()  # a bad request fails before a model is loaded
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    request = GenerationRequest([args.prompt] * rows, **{**settings, "stop": args.stop or []})
+    request.checked()  # a bad request fails before a model is loaded
     if args.model_name and not args.server:
         raise TextgenError("--model-name names a model on a TF Serving server; give --server too")
     generator = open_generator(
