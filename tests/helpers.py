@@ -31,6 +31,27 @@ def run_cli(*args, env=None, timeout=300, cwd=REPO):
     )
 
 
+def cli_in_process(*args, cwd=REPO):
+    """`lstm-textgen ARGS` run by `cli.main` in this process, its output captured: the
+    same command without a fresh interpreter and TensorFlow start (seconds each). What a
+    fresh process adds (the quiet C++ logs, the lock before TensorFlow, exit codes of
+    signals) is tested with `run_cli`."""
+    import contextlib
+    import io
+
+    from lstm_textgen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main([str(a) for a in args])
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
+
+
 def error_lines(result):
     return [line for line in result.stderr.splitlines() if line.strip()]
 

@@ -7,7 +7,7 @@ import pytest
 
 from lstm_textgen.errors import TextgenError
 
-from helpers import error_lines, run_cli
+from helpers import cli_in_process, error_lines, run_cli
 
 
 def assert_one_line_error(result, *fragments):
@@ -99,10 +99,10 @@ def test_a_run_in_use_is_refused_before_tensorflow_starts(tmp_path):
 def test_generate_bad_requests(trained_text_run, tmp_path):
     run, _ = trained_text_run
     assert_one_line_error(run_cli("generate", "--run", run, "--temperature", "-0.5"), "temperature")
-    assert_one_line_error(run_cli("generate", "--run", run, "--top-p", "1.5"), "top-p")
-    assert_one_line_error(run_cli("generate", "--run", run, "--top-p", "0"), "top-p")
-    assert_one_line_error(run_cli("generate", "--run", tmp_path), "not a training run")
-    assert_one_line_error(run_cli("generate", "--run", tmp_path / "nope"), "does not exist")
+    assert_one_line_error(cli_in_process("generate", "--run", run, "--top-p", "1.5"), "top-p")
+    assert_one_line_error(cli_in_process("generate", "--run", run, "--top-p", "0"), "top-p")
+    assert_one_line_error(cli_in_process("generate", "--run", tmp_path), "not a training run")
+    assert_one_line_error(cli_in_process("generate", "--run", tmp_path / "nope"), "does not exist")
 
 
 def test_run_dir_without_a_model(trained_text_run, tmp_path):
@@ -111,13 +111,13 @@ def test_run_dir_without_a_model(trained_text_run, tmp_path):
     half.mkdir()
     for name in ("config.json", "vocab.json"):
         (half / name).write_text((run / name).read_text())
-    assert_one_line_error(run_cli("generate", "--run", half), "holds no trained model")
-    assert_one_line_error(run_cli("train", "--run", half, "--resume"), "nothing to resume")
+    assert_one_line_error(cli_in_process("generate", "--run", half), "holds no trained model")
+    assert_one_line_error(cli_in_process("train", "--run", half, "--resume"), "nothing to resume")
 
 
 def test_prompt_with_unseen_characters_is_skipped_with_a_warning(trained_text_run):
     run, _ = trained_text_run
-    result = run_cli(
+    result = cli_in_process(
         "generate", "--run", run, "--prompt", "the Ωfox", "--num-chars", "20", "--seed", "1"
     )
     assert result.returncode == 0, result.stderr
@@ -145,19 +145,19 @@ def test_generate_is_reproducible_and_batched(trained_text_run):
     )
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
-    assert first.stdout == run_cli(*args).stdout
+    assert first.stdout == cli_in_process(*args).stdout  # another process, the same text
     assert first.stdout.count("----- sample") == 2
 
 
 def test_training_twice_into_one_run_dir_needs_resume(trained_text_run):
     run, corpus = trained_text_run
-    result = run_cli("train", "--run", run, "--text-file", corpus)
+    result = cli_in_process("train", "--run", run, "--text-file", corpus)
     assert_one_line_error(result, "--resume")
 
 
 def test_evaluate_reports_nats_and_bits(trained_text_run):
     run, corpus = trained_text_run
-    result = run_cli("evaluate", "--run", run, "--text-file", corpus)
+    result = cli_in_process("evaluate", "--run", run, "--text-file", corpus)
     assert result.returncode == 0, result.stderr
     words = result.stdout.split()
     nats, bits = float(words[2]), float(words[5])
@@ -165,7 +165,9 @@ def test_evaluate_reports_nats_and_bits(trained_text_run):
     assert abs(bits - nats / 0.6931471805599453) < 1e-3
     state = json.loads((run / "state.json").read_text())
     assert state["step"] == 4
-    assert_one_line_error(run_cli("evaluate", "--run", run, "--split", "test"), "no test split")
+    assert_one_line_error(
+        cli_in_process("evaluate", "--run", run, "--split", "test"), "no test split"
+    )
 
 
 def test_damaged_checkpoint_and_state_are_one_line_errors(trained_text_run, tmp_path):
@@ -175,25 +177,26 @@ def test_damaged_checkpoint_and_state_are_one_line_errors(trained_text_run, tmp_
     broken = tmp_path / "broken"
     shutil.copytree(run, broken)
     (broken / "best.keras").write_bytes(b"not a zip file")
-    assert_one_line_error(run_cli("generate", "--run", broken), "cannot load checkpoint")
+    assert_one_line_error(cli_in_process("generate", "--run", broken), "cannot load checkpoint")
     (broken / "state.json").write_text("{truncated")
     assert_one_line_error(
-        run_cli("train", "--run", broken, "--resume", "--max-steps", "9"), "state.json is corrupt"
+        cli_in_process("train", "--run", broken, "--resume", "--max-steps", "9"),
+        "state.json is corrupt",
     )
 
 
 def test_out_of_range_numbers_are_one_line_errors(trained_text_run):
     run, corpus = trained_text_run
     assert_one_line_error(
-        run_cli("evaluate", "--run", run, "--text-file", corpus, "--batch-size", "0"),
+        cli_in_process("evaluate", "--run", run, "--text-file", corpus, "--batch-size", "0"),
         "--batch-size",
     )
-    assert_one_line_error(run_cli("generate", "--run", run, "--seed", str(2**70)), "--seed")
+    assert_one_line_error(cli_in_process("generate", "--run", run, "--seed", str(2**70)), "--seed")
     assert_one_line_error(
-        run_cli("generate", "--server", "localhost:8501", "--model-name", "m"), "http://"
+        cli_in_process("generate", "--server", "localhost:8501", "--model-name", "m"), "http://"
     )
     assert_one_line_error(
-        run_cli("generate", "--saved-model", run, "--num-chars", "20000"), "10,000"
+        cli_in_process("generate", "--saved-model", run, "--num-chars", "20000"), "10,000"
     )
 
 
@@ -217,7 +220,7 @@ def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run,
     config_before = (copy / "config.json").read_text()
     # Relative --text-file paths were stored absolute, so resuming from elsewhere works,
     # and the same file named relatively is not reported as ignored.
-    result = run_cli(
+    result = cli_in_process(
         "train",
         "--run",
         copy,
@@ -240,7 +243,7 @@ def test_resume_keeps_the_config_and_warns_about_ignored_flags(trained_text_run,
 def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
     run, _ = trained_text_run
     out = tmp_path / "curves.png"
-    result = run_cli("plot", "--run", run, "--out", out)
+    result = cli_in_process("plot", "--run", run, "--out", out)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
@@ -248,7 +251,7 @@ def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
         assert any(
             name.startswith("events.out.tfevents") for name in os.listdir(run / "logs" / split)
         )
-    assert_one_line_error(run_cli("plot", "--run", tmp_path), "holds no state.json")
+    assert_one_line_error(cli_in_process("plot", "--run", tmp_path), "holds no state.json")
 
 
 def parse_train(*flags):

@@ -4,7 +4,7 @@ loads the export as TF Serving does)."""
 import pytest
 
 import tf_serving as serving
-from helpers import error_lines, run_cli
+from helpers import cli_in_process, error_lines, run_cli
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def fake_tf_serving(served):
 
 def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_serving, tmp_path):
     run = served["run"]
-    result = run_cli("export", "--run", run, "--export-base", tmp_path / "sm" / "tiny")
+    result = cli_in_process("export", "--run", run, "--export-base", tmp_path / "sm" / "tiny")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "sm" / "tiny" / "1")
 
@@ -33,8 +33,8 @@ def test_cli_export_and_generate_from_saved_model_and_server(served, fake_tf_ser
         "--batch",
         "2",
     ]
-    from_run = run_cli("generate", "--run", run, *args)
-    from_export = run_cli("generate", "--saved-model", tmp_path / "sm" / "tiny", *args)
+    from_run = cli_in_process("generate", "--run", run, *args)
+    from_export = cli_in_process("generate", "--saved-model", tmp_path / "sm" / "tiny", *args)
     port = fake_tf_serving.server_address[1]
     from_server = run_cli(
         "generate", "--server", f"http://127.0.0.1:{port}", "--model-name", "tiny", *args

@@ -117,7 +117,7 @@ def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(item
     from lstm_textgen.litert_export import export_litert
     from lstm_textgen.request import GenerationRequest
 
-    from helpers import error_lines, run_cli
+    from helpers import cli_in_process, error_lines
 
     request = GenerationRequest(
         ["", "", "Ka", "Ro", "", "Mi"], num_chars=40, temperature=0.8, seed=3
@@ -131,7 +131,7 @@ def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(item
     for name, path in exports.items():
         assert open_generator(**{name: path}).complete(request) == from_run, name
 
-    result = run_cli("generate", "--run", items_run, "--num-items", "7", "--num-chars", "40",
+    result = cli_in_process("generate", "--run", items_run, "--num-items", "7", "--num-chars", "40",
                      "--seed", "2", "--temperature", "0.8", "--show-finish-reason")  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -143,7 +143,7 @@ def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(item
 
 
 def test_num_items_needs_an_items_model_and_stop_strings_are_checked(trained_text_run):
-    from helpers import error_lines, run_cli
+    from helpers import cli_in_process, error_lines
 
     run, _ = trained_text_run
     for args, message in [
@@ -152,7 +152,7 @@ def test_num_items_needs_an_items_model_and_stop_strings_are_checked(trained_tex
         (("--stop", "x" * 17), "at most 16"),
         (("--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e"), "at most 4"),
     ]:
-        result = run_cli("generate", "--run", run, *args)
+        result = cli_in_process("generate", "--run", run, *args)
         assert result.returncode == 2, (args, result.stderr)
         lines = error_lines(result)
         assert len(lines) == 1 and message in lines[0], (args, lines)

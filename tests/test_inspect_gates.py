@@ -5,7 +5,7 @@ import numpy as np
 from lstm_textgen.inspect_gates import find_tracking_units, text_features
 from lstm_textgen.layers import GateLSTM
 
-from helpers import assert_close, error_lines, run_cli
+from helpers import assert_close, cli_in_process, error_lines
 
 
 def sigmoid(x):
@@ -58,7 +58,7 @@ def test_a_planted_tracking_unit_is_found():
 def test_inspect_writes_html_and_png(trained_text_run, tmp_path):
     run, _ = trained_text_run
     out = tmp_path / "gates.html"
-    result = run_cli(
+    result = cli_in_process(
         "inspect",
         "--run",
         run,
@@ -73,7 +73,7 @@ def test_inspect_writes_html_and_png(trained_text_run, tmp_path):
     page = out.read_text(encoding="utf-8")
     assert "layer 0, unit 3" in page and "forget gate" in page and "↵" in page
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    bad = run_cli("inspect", "--run", run, "--text", "the", "--units", "99")
+    bad = cli_in_process("inspect", "--run", run, "--text", "the", "--units", "99")
     assert bad.returncode == 2 and "outside [0, 7]" in error_lines(bad)[0]
 
 
@@ -83,12 +83,12 @@ def test_inspect_refuses_a_long_text_in_one_line_and_shows_a_span(trained_text_r
     run, _ = trained_text_run
     long_text = tmp_path / "long.txt"
     long_text.write_text("the lazy dog.\npack my box\n" * 8000, encoding="utf-8")  # 208,000 chars
-    refused = run_cli("inspect", "--run", run, "--text-file", long_text)
+    refused = cli_in_process("inspect", "--run", run, "--text-file", long_text)
     lines = error_lines(refused)
     assert refused.returncode == 2 and len(lines) == 1, refused.stderr
     assert "208,000" in lines[0] and "--span" in lines[0]
     out = tmp_path / "new" / "folder" / "gates.html"
-    shown = run_cli(
+    shown = cli_in_process(
         "inspect", "--run", run, "--text-file", long_text, "--span", "99987:100013", "--out", out
     )
     assert shown.returncode == 0, shown.stderr
@@ -97,7 +97,7 @@ def test_inspect_refuses_a_long_text_in_one_line_and_shows_a_span(trained_text_r
     assert page.count('title="') == 26 * 4 * page.count("<h2>layer")
     assert "↵</span>\n" in page
     assert out.with_suffix(".png").exists()
-    bad = run_cli("inspect", "--run", run, "--text", "abc", "--span", "5:1")
+    bad = cli_in_process("inspect", "--run", run, "--text", "abc", "--span", "5:1")
     assert bad.returncode == 2 and "--span 5:1" in error_lines(bad)[0]
 
 

@@ -15,7 +15,7 @@ from lstm_textgen.litert import LiteRTModel
 from lstm_textgen.samplers import hash_uniforms
 
 from conftest import REPO
-from helpers import assert_close, error_lines, run_cli
+from helpers import assert_close, cli_in_process, error_lines, run_cli
 from litert_model import LAYERS, PARITY_ATOL, UNITS
 
 
@@ -52,7 +52,7 @@ def test_prime_is_the_chain_of_steps(litert_exported, rng):
 def test_greedy_litert_text_equals_generate_run(litert_exported):
     # "€" is outside the vocabulary: both skip it (and warn alike).
     args = ("--prompt", "the q€uick", "--num-chars", "120", "--temperature", "0")
-    from_run = run_cli("generate", "--run", litert_exported["run"], *args)
+    from_run = cli_in_process("generate", "--run", litert_exported["run"], *args)
     from_litert = run_cli("generate", "--litert", litert_exported["fp32"], *args)
     assert from_run.returncode == 0, from_run.stderr
     assert from_litert.returncode == 0, from_litert.stderr
@@ -183,7 +183,7 @@ def test_litert_errors_are_one_line(litert_exported, tmp_path):
         ),  # fmt: skip
     ]
     for args, message in cases:
-        result = run_cli(*args)
+        result = cli_in_process(*args)
         assert result.returncode == 2, (args, result.stderr)
         lines = error_lines(result)
         assert len(lines) == 1 and message in lines[0], (args, lines)
