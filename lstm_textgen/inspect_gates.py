@@ -165,35 +165,72 @@ the output gate shows the cell. Hover a character for its value.</p>
 """
 
 
+# The PNG draws its characters under the colours, at most this many to a row of panels;
+# a text of more than PNG_LABELLED_CHARS is drawn in one row, without them.
+PNG_ROW_CHARS = 120
+PNG_LABELLED_CHARS = 600
+
+
+def _png_rows(text: str) -> list[tuple[int, int]]:
+    """`(start, stop)` of each row of the PNG: rows of `PNG_ROW_CHARS`, or one row."""
+    if len(text) > PNG_LABELLED_CHARS:
+        return [(0, len(text))]
+    return [(k, min(k + PNG_ROW_CHARS, len(text))) for k in range(0, len(text), PNG_ROW_CHARS)]
+
+
 def render_png(path, text, traces, units, layer) -> None:
+    """The gates of `units` as colour panels, one per signal, each character under its
+    column (see `PNG_ROW_CHARS`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    width = min(24, 2 + 0.12 * len(text))
-    height = 1.2 * len(SIGNALS) * max(1, len(units)) ** 0.5 + 1
-    figure, axes = plt.subplots(len(SIGNALS), 1, figsize=(width, height), dpi=100)
-    for axis, signal in zip(np.atleast_1d(axes), SIGNALS):
-        image = traces[signal][:, units].T
-        if signal == "cell":
-            image = np.tanh(image)  # as in the HTML: cell states are unbounded
-        axis.imshow(
-            image,
-            aspect="auto",
-            cmap="coolwarm" if signal == "cell" else "Greens",
-            vmin=-1 if signal == "cell" else 0,
-            vmax=1,
-            interpolation="nearest",
-        )
-        axis.set_yticks(range(len(units)), [str(u) for u in units])
-        axis.set_ylabel(signal.replace("_", " "), fontsize=8)
-        if len(text) <= 120:
-            axis.set_xticks(range(len(text)), ["↵" if c == "\n" else c for c in text], fontsize=6)
-        else:
-            axis.set_xticks([])
-    figure.suptitle(f"layer {layer}: units {', '.join(map(str, units))}")
-    figure.tight_layout()
+    rows = _png_rows(text) or [(0, 0)]
+    labelled = len(rows) > 1 or len(text) <= PNG_LABELLED_CHARS
+    columns = max(stop - start for start, stop in rows) or 1
+    width = min(24, 2 + 0.12 * columns)
+    panel = 0.35 + 0.18 * len(units)
+    gap = 0.45 if labelled else 0.05  # under a row's last panel: its characters
+    height = len(rows) * (len(SIGNALS) * panel + gap) + 0.6
+    # A thin empty axis between rows keeps one row's characters off the next row.
+    ratios = ([1.0] * len(SIGNALS) + [gap / panel]) * len(rows)
+    figure, axes = plt.subplots(
+        len(ratios), 1, figsize=(width, height), dpi=100, squeeze=False,
+        gridspec_kw={"height_ratios": ratios, "hspace": 0.25},
+    )  # fmt: skip
+    for spacer in axes[len(SIGNALS) :: len(SIGNALS) + 1, 0]:
+        spacer.axis("off")
+    for r, (start, stop) in enumerate(rows):
+        for k, signal in enumerate(SIGNALS):
+            axis = axes[r * (len(SIGNALS) + 1) + k, 0]
+            image = traces[signal][start:stop, units].T
+            if signal == "cell":
+                image = np.tanh(image)  # as in the HTML: cell states are unbounded
+            axis.imshow(
+                image,
+                aspect="auto",
+                cmap="coolwarm" if signal == "cell" else "Greens",
+                vmin=-1 if signal == "cell" else 0,
+                vmax=1,
+                interpolation="nearest",
+                extent=(-0.5, columns - 0.5, len(units) - 0.5, -0.5),
+            )
+            axis.set_xlim(-0.5, columns - 0.5)
+            axis.set_yticks(range(len(units)), [str(u) for u in units], fontsize=7)
+            axis.set_ylabel(signal.replace("_", " ").replace(" gate", ""), fontsize=7)
+            last = k == len(SIGNALS) - 1
+            if labelled and last:
+                shown = ["↵" if c == "\n" else c for c in text[start:stop]]
+                axis.set_xticks(range(len(shown)), shown, fontsize=7, family="monospace")
+                axis.tick_params(axis="x", length=0, pad=2)
+            else:
+                axis.set_xticks([])
+    figure.suptitle(
+        f"layer {layer}: units {', '.join(map(str, units))} (rows: cell, forget, input, output)",
+        fontsize=9,
+    )
+    figure.subplots_adjust(left=0.04, right=0.99, top=1 - 0.45 / height, bottom=0.02)
     figure.savefig(path)
     plt.close(figure)
 

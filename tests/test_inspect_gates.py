@@ -108,3 +108,21 @@ def test_a_span_is_primed_by_the_text_before_it(trained_text_run):
     context, shown = choose_span(text, (2000, 2010))
     assert shown == text[2000:2010] and context == text[1000:2000]
     assert choose_span("short", None) == ("", "short")
+
+
+def test_the_png_puts_each_character_under_its_column_up_to_a_length(tmp_path):
+    import matplotlib.image
+
+    from lstm_textgen.inspect_gates import PNG_LABELLED_CHARS, PNG_ROW_CHARS, SIGNALS, render_png
+
+    heights = {}
+    for length in (PNG_ROW_CHARS, 2 * PNG_ROW_CHARS + 1, PNG_LABELLED_CHARS + 1):
+        text = ("the lazy dog.\n" * 100)[:length]
+        traces = {s: np.random.default_rng(0).random((length, 4)) for s in SIGNALS}
+        path = tmp_path / f"{length}.png"
+        render_png(path, text, traces, [0, 3], layer=0)
+        heights[length] = matplotlib.image.imread(path).shape[0]
+    # Three rows of characters are about three times as tall as one; a text too long to
+    # label is one row without them.
+    assert 2.6 < heights[2 * PNG_ROW_CHARS + 1] / heights[PNG_ROW_CHARS] < 3.2
+    assert heights[PNG_LABELLED_CHARS + 1] < heights[PNG_ROW_CHARS]
