@@ -31,7 +31,7 @@ def run_cli(*args, env=None, timeout=300, cwd=REPO):
     )
 
 
-def cli_in_process(*args, cwd=REPO):
+def cli_in_process(*args, cwd=REPO, env=None):
     """`lstm-textgen ARGS` run by `cli.main` in this process, its output captured: the
     same command without a fresh interpreter and TensorFlow start (seconds each). What a
     fresh process adds (the quiet C++ logs, the lock before TensorFlow, exit codes of
@@ -42,13 +42,19 @@ def cli_in_process(*args, cwd=REPO):
     from lstm_textgen.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    previous = os.getcwd()
+    previous = os.getcwd(), {name: os.environ.get(name) for name in env or {}}
     os.chdir(cwd)
+    os.environ.update(env or {})
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = main([str(a) for a in args])
     finally:
-        os.chdir(previous)
+        os.chdir(previous[0])
+        for name, value in previous[1].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return subprocess.CompletedProcess(args, status, out.getvalue(), err.getvalue())
 
 

@@ -15,7 +15,7 @@ import pytest
 from lstm_textgen.config import ModelConfig
 
 from conftest import REPO
-from helpers import error_lines, run_cli, write_corpus
+from helpers import cli_in_process, error_lines, run_cli, write_corpus
 
 TINY = [
     "--units",
@@ -61,6 +61,7 @@ def single_process_run(tmp_path, corpus):
     return run
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_matches_one_device_and_resumes(
     tmp_path, corpus, single_process_run
 ):
@@ -162,7 +163,7 @@ def test_two_workers_on_localhost_match_one_process_resume_then_export_and_gener
 def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path, corpus):
     def train_multi_worker(tf_config):
         args = ("train", "--run", tmp_path / "run", "--text-file", corpus)
-        return run_cli(*args, "--strategy", "multi-worker", env={"TF_CONFIG": tf_config})
+        return cli_in_process(*args, "--strategy", "multi-worker", env={"TF_CONFIG": tf_config})
 
     result = train_multi_worker("")
     lines = error_lines(result)

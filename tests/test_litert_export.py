@@ -13,7 +13,7 @@ from lstm_textgen.litert import LiteRTModel, read_metadata
 from lstm_textgen.litert_export import LITERT_SIGNATURES, export_litert
 from lstm_textgen.vocab import CharVocabulary
 
-from helpers import run_cli
+from helpers import cli_in_process
 from litert_model import LAYERS, UNITS
 
 
@@ -88,7 +88,7 @@ def test_litert_export_is_whole_or_absent(litert_exported, tmp_path, monkeypatch
 
 def test_export_cli_writes_the_model_and_reports_its_size(litert_exported, tmp_path):
     path = tmp_path / "cli.tflite"
-    result = run_cli("export", "--run", litert_exported["run"], "--litert", path)
+    result = cli_in_process("export", "--run", litert_exported["run"], "--litert", path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{path} ({path.stat().st_size:,} bytes)"
     metadata = read_metadata(str(path))
