@@ -1,8 +1,11 @@
 """`lstm-textgen bench`: each benchmark runs on a tiny model and prints its table."""
 
+import pytest
+
 from helpers import run_cli
 
 
+@pytest.mark.slow
 def test_benchmarks_run_and_apply_thread_settings():
     result = run_cli(
         "bench",
@@ -80,6 +83,7 @@ def test_benchmarks_run_and_apply_thread_settings():
     assert "300,006-character prompt" in result.stdout
 
 
+@pytest.mark.slow
 def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
     source = tmp_path / "source.txt"
     source.write_text(small_text, encoding="utf-8")
@@ -94,6 +98,7 @@ def test_memory_benchmark_trains_on_each_corpus_size(tmp_path, small_text):
     )  # MB, TF alone is more
 
 
+@pytest.mark.slow
 def test_profile_splits_the_step_into_parts_beside_their_products():
     result = run_cli(
         *("bench", "profile", "--units", "4", "--batch", "2", "--seq-len", "3"),

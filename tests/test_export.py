@@ -66,6 +66,7 @@ def test_no_op_a_cpu_tf_serving_lacks(served, tmp_path):
     assert len(flagged) == 1 and flagged[0].startswith("jit_compile:")
 
 
+@pytest.mark.slow
 def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     run = tmp_path / "run"
     train_tiny(

@@ -209,6 +209,7 @@ def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
     assert float(schedule(100)) == pytest.approx(0.001, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged(
     tmp_path, corpus, monkeypatch
 ):
@@ -261,6 +262,7 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
     assert "train step in graph mode (XLA not timed for a run of 4 steps)" in log
 
 
+@pytest.mark.slow
 def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, monkeypatch):
     # The optimizer's slot variables must be made inside the strategy's scope.
     import tensorflow as tf
@@ -281,7 +283,10 @@ def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, mon
     assert "the faster here" in lines[0]
 
 
-@pytest.mark.parametrize("xla", [False, True], ids=["xla-off", "xla-on"])
+@pytest.mark.parametrize(
+    "xla",
+    [pytest.param(False, id="xla-off"), pytest.param(True, id="xla-on", marks=pytest.mark.slow)],
+)
 def test_a_resume_keeps_the_xla_mode_the_run_started_with(tmp_path, corpus, monkeypatch, xla):
     import logging
     import shutil
