@@ -15,18 +15,17 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 
 import keras
 import tensorflow as tf
 
 from lstm_textgen import data, rundir
+from lstm_textgen.callbacks import CheckpointAndReport, StepProgress, restore_seed_states
 from lstm_textgen.config import (
     MIN_LR_FRACTION,
     ModelConfig,
     TrainConfig,
-    bits,
     check_architecture,
 )
 from lstm_textgen.distribute import (
@@ -43,6 +42,7 @@ from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.sources import load_source
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
+from lstm_textgen.xla_timing import settle_xla
 
 logger = logging.getLogger("lstm_textgen")
 
@@ -99,139 +99,12 @@ def load_training_data(
     return name, vocab, train_ids, val_ids
 
 
-# A run of fewer steps trains in graph mode without timing XLA: compiling the step twice
-# would cost more than a faster step could save.
-XLA_TRIAL_MIN_STEPS = 100
-XLA_TRIAL_STEPS = 3  # timed steps of each mode, after one untimed step each
-
-
-def _why_no_xla(strategy) -> str | None:
-    """Why the train step must not be compiled with XLA here (None: it may be): under
-    several replicas Keras would compile the all-reduce into the step as well."""
-    if strategy.num_replicas_in_sync > 1:
-        return "not with several replicas"
-    return None
-
-
-def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> dict:
-    """`{True: [seconds], False: [seconds]}`: `steps` train steps on batch `(x, y)` with
-    the step compiled by XLA (True) and in plain graph mode (False), each after one
-    untimed step (which compiles it). Each mode's steps run one after another, because
-    switching between the two train functions retraces the step.
-
-    Every variable of the model and its optimizer (weights, moments, step counter, the
-    dropout generators' states, a carried state) is put back afterwards, so training goes
-    on exactly as if nothing had run. The model is left compiled for the last mode timed;
-    `set_xla` picks.
-    """
-    optimizer = model.optimizer
-    if not optimizer.built:
-        with model.distribute_strategy.scope():  # slot variables belong to the strategy
-            optimizer.build(model.trainable_variables)
-    variables = list(model.variables) + list(optimizer.variables)
-    if getattr(model, "carried_state", None) is not None:
-        variables += model.carried_state.variables
-    saved = [v.numpy() for v in variables]
-    times = {True: [], False: []}
-    try:
-        for jit in times:
-            set_xla(model, jit)
-            for timed in [False] + [True] * steps:
-                start = time.perf_counter()
-                model.train_on_batch(x, y)
-                if timed:
-                    times[jit].append(time.perf_counter() - start)
-    finally:
-        for variable, value in zip(variables, saved):
-            variable.assign(value)
-    return times
-
-
-def set_xla(model: keras.Model, jit_compile: bool) -> None:
-    """Compile the train step with XLA or not. `compile` is the public way to change it; the
-    optimizer (and its state) and the loss are kept, and the traced train and test
-    functions are dropped, so the next call traces the step in the new mode."""
-    with model.distribute_strategy.scope():
-        model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=jit_compile)
-
-
-def settle_xla(
-    model: keras.Model, jit_compile, strategy, train_ds, steps_to_go: int, state: rundir.RunState
-) -> str:
-    """Compile `model`'s train step with XLA or not, and say which and why.
-
-    `jit_compile`: True (XLA where allowed), False (never), or "auto": time a few steps
-    of each (`time_train_steps`) and keep the faster, for runs of at least
-    `XLA_TRIAL_MIN_STEPS` steps. Which mode is faster depends on the CPU and the model
-    (docs/performance.md), so no fixed rule holds. The mode a run starts with, chosen or
-    given, is kept in its `state` (`xla`, also in each checkpoint), and a resumed run
-    keeps it whatever `jit_compile` says (with a warning if it says otherwise): the two
-    modes round differently, and a resume continues exactly.
-    """
-    if state.xla is not None:
-        kept = bool(state.xla)
-        set_xla(model, kept)
-        if jit_compile != "auto" and bool(jit_compile) != kept:
-            logger.warning(
-                "--xla %s is ignored with --resume (the run keeps --xla %s)",
-                "on" if jit_compile else "off",
-                "on" if kept else "off",
-            )
-        mode = "compiled with XLA" if kept else "in graph mode"
-        return f"{mode}, as chosen when the run started"
-    note = _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go)
-    state.xla = bool(model.jit_compile)
-    return note
-
-
-def _settle_xla(model, jit_compile, strategy, train_ds, steps_to_go: int) -> str:
-    reason = _why_no_xla(strategy)
-    too_short = jit_compile == "auto" and steps_to_go < XLA_TRIAL_MIN_STEPS
-    if jit_compile is False or reason or too_short:
-        set_xla(model, False)
-        if jit_compile is False:
-            return "in graph mode (no XLA)"
-        if reason:
-            return f"in graph mode (XLA off: {reason})"
-        return f"in graph mode (XLA not timed for a run of {steps_to_go} steps)"
-    if jit_compile is True:
-        set_xla(model, True)
-        return "compiled with XLA"
-    x, y = next(iter(train_ds))
-    times = time_train_steps(model, x, y)
-    median = {jit: sorted(t)[len(t) // 2] for jit, t in times.items()}
-    use_xla = median[True] < median[False]
-    set_xla(model, use_xla)
-    return (
-        f"{'compiled with XLA' if use_xla else 'in graph mode'}, the faster here: "
-        f"{1e3 * median[True]:.0f} ms/step with XLA, {1e3 * median[False]:.0f} without "
-        f"(median of {len(times[True])} steps each)"
-    )
-
-
 def _shard_by_data() -> tf.data.Options:
     # The datasets are built from ids, not files: each worker takes its part of every
     # global batch.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return options
-
-
-def _seed_variables(model: keras.Model) -> list:
-    # Keras does not save the dropout generators' states in a .keras file.
-    return [v for v in model.variables if "seed_generator_state" in v.path]
-
-
-def seed_states(model: keras.Model) -> list:
-    return [v.numpy().tolist() for v in _seed_variables(model)]
-
-
-def restore_seed_states(model: keras.Model, info: dict) -> None:
-    states = info.get("seed_states")
-    variables = _seed_variables(model)
-    if states is not None and len(states) == len(variables):
-        for variable, value in zip(variables, states):
-            variable.assign(value)
 
 
 def learning_rate(config: TrainConfig, total_steps: int):
@@ -260,113 +133,6 @@ def compile_model(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
-
-
-class StepProgress(keras.callbacks.Callback):
-    """A one-line progress display counted in steps: `step 150/600, loss 2.1, 80 ms/step`.
-
-    Keras's own progress bar counts "epochs", which here are only checkpoint intervals.
-    """
-
-    def __init__(self, total_steps: int, stream=None):
-        super().__init__()
-        self.total_steps = total_steps
-        self.stream = stream or sys.stderr
-        self.started = None
-        self.first_step = None
-        self.shown = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        now = time.perf_counter()
-        if self.started is None:
-            self.started, self.first_step = now, step
-        per_step = (now - self.started) / max(1, step - self.first_step)
-        loss = float((logs or {}).get("loss", float("nan")))
-        self.stream.write(
-            f"\rstep {step}/{self.total_steps}, loss {loss:.4f}, {1e3 * per_step:.0f} ms/step "
-        )
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self):
-        """End the progress line, so that a log line starts on a line of its own."""
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
-
-
-class CheckpointAndReport(keras.callbacks.Callback):
-    """After each evaluation: report nats and bits per char, save last and best, stop at
-    `total_steps`, and stop (keeping the last good checkpoint) on a non-finite loss."""
-
-    def __init__(self, run_dir, state, total_steps, log, chief=True, carried_validation=None):
-        super().__init__()
-        self.chief = chief
-        # With --carry-state: the validation loss read as streams with a carried state.
-        self.carried_validation = carried_validation
-        self.run_dir = run_dir
-        self.state = state
-        self.total_steps = total_steps
-        self.log = log
-        self.bad_loss_step = None
-
-    def _step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.bad_loss_step = self._step()
-            self.model.stop_training = True
-        elif self._step() >= self.total_steps:
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.bad_loss_step is not None:
-            return
-        logs = logs or {}
-        step = self._step()
-        train_loss = float(logs.get("loss", float("nan")))
-        val_loss = float(logs.get("val_loss", float("nan")))
-        if not math.isfinite(val_loss):
-            self.bad_loss_step = step
-            self.model.stop_training = True
-            return
-        record = {"step": step, "train_loss": train_loss, "val_loss": val_loss}
-        arrays = {}
-        if self.carried_validation is not None:
-            record["val_loss_carried"] = float(self.carried_validation())
-            arrays[rundir.CARRIED_STATE] = self.model.carried_state.numpy()
-        best = self.state.best_val_loss
-        improved = best is None or val_loss < best
-        if self.chief:
-            info = {**record, "seed_states": seed_states(self.model), "xla": self.state.xla}
-            rundir.save_checkpoint(
-                self.model,
-                os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),
-                info,
-                best_copy=os.path.join(self.run_dir, rundir.BEST_CHECKPOINT) if improved else None,
-                arrays=arrays,
-            )
-        if improved:
-            self.state.best_val_loss = val_loss
-            self.state.best_step = step
-        self.state.step = step
-        self.state.history.append(record)
-        if self.chief:
-            rundir.write_state(self.run_dir, self.state)
-        self.log(
-            f"step {step}/{self.total_steps}: train {train_loss:.4f} nats/char, "
-            f"validation {val_loss:.4f} nats/char = {bits(val_loss):.4f} bits/char"
-            + (
-                f" (carried state {record['val_loss_carried']:.4f})"
-                if "val_loss_carried" in record
-                else ""
-            )
-            + (" (best, saved)" if improved else f" (best {self.state.best_val_loss:.4f})")
-        )
 
 
 def _check_new_run_dir(run_dir: str) -> None:

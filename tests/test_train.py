@@ -215,9 +215,9 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
 ):
     import re
 
-    from lstm_textgen import train as train_module
+    from lstm_textgen import xla_timing
 
-    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 4)
+    monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 4)
     model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
     config = TrainConfig(
         text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2
@@ -257,7 +257,7 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=5e-4)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=5e-4)
     # Runs too short to pay for two compilations are not timed.
-    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 5)
+    monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 5)
     _, log = run("short", "auto")
     assert "train step in graph mode (XLA not timed for a run of 4 steps)" in log
 
@@ -267,9 +267,9 @@ def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, mon
     # The optimizer's slot variables must be made inside the strategy's scope.
     import tensorflow as tf
 
-    from lstm_textgen import train as train_module
+    from lstm_textgen import xla_timing
 
-    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 2)
+    monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 2)
     lines = []
     result = train(
         str(tmp_path / "run"),
@@ -291,10 +291,10 @@ def test_a_resume_keeps_the_xla_mode_the_run_started_with(tmp_path, corpus, monk
     import logging
     import shutil
 
-    from lstm_textgen import train as train_module
+    from lstm_textgen import xla_timing
 
     # A resume that times both modes could pick the other one: let every run be timed.
-    monkeypatch.setattr(train_module, "XLA_TRIAL_MIN_STEPS", 1)
+    monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 1)
     model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
     config = TrainConfig(
         text_files=[str(corpus)], seq_len=12, batch_size=3, max_steps=4, checkpoint_every=2
