@@ -213,10 +213,9 @@ class SamplingSettings(Mapping):
         object.__setattr__(self, "_values", checked)
 
     def __getattr__(self, name):
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        if name.startswith("_") or name not in SETTINGS:
+            raise AttributeError(name)
+        return self._values[name]
 
     def __setattr__(self, name, value):
         raise dataclasses.FrozenInstanceError(f"cannot assign to {name}: settings are frozen")
@@ -240,9 +239,16 @@ class SamplingSettings(Mapping):
         inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
         return f"SamplingSettings({inner})"
 
+    def __reduce__(self):  # copies and pickles are made anew, and checked again
+        return (_settings_of, (dict(self._values),))
+
     def replace(self, **changes) -> SamplingSettings:
         """A copy with `changes`, checked again."""
         return SamplingSettings(**{**self._values, **changes})
+
+
+def _settings_of(values: dict) -> SamplingSettings:
+    return SamplingSettings(**values)
 
 
 def stop_matrix(stops) -> list[list[str]]:

@@ -1,7 +1,9 @@
 """The settings table: each path takes its flags, checks, specs and inputs from it."""
 
+import copy
 import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -21,6 +23,8 @@ def test_a_row_takes_the_defaults_checks_each_value_and_stays_frozen():
     assert row.temperature == 0.5 and row.replace(top_k=3).top_k == 3 and row.top_k == 0
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.top_k = 3
+    assert pickle.loads(pickle.dumps(row)) == row == copy.deepcopy(row)
+    assert hash(row) == hash(copy.copy(row)) and not hasattr(row, "missing")
     with pytest.raises(TextgenError, match="unknown generation setting 'temprature'"):
         SamplingSettings(temprature=1.0)
     for name, bad in [("num_chars", 2.5), ("num_chars", True), ("temperature", math.inf)]:
