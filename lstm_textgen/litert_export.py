@@ -23,7 +23,7 @@ from lstm_textgen.files import atomic_path
 from lstm_textgen.litert import METADATA_NAME
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop, sampling_batch
-from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, SETTINGS
+from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 LITERT_SIGNATURES = ("step", "prime", "generate")
@@ -72,9 +72,9 @@ class LiteRTFunctions:
     def generate(self, ids, *inputs):
         """`generate_inputs`' inputs after the prompt ids: each number setting, then the
         stop strings as ids and lengths."""
-        *numbers, stop_ids, stop_lengths = inputs
+        *values, stop_ids, stop_lengths = inputs
         logits, state = self._prime(ids)
-        settings = dict(zip((spec.name for spec in SETTINGS.values() if spec.is_number), numbers))
+        settings = dict(zip((spec.name for spec in numbers()), values))
         batch = sampling_batch(logits, settings, stop_ids, stop_lengths, self.end_id)
         picks, lengths, finish = sample_loop(self._step, logits, state, batch, portable=True)
         return {"ids": picks, "length": lengths, "finish": finish}
@@ -95,9 +95,7 @@ def generate_inputs():
     `settings.SETTINGS` as `[B]` int32 or float32 (LiteRT takes no int64), then the stop
     strings as ids (`stop_ids [B, S, L]`, left-aligned) and `stop_lengths [B, S]`."""
     return [
-        row_spec(tf.int32 if spec.is_integer else tf.float32, spec.name)
-        for spec in SETTINGS.values()
-        if spec.is_number
+        row_spec(tf.int32 if spec.is_integer else tf.float32, spec.name) for spec in numbers()
     ] + [
         tf.TensorSpec([None, MAX_STOP_STRINGS, MAX_STOP_CHARS], tf.int32, name="stop_ids"),
         tf.TensorSpec([None, MAX_STOP_STRINGS], tf.int32, name="stop_lengths"),
