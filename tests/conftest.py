@@ -83,3 +83,9 @@ def litert_exported(tmp_path_factory, small_text):
     from litert_model import make_litert_exports
 
     return make_litert_exports(tmp_path_factory, small_text)
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow first (in their order): the workers of `-n auto` then end
+    on short tests, instead of one of them on the longest while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
