@@ -84,6 +84,7 @@ class SamplingBatch(NamedTuple):
     stop_lengths: tf.Tensor  # int32 [B, S], 0 for an unused slot
     end_id: tf.Tensor  # int32 scalar, the end-of-item id or -1
     divisor: tf.Tensor  # float [B, 1], what a sampled row's logits are divided by
+    sampled: tf.Tensor  # bool [B], the rows that sample (temperature > 0)
     unknown: tf.Tensor  # bool [1, V], the unknown-character id, which is never picked
     greedy_rows: tf.Tensor
     sampled_rows: tf.Tensor
@@ -135,6 +136,7 @@ def sampling_batch(logits, settings, stop_ids=None, stop_lengths=None, end_id=No
         # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite, and
         # the floor keeps logits / t finite for a tiny positive t (softmax then does the rest).
         divisor=tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
+        sampled=t > 0,
         # Id 0 stands for "a character the model never saw"; it must never be emitted.
         unknown=tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
         greedy_rows=tf.reduce_any(t <= 0),
@@ -177,7 +179,7 @@ def _pick(logits, uniform, batch: SamplingBatch, branch):
     sampled = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
     if not greedy_rows:
         return sampled
-    return tf.where(batch.temperature > 0, sampled, greedy)
+    return tf.where(batch.sampled, sampled, greedy)
 
 
 def _switch(batch: SamplingBatch, run_branch):
