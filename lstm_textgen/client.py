@@ -11,8 +11,8 @@ import json
 import urllib.error
 import urllib.request
 
-from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.request import CheckedRequest, Completion, Generator
+from lstm_textgen.errors import TextgenError, first_line_of, setting
+from lstm_textgen.request import CheckedRequest, Completion, Generator, completion_from_row
 
 
 def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0) -> dict:
@@ -35,6 +35,7 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
             detail = json.loads(detail).get("error", detail)
         except (json.JSONDecodeError, AttributeError):
             pass
+        detail = first_line_of(str(detail)) or detail
         raise TextgenError(f"TF Serving at {url} answered {e.code}: {detail}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
@@ -50,20 +51,32 @@ def rest_predict(server: str, model_name: str, body: dict, timeout: float = 60.0
         raise TextgenError(f"TF Serving at {url} did not answer with JSON") from None
 
 
+# The outputs of a generation reply beyond text and finish_reason; an export that
+# predates continuation and log-probabilities answers without them.
+STATE_OUTPUTS = ("h", "c", "next_step", "logprobs", "model_logprobs")
+
+
 def generate_body(request: CheckedRequest) -> dict:
-    """The columnar `serving_default` request of a checked request, every input filled in
-    (`settings.export_inputs`)."""
-    return {"signature_name": "serving_default", "inputs": request.export_inputs()}
+    """The columnar request of a checked request to its signature (`serving_default`, or
+    `continue` with each row's state), every input filled in (`settings.export_inputs`)."""
+    return {"signature_name": request.signature, "inputs": request.export_inputs()}
 
 
 def completions_from_reply(reply: dict, rows: int) -> list[Completion]:
-    """The `Completion`s of a `serving_default` reply in the columnar format."""
+    """The `Completion`s of a generation reply in the columnar format."""
     outputs = reply.get("outputs")
     texts = outputs.get("text") if isinstance(outputs, dict) else None
     reasons = outputs.get("finish_reason") if isinstance(outputs, dict) else None
     if not isinstance(texts, list) or not isinstance(reasons, list) or len(texts) != rows:
         raise TextgenError(f"unexpected reply from TF Serving: {json.dumps(reply)[:200]}")
-    return [Completion(str(t), str(r)) for t, r in zip(texts, reasons)]
+    full = outputs if all(name in outputs for name in STATE_OUTPUTS) else None
+    try:
+        return [
+            completion_from_row(str(t), str(r), full, row, None)
+            for row, (t, r) in enumerate(zip(texts, reasons))
+        ]
+    except (TypeError, ValueError, IndexError):
+        raise TextgenError(f"unexpected reply from TF Serving: {json.dumps(reply)[:200]}") from None
 
 
 class ServerGenerator(Generator):
@@ -89,5 +102,13 @@ class ServerGenerator(Generator):
         self.model_name = model_name
 
     def _complete(self, request: CheckedRequest) -> list[Completion]:
-        reply = rest_predict(self.server, self.model_name, generate_body(request))
+        try:
+            reply = rest_predict(self.server, self.model_name, generate_body(request))
+        except TextgenError as e:
+            if request.states is not None and "continue" in str(e) and "not found" in str(e):
+                raise TextgenError(
+                    f"the model {self.model_name} on {self.server} is an export from an "
+                    "earlier lstm-textgen, without continuation; export the run again"
+                ) from None
+            raise
         return completions_from_reply(reply, len(request))

@@ -77,10 +77,20 @@ def first_line(error: BaseException) -> str:
         message = Exception.__str__(error)  # its settings stay for the outer error to name
     elif not isinstance(message, str):
         message = str(error)
+    return first_line_of(message) or type(error).__name__
+
+
+def first_line_of(message: str) -> str:
+    """The one line that tells what went wrong in an error's text: the message of the
+    first failed graph assertion (`tf.debugging.assert_*`) where there is one, else the
+    first non-empty line ("" if none)."""
+    found = re.search(r"assertion failed: \[(.*?)\](?= \[|\s*$)", message, re.MULTILINE)
+    if found:
+        return found.group(1)
     for line in message.splitlines():
         if line.strip():
             return line.strip()
-    return type(error).__name__
+    return ""
 
 
 @contextlib.contextmanager

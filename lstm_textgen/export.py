@@ -9,13 +9,20 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
 - `serving_default`: `prompt` string [B] and one input per setting of
   `lstm_textgen.settings.SETTINGS`, of the table's dtype (`generate_spec`): `num_chars`,
   `temperature`, `top_k`, `top_p`, `seed` [B] and `stop` string [B, MAX_STOP_STRINGS]
-  (each row's stop strings, then empty strings for unused slots) -> `text` string [B] and
-  `finish_reason` string [B] (`length`, `stop` or `end`).
-- `generate_rows`: the same function under its earlier name (an alias).
+  (each row's stop strings, then empty strings for unused slots) -> `text` string [B],
+  `finish_reason` string [B] (`length`, `stop` or `end`), `h` and `c` float32
+  [B, layers, units] and `next_step` int32 [B] (where each row continues), `logprobs` and
+  `model_logprobs` float32 [B, T] (each generated character's log-probability under the
+  distribution it was sampled from and under the model; 0 past a row's text).
+- `continue`: the inputs of `serving_default`, then `h`, `c` and `start_step` int32 [B]
+  (a row's `next_step`) -> the same outputs: each row goes on from its state, its prompt
+  read on from there (an items model adds no end-of-item marker).
+- `generate_rows`: `serving_default` under its earlier name (an alias).
 - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V] and
   the new `h`, `c`, for clients that stream one character at a time.
 - `score`: `text` string [B] -> `log_likelihood` (nats, summed), `bits_per_char` and
-  `num_chars` (characters scored; unknown ones are skipped) per row.
+  `num_chars` (characters scored; unknown ones are skipped) per row, and `log_probs`
+  float32 [B, T], each character's log-probability (0 where skipped or past the text).
 
 A row's text depends only on its own inputs, not on the rows merged with it (up to the
 rounding of matrix products across batch sizes, see docs/serving.md). The request follows the
@@ -48,7 +55,12 @@ from lstm_textgen.exporting import (
     unstacked_state,
 )
 from lstm_textgen.files import atomic_write_text
-from lstm_textgen.generate import first_characters, generate_spec, generate_text
+from lstm_textgen.generate import (
+    continue_spec,
+    first_characters,
+    generate_spec,
+    generate_text,
+)
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,
@@ -56,6 +68,7 @@ from lstm_textgen.settings import (
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
     SETTINGS,
+    START_STEP,
 )
 from lstm_textgen.sources import (
     EXPORT_EXTRA_DIR,
@@ -64,7 +77,7 @@ from lstm_textgen.sources import (
 )
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
-SIGNATURES = ("serving_default", "generate_rows", "step", "score")
+SIGNATURES = ("serving_default", "continue", "generate_rows", "step", "score")
 EXTRA_DIR = EXPORT_EXTRA_DIR
 WARMUP_FILE = "tf_serving_warmup_requests"
 
@@ -127,6 +140,24 @@ def check_request(prompt, settings):
     ]
 
 
+def check_state(h, c, start_step, rows, num_layers: int, units: int):
+    """In-graph checks of a continuation's inputs: a state of this model's shape, one per
+    prompt, and a start step within `START_STEP`'s limits."""
+    message = (
+        f"h and c must be [rows, {num_layers}, {units}], a state of this model "
+        "(the h and c of its own reply)"
+    )
+    expected = tf.stack([rows, num_layers, units])
+    return [
+        tf.debugging.assert_equal(tf.shape(h), expected, message=message),
+        tf.debugging.assert_equal(tf.shape(c), expected, message=message),
+        tf.debugging.assert_equal(
+            tf.size(start_step), rows, message="every input needs one value per prompt"
+        ),
+        *_setting_checks(START_STEP, start_step),
+    ]
+
+
 class ServingFunctions:
     """The signature functions, as plain graph code over one model and vocabulary."""
 
@@ -140,6 +171,19 @@ class ServingFunctions:
         settings = dict(zip(SETTINGS, settings))
         with tf.control_dependencies(check_request(prompt, settings)):
             return generate_text(self.model, self.vocab, prompt, settings)
+
+    def continue_(self, prompt, *inputs):
+        """`continue_spec`'s inputs: `generate`'s, each row from its `h`, `c` and
+        `start_step`."""
+        *settings, h, c, start_step = inputs
+        settings = dict(zip(SETTINGS, settings))
+        model = self.model
+        checks = check_request(prompt, settings) + check_state(
+            h, c, start_step, tf.size(prompt), model.num_layers, model.units
+        )
+        with tf.control_dependencies(checks):
+            continued = {"h": h, "c": c, START_STEP.name: start_step}
+            return generate_text(model, self.vocab, prompt, settings, continued)
 
     def step(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)
@@ -159,13 +203,15 @@ class ServingFunctions:
         logits = tf.concat([first, following], axis=1)[:, :length]
         log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)
         weights = tf.cast(mask, log_probs.dtype)
-        log_likelihood = tf.reduce_sum(log_probs * weights, axis=1)
+        log_probs = log_probs * weights
+        log_likelihood = tf.reduce_sum(log_probs, axis=1)
         count = tf.reduce_sum(weights, axis=1)
         bits = -log_likelihood / tf.maximum(count, 1.0) / LN2
         return {
             "log_likelihood": log_likelihood,
             "bits_per_char": bits,
             "num_chars": tf.cast(count, tf.int32),
+            "log_probs": tf.cast(log_probs, tf.float32),
         }
 
 
@@ -173,6 +219,7 @@ def _signatures(functions: ServingFunctions, config: ModelConfig):
     row, state = row_spec, lambda name: state_spec(config, name)  # noqa: E731
     return {
         "serving_default": (functions.generate, generate_spec()),
+        "continue": (functions.continue_, continue_spec(config.num_layers, config.units)),
         "generate_rows": (functions.generate, generate_spec()),
         "step": (functions.step, [row(tf.int32, "ids"), state("h"), state("c")]),
         "score": (functions.score, [row(tf.string, "text")]),

@@ -2,8 +2,9 @@
 time, carrying the state forward, all inside one `tf.function`.
 
 `generate_text` is the one generation graph: strings in, strings out, every setting per
-row. `TextGenerator` (the library and `lstm-textgen generate --run`) and the export's
-`serving_default` signature both run it; the LiteRT export runs the same sampling loop.
+row, from the initial state or from each row's state of an earlier request. `TextGenerator`
+(the library and `lstm-textgen generate --run`) and the export's `serving_default` and
+`continue` signatures all run it; the LiteRT export runs the same sampling loop.
 """
 
 from __future__ import annotations
@@ -11,24 +12,38 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.exporting import stacked_state, unstacked_state
 from lstm_textgen.model import CharLanguageModel
-from lstm_textgen.request import FINISH_REASONS, CheckedRequest, Completion, Generator
-from lstm_textgen.samplers import sample_loop, sampling_batch
-from lstm_textgen.settings import MAX_PROMPT_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, SETTINGS
+from lstm_textgen.request import (
+    FINISH_REASONS,
+    CheckedRequest,
+    Completion,
+    Generator,
+    completion_from_row,
+    model_key,
+)
+from lstm_textgen.samplers import Generated, sample_loop, sampling_batch
+from lstm_textgen.settings import (
+    MAX_PROMPT_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    SETTINGS,
+    START_STEP,
+)
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.
 _UTF8_WINDOW = lambda chars: 4 * chars + 3  # noqa: E731
 
 
-def prime_prompts(model, prompt_ids):
+def prime_prompts(model, prompt_ids, state=None):
     """Graph code: the state after each prompt and the logits of what follows it.
 
     `prompt_ids [B, T]` are right-padded with the unknown id 0; those positions (padding
     and characters the model never saw) are skipped, so prompts of different lengths
-    share one batch.
+    share one batch. `state`: where each prompt starts (the initial state when None).
     """
-    state = model.prime(prompt_ids, mask=tf.not_equal(prompt_ids, UNKNOWN_ID))
+    state = model.prime(prompt_ids, mask=tf.not_equal(prompt_ids, UNKNOWN_ID), state=state)
     return model.next_logits(state), state
 
 
@@ -38,14 +53,18 @@ def model_step_fn(model):
     return lambda ids, state: model.step(ids, state, weights)
 
 
-def generate_ids(model, prompt_ids, settings, stop_ids=None, stop_lengths=None, end_id=None):
+def generate_ids(
+    model, prompt_ids, settings, stop_ids=None, stop_lengths=None, end_id=None, start=None
+) -> Generated:
     """Graph code: continue each prompt by up to its row's `num_chars` sampled ids.
 
     `settings` are as `samplers.sampling_batch` takes them, and so are the stop strings
-    and `end_id`; returns `samplers.sample_loop`'s `(ids, lengths, finish)`.
+    and `end_id`; `start`: optional `(state, start_step)` to continue each row from.
+    Returns `samplers.sample_loop`'s `Generated`.
     """
-    logits, state = prime_prompts(model, prompt_ids)
-    batch = sampling_batch(logits, settings, stop_ids, stop_lengths, end_id)
+    state, start_step = (None, None) if start is None else start
+    logits, state = prime_prompts(model, prompt_ids, state)
+    batch = sampling_batch(logits, settings, stop_ids, stop_lengths, end_id, start_step)
     return sample_loop(model_step_fn(model), logits, state, batch)
 
 
@@ -91,9 +110,9 @@ def first_characters(text, count: int):
     return tf.strings.unicode_decode(head, "UTF-8", errors="replace")[:, :count]
 
 
-def generate_text(model, vocab, prompt, settings):
-    """Graph code: the continuation of each prompt, as `text` and `finish_reason` strings
-    `[B]`, with the prompt policy of `lstm_textgen.request`.
+def generate_text(model, vocab, prompt, settings, continued=None):
+    """Graph code: the continuation of each prompt, with the prompt policy of
+    `lstm_textgen.request`.
 
     Args:
         prompt: string `[B]`. Only its last `MAX_PROMPT_CHARS` characters prime the state;
@@ -101,19 +120,37 @@ def generate_text(model, vocab, prompt, settings):
         settings: `{name: [B] tensor}` of every setting of `settings.SETTINGS`, as
             `generate_spec` describes them; `stop` is string `[B, S]`, each row's stop
             strings, an empty one an unused slot.
+        continued: optional `{"h", "c", "start_step"}`: each row goes on from that state
+            (`[B, layers, units]`) at that step of its random stream, and its prompt is
+            read on from there (an items model adds no end-of-item marker). None starts
+            every row from the initial state at step 0.
+
+    Returns:
+        `{"text", "finish_reason"}` strings `[B]`; `h`, `c` `[B, layers, units]` and
+        `next_step [B]`, where each row continues; `logprobs` and `model_logprobs`
+        float32 `[B, T]`, the log-probability of each generated character (0 past a row's
+        text) under the distribution it was sampled from and under the model's own.
     """
     codepoints = last_characters(prompt, MAX_PROMPT_CHARS)
     prompt_ids = vocab.tf_encode_codepoints(codepoints).to_tensor(default_value=UNKNOWN_ID)
-    prompt_ids = with_end_marker(vocab, prompt_ids)
+    if continued is None:
+        prompt_ids, start, start_step = with_end_marker(vocab, prompt_ids), None, 0
+    else:
+        state = unstacked_state(continued["h"], continued["c"], model.num_layers)
+        start_step = continued[START_STEP.name]
+        start = (state, start_step)
     stop_ids, stop_lengths = encode_stop_strings(vocab, settings["stop"])
     numbers = {name: value for name, value in settings.items() if name != "stop"}
-    ids, lengths, finish = generate_ids(
-        model, prompt_ids, numbers, stop_ids, stop_lengths, vocab.end_id
-    )
-    kept = tf.range(tf.shape(ids)[1])[None, :] < lengths[:, None]
+    out = generate_ids(model, prompt_ids, numbers, stop_ids, stop_lengths, vocab.end_id, start)
+    kept = tf.range(tf.shape(out.ids)[1])[None, :] < out.lengths[:, None]
+    state = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), out.state)
     return {
-        "text": vocab.tf_decode(tf.where(kept, ids, tf.zeros_like(ids))),
-        "finish_reason": tf.gather(tf.constant(FINISH_REASONS), finish),
+        "text": vocab.tf_decode(tf.where(kept, out.ids, tf.zeros_like(out.ids))),
+        "finish_reason": tf.gather(tf.constant(FINISH_REASONS), out.finish),
+        **stacked_state(state),
+        "next_step": start_step + out.steps,
+        "logprobs": tf.cast(out.logprobs, tf.float32),
+        "model_logprobs": tf.cast(out.model_logprobs, tf.float32),
     }
 
 
@@ -131,11 +168,32 @@ def generate_spec():
     ]
 
 
+def continue_spec(num_layers: int, units: int):
+    """The input signature of a continuation: `generate_spec`'s, then `h`, `c`
+    `[B, layers, units]` (float32) and `start_step [B]`."""
+    return generate_spec() + [
+        tf.TensorSpec([None, num_layers, units], tf.float32, name="h"),
+        tf.TensorSpec([None, num_layers, units], tf.float32, name="c"),
+        tf.TensorSpec([None], tf.as_dtype(START_STEP.dtype), name=START_STEP.name),
+    ]
+
+
 def generate_function(model, vocab):
     """`generate_text` over `generate_spec`'s positional inputs, as a signature takes them."""
 
     def generate(prompt, *settings):
         return generate_text(model, vocab, prompt, dict(zip(SETTINGS, settings)))
+
+    return generate
+
+
+def continue_function(model, vocab):
+    """`generate_text` over `continue_spec`'s positional inputs."""
+
+    def generate(prompt, *inputs):
+        *settings, h, c, start_step = inputs
+        continued = {"h": h, "c": c, START_STEP.name: start_step}
+        return generate_text(model, vocab, prompt, dict(zip(SETTINGS, settings)), continued)
 
     return generate
 
@@ -163,9 +221,17 @@ class TextGenerator(Generator):
             )
         self.model = model
         self.vocab = vocab
-        self._generate = tf.function(
-            generate_function(model, vocab), input_signature=generate_spec()
-        )
+        self.state_shape = (model.num_layers, model.units)
+        self.model_key = model_key(vocab, *self.state_shape)
+        self._functions = {
+            "serving_default": tf.function(
+                generate_function(model, vocab), input_signature=generate_spec()
+            ),
+            "continue": tf.function(
+                continue_function(model, vocab),
+                input_signature=continue_spec(model.num_layers, model.units),
+            ),
+        }
 
     def unknown_characters(self, prompts) -> list[str]:
         """Prompt characters outside the vocabulary; generation skips them."""
@@ -173,10 +239,11 @@ class TextGenerator(Generator):
 
     def _complete(self, request: CheckedRequest) -> list[Completion]:
         inputs = request.export_inputs()
-        out = self._generate(
-            *[tf.constant(inputs[spec.name], spec.dtype) for spec in generate_spec()]
-        )
+        function = self._functions[request.signature]
+        specs = function.input_signature
+        out = function(*[tf.constant(inputs[spec.name], spec.dtype) for spec in specs])
+        out = {name: value.numpy() for name, value in out.items()}
         return [
-            Completion(t.decode("utf-8"), r.decode())
-            for t, r in zip(out["text"].numpy(), out["finish_reason"].numpy())
+            completion_from_row(t.decode("utf-8"), r.decode(), out, row, self.model_key)
+            for row, (t, r) in enumerate(zip(out["text"], out["finish_reason"]))
         ]

@@ -19,7 +19,14 @@ from itertools import groupby
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
-from lstm_textgen.request import FINISH_REASONS, CheckedRequest, Completion, Generator
+from lstm_textgen.request import (
+    FINISH_REASONS,
+    CheckedRequest,
+    Completion,
+    Generator,
+    completion_from_row,
+    model_key,
+)
 from lstm_textgen.scoring import Scorer
 from lstm_textgen.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
@@ -89,11 +96,12 @@ class LiteRTModel(Generator, Scorer):
             vocabulary["characters"], vocabulary.get("end_of_item"), keep_order=True
         )
         self.max_num_chars = metadata["max_num_chars"]
-        if "max_stop_strings" not in metadata:
+        if "max_start_step" not in metadata:
             raise TextgenError(
-                f"{path} is a LiteRT export from an earlier lstm-textgen, without stop "
-                "strings or the shared random stream; export the run again"
+                f"{path} is a LiteRT export from an earlier lstm-textgen, without "
+                "continuation or log-probabilities; export the run again"
             )
+        self.model_key = model_key(self.vocab, *self.state_shape)
         try:
             self.interpreter = litert.interpreter.Interpreter(
                 model_path=path, num_threads=num_threads
@@ -123,9 +131,13 @@ class LiteRTModel(Generator, Scorer):
         out = self._runners["step"](ids=np.asarray(ids, np.int32), h=h, c=c)
         return out["logits"], out["h"], out["c"]
 
-    def prime(self, ids):
-        """Prompts of one length `ids [B, T]` -> `(logits [B, V], h, c)` after them."""
-        out = self._runners["prime"](ids=np.asarray(ids, np.int32).reshape(len(ids), -1))
+    def prime(self, ids, h=None, c=None):
+        """Prompts of one length `ids [B, T]`, read from state `(h, c)` (the initial state
+        when None) -> `(logits [B, V], h, c)` after them."""
+        ids = np.asarray(ids, np.int32).reshape(len(ids), -1)
+        if h is None:
+            h, c = self.initial_state(len(ids))
+        out = self._runners["prime"](ids=ids, h=np.asarray(h, np.float32), c=np.asarray(c, np.float32))
         return out["logits"], out["h"], out["c"]
 
     def logits_and_state(self, ids, h, c):
@@ -147,17 +159,30 @@ class LiteRTModel(Generator, Scorer):
         picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
         return float((log_norm - picked).sum()), (h, c)
 
-    def generate_ids(self, ids, settings: dict, stop_ids, stop_lengths):
+    def generate_ids(self, ids, settings: dict, stop_ids, stop_lengths, h=None, c=None, start_step=None):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known
         characters only), `settings` `{name: [B]}` of each number setting of
-        `settings.SETTINGS`, stop strings as `encode_stops` gives them ->
-        `(ids [B, N], lengths [B], finish [B])`."""
+        `settings.SETTINGS`, stop strings as `encode_stops` gives them, and where each row
+        starts: state `(h, c)` `[B, layers, units]` and random-stream step `start_step [B]`
+        (the initial state and 0 when None) -> the signature's outputs: `ids [B, N]`,
+        `length`, `finish`, `h`, `c`, `steps`, `logprobs` and `model_logprobs`."""
+        ids = np.asarray(ids, np.int32).reshape(len(ids), -1)
         rows = len(ids)
+        if h is None:
+            h, c = self.initial_state(rows)
+        h, c = np.asarray(h, np.float32), np.asarray(c, np.float32)
+        start_step = np.zeros(rows, np.int32) if start_step is None else start_step
         if max(settings["num_chars"], default=0) <= 0:
-            # LiteRT's Python wrapper cannot read a zero-size output.
-            return np.zeros((rows, 0), np.int32), np.zeros(rows, np.int32), np.zeros(rows, np.int32)
-        out = self._runners["generate"](
-            ids=np.asarray(ids, np.int32).reshape(rows, -1),
+            # LiteRT's Python wrapper cannot read a zero-size output: the prompt alone.
+            _, h, c = self.prime(ids, h, c)
+            empty = np.zeros((rows, 0), np.float32)
+            zeros = np.zeros(rows, np.int32)
+            return {
+                "ids": empty.astype(np.int32), "length": zeros, "finish": zeros, "h": h,
+                "c": c, "steps": zeros, "logprobs": empty, "model_logprobs": empty,
+            }  # fmt: skip
+        return self._runners["generate"](
+            ids=ids,
             **{
                 spec.name: np.asarray(
                     settings[spec.name], np.int32 if spec.is_integer else np.float32
@@ -166,8 +191,10 @@ class LiteRTModel(Generator, Scorer):
             },
             stop_ids=np.asarray(stop_ids, np.int32),
             stop_lengths=np.asarray(stop_lengths, np.int32),
+            h=h,
+            c=c,
+            start_step=np.asarray(start_step, np.int32),
         )
-        return out["ids"], out["length"], out["finish"]
 
     def encode_stops(self, stops: list[list[str]]):
         """Rows of stop strings as `(stop_ids [B, S, L], stop_lengths [B, S])`; characters
@@ -182,7 +209,8 @@ class LiteRTModel(Generator, Scorer):
 
     def _complete(self, request: CheckedRequest) -> list[Completion]:
         """Prompts of one length run as one batch (the `generate` signature has no mask)."""
-        start = [] if self.vocab.end_id is None else [self.vocab.end_id]
+        fresh = request.states is None
+        start = [self.vocab.end_id] if fresh and self.vocab.end_id is not None else []
         encoded = [
             start + [i for i in self.vocab.encode(p) if i != UNKNOWN_ID] for p in request.prompts
         ]
@@ -191,13 +219,27 @@ class LiteRTModel(Generator, Scorer):
         by_length = sorted(range(len(encoded)), key=lambda r: len(encoded[r]))
         for _, group in groupby(by_length, key=lambda r: len(encoded[r])):
             group = list(group)
-            picks, lengths, finish = self.generate_ids(
-                [encoded[r] for r in group],
-                {spec.name: [request.rows[r][spec.name] for r in group] for spec in numbers()},
-                stop_ids[group],
-                stop_lengths[group],
+            if fresh:
+                h = c = None
+                start_step = np.zeros(len(group), np.int32)
+            else:
+                h = np.stack([request.states[r].h for r in group])
+                c = np.stack([request.states[r].c for r in group])
+                start_step = np.array([request.states[r].step for r in group], np.int32)
+            out = dict(
+                self.generate_ids(
+                    [encoded[r] for r in group],
+                    {spec.name: [request.rows[r][spec.name] for r in group] for spec in numbers()},
+                    stop_ids[group],
+                    stop_lengths[group],
+                    h,
+                    c,
+                    start_step,
+                )
             )
+            out["next_step"] = start_step + out["steps"]
             for k, r in enumerate(group):
-                text = self.vocab.decode(picks[k][: lengths[k]])
-                completions[r] = Completion(text, FINISH_REASONS[finish[k]])
+                text = self.vocab.decode(out["ids"][k][: out["length"][k]])
+                reason = FINISH_REASONS[out["finish"][k]]
+                completions[r] = completion_from_row(text, reason, out, k, self.model_key)
         return completions

@@ -23,7 +23,13 @@ from lstm_textgen.files import atomic_path
 from lstm_textgen.litert import METADATA_NAME
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop, sampling_batch
-from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
+from lstm_textgen.settings import (
+    MAX_NUM_CHARS,
+    MAX_START_STEP,
+    MAX_STOP_CHARS,
+    MAX_STOP_STRINGS,
+    numbers,
+)
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 LITERT_SIGNATURES = ("step", "prime", "generate")
@@ -52,8 +58,8 @@ class LiteRTFunctions:
         logits, state = self._step(ids, state)
         return {"logits": logits, **stacked_state(state)}
 
-    def _prime(self, ids):
-        state = self.model.initial_state(tf.shape(ids)[0])
+    def _prime(self, ids, h, c):
+        state = unstacked_state(h, c, self.model.num_layers)
         logits = self.model.next_logits(state, self.weights["head"])
 
         def body(t, logits, state):
@@ -65,19 +71,27 @@ class LiteRTFunctions:
         )
         return logits, state
 
-    def prime(self, ids):
-        logits, state = self._prime(ids)
+    def prime(self, ids, h, c):
+        logits, state = self._prime(ids, h, c)
         return {"logits": logits, **stacked_state(state)}
 
     def generate(self, ids, *inputs):
-        """`generate_inputs`' inputs after the prompt ids: each number setting, then the
-        stop strings as ids and lengths."""
-        *values, stop_ids, stop_lengths = inputs
-        logits, state = self._prime(ids)
+        """`generate_inputs`' inputs after the prompt ids: each number setting, the stop
+        strings as ids and lengths, then the state and start step."""
+        *values, stop_ids, stop_lengths, h, c, start_step = inputs
+        logits, state = self._prime(ids, h, c)
         settings = dict(zip((spec.name for spec in numbers()), values))
-        batch = sampling_batch(logits, settings, stop_ids, stop_lengths, self.end_id)
-        picks, lengths, finish = sample_loop(self._step, logits, state, batch, portable=True)
-        return {"ids": picks, "length": lengths, "finish": finish}
+        batch = sampling_batch(logits, settings, stop_ids, stop_lengths, self.end_id, start_step)
+        out = sample_loop(self._step, logits, state, batch, portable=True)
+        return {
+            "ids": out.ids,
+            "length": out.lengths,
+            "finish": out.finish,
+            **stacked_state(out.state),
+            "steps": out.steps,
+            "logprobs": out.logprobs,
+            "model_logprobs": out.model_logprobs,
+        }
 
     def signatures(self, config: ModelConfig):
         """`{name: (function, input signature)}` of every LiteRT signature."""
@@ -85,8 +99,11 @@ class LiteRTFunctions:
         prompt = tf.TensorSpec([None, None], tf.int32, name="ids")
         return {
             "step": (self.step, [row(tf.int32, "ids"), state("h"), state("c")]),
-            "prime": (self.prime, [prompt]),
-            "generate": (self.generate, [prompt, *generate_inputs()]),
+            "prime": (self.prime, [prompt, state("h"), state("c")]),
+            "generate": (
+                self.generate,
+                [prompt, *generate_inputs(), state("h"), state("c"), row(tf.int32, "start_step")],
+            ),
         }
 
 
@@ -127,13 +144,17 @@ def export_litert(
     Signatures (builtin ops only):
     - `step`: `ids` int32 [B], `h` and `c` float32 [B, layers, units] -> `logits` [B, V],
       `h`, `c`: the SavedModel's `step`.
-    - `prime`: `ids` int32 [B, T] (prompts of one length) -> `logits`, `h`, `c` after it.
+    - `prime`: `ids` int32 [B, T] (prompts of one length), `h`, `c` (the state they
+      start from; zeros: the initial state) -> `logits`, `h`, `c` after them.
     - `generate`: `ids` [B, T], `num_chars`, `temperature`, `top_k`, `top_p`, `seed`
-      (int32) [B], `stop_ids` int32 [B, MAX_STOP_STRINGS, MAX_STOP_CHARS] (left-aligned)
-      and `stop_lengths` int32 [B, MAX_STOP_STRINGS] (0: unused) -> `ids` int32
-      [B, max(num_chars)], `length` int32 [B] (the ids of each row's text) and `finish`
-      int32 [B] (an index into `request.FINISH_REASONS`): the sampling loop of every
-      backend, in one call.
+      (int32) [B], `stop_ids` int32 [B, MAX_STOP_STRINGS, MAX_STOP_CHARS] (left-aligned),
+      `stop_lengths` int32 [B, MAX_STOP_STRINGS] (0: unused), `h`, `c` (where the prompts
+      start) and `start_step` int32 [B] (the first step of each row's random stream) ->
+      `ids` int32 [B, max(num_chars)], `length` int32 [B] (the ids of each row's text),
+      `finish` int32 [B] (an index into `request.FINISH_REASONS`), `h`, `c` and `steps`
+      int32 [B] (each row's state after its picks, and how many it made), `logprobs` and
+      `model_logprobs` float32 [B, max(num_chars)]: the sampling loop of every backend,
+      in one call.
 
     The vocabulary and model config are embedded as JSON metadata named `lstm_textgen`.
     `quantize="dynamic"` stores the weights as int8 (dynamic-range quantization). The file
@@ -176,6 +197,7 @@ def export_litert(
         "max_num_chars": MAX_NUM_CHARS,
         "max_stop_strings": MAX_STOP_STRINGS,
         "max_stop_chars": MAX_STOP_CHARS,
+        "max_start_step": MAX_START_STEP,
         "signatures": list(LITERT_SIGNATURES),
     }
     payload = json.dumps(metadata, ensure_ascii=False).encode("utf-8")

@@ -14,19 +14,30 @@ SavedModel, a TF Serving endpoint or a LiteRT file) takes a request and returns 
   marker, so a prompt is the beginning of a new item;
 - row r draws its random numbers from `samplers.hash_uniforms` of its own seed, so the
   same request gives the same text from every backend (up to rounding, see docs).
+
+Every `Completion` carries the row's `GenerationState`: a request made with it continues
+the text without reading it again (`GenerationRequest(..., state=...)`), on any backend
+of the same model, and N characters in one request are the same text as N in several
+continued ones. `Generator.stream` is built on that: it yields the text piece by piece.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.settings import (
     MAX_PROMPT_CHARS,
     MAX_SEED,
+    MAX_STOP_CHARS,
     SETTINGS,
+    START_STEP,
     SamplingSettings,
     export_inputs,
 )
@@ -38,14 +49,81 @@ FINISH_REASONS = ("length", "stop", "end")
 FINISH_LENGTH, FINISH_STOP, FINISH_END = range(3)
 
 
+def model_key(vocab, num_layers: int, units: int) -> str:
+    """What tells one model's states from another's: its layers, units and vocabulary."""
+    characters = "".join(vocab.characters) + (vocab.end_of_item or "")
+    digest = hashlib.sha256(characters.encode("utf-8")).hexdigest()[:12]
+    return f"{num_layers}x{units}:{digest}"
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationState:
+    """Where one row's generation ended, to continue from: the LSTM state after its last
+    pick (`h`, `c`: float32 `[layers, units]`) and the step of its random stream that
+    comes next. Treat it as opaque; pass it back as `GenerationRequest(state=...)`.
+
+    The state has read every character the row generated, a stop string's and the
+    end-of-item marker included (the text leaves those out).
+    """
+
+    h: np.ndarray
+    c: np.ndarray
+    step: int
+    model: str | None = None  # `model_key` of the model that made it; None: unknown
+
+
 @dataclass(frozen=True)
 class Completion:
     """The generated text of one prompt (the prompt not included) and why it ended:
     `length` (num_chars reached), `stop` (right before a stop string, which is left out)
-    or `end` (the model ended the item)."""
+    or `end` (the model ended the item).
+
+    `state` continues the text (None from an export that predates continuation).
+    `logprobs[i]` is the log-probability (nats) of character i under the distribution it
+    was sampled from, after temperature and filters (0 for a greedy row, whose picks are
+    certain); `model_logprobs[i]` under the model's own distribution. Two completions are
+    equal when their texts and finish reasons are.
+    """
 
     text: str
     finish_reason: str
+    state: GenerationState | None = field(default=None, compare=False, repr=False)
+    logprobs: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    model_logprobs: tuple[float, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def logprob_sum(self) -> float:
+        """The log-probability of the text under the distributions it was sampled from."""
+        return float(sum(self.logprobs))
+
+    @property
+    def model_logprob_sum(self) -> float:
+        """The log-probability of the text under the model (after the prompt)."""
+        return float(sum(self.model_logprobs))
+
+
+def completion_from_row(
+    text: str, finish_reason: str, outputs: dict | None, row: int, model: str | None
+) -> Completion:
+    """A `Completion` of one row of a generation's outputs: `h`, `c` `[B, layers, units]`,
+    `next_step [B]`, `logprobs` and `model_logprobs` `[B, T]` (arrays or lists); outputs
+    None (an export that predates them) gives text and finish reason alone."""
+    if outputs is None:
+        return Completion(text, finish_reason)
+    length = len(text)
+    state = GenerationState(
+        np.asarray(outputs["h"][row], np.float32),
+        np.asarray(outputs["c"][row], np.float32),
+        int(outputs["next_step"][row]),
+        model,
+    )
+    return Completion(
+        text,
+        finish_reason,
+        state,
+        tuple(float(x) for x in outputs["logprobs"][row][:length]),
+        tuple(float(x) for x in outputs["model_logprobs"][row][:length]),
+    )
 
 
 @dataclass(frozen=True)
@@ -55,17 +133,30 @@ class CheckedRequest:
 
     prompts: tuple[str, ...]
     rows: tuple[SamplingSettings, ...]
+    states: tuple[GenerationState, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def signature(self) -> str:
+        """The export's signature that runs it: `continue` for a continued request."""
+        return "serving_default" if self.states is None else "continue"
 
     def column(self, name: str) -> list:
         """One setting's value of every row."""
         return [row[name] for row in self.rows]
 
     def export_inputs(self) -> dict[str, list]:
-        """The columns of a SavedModel's `serving_default` request (`settings.export_inputs`)."""
-        return export_inputs(list(self.prompts), list(self.rows))
+        """The columns of the request to the export's `signature`: those of
+        `settings.export_inputs`, and for a continuation each row's `h`, `c` and
+        `start_step`."""
+        inputs = export_inputs(list(self.prompts), list(self.rows))
+        if self.states is not None:
+            inputs["h"] = [s.h.tolist() for s in self.states]
+            inputs["c"] = [s.c.tolist() for s in self.states]
+            inputs[START_STEP.name] = [s.step for s in self.states]
+        return inputs
 
 
 class GenerationRequest:
@@ -85,8 +176,14 @@ class GenerationRequest:
             stop (stop strings, one list for every row or a list of lists, one per row:
             a row ends right before the first stop string it generates, which the text
             leaves out).
+        state: continue each row from a `GenerationState` (`Completion.state`): one for
+            every row, or a list with one per prompt. The prompt is then read on from
+            that state (an items model adds no end-of-item marker before it), and the
+            random stream goes on where it ended: with the same settings and seed, the
+            text is what one longer request would have given.
 
-    One seed for several rows gives row r the seed `seed + r`.
+    One seed for several rows gives row r the seed `seed + r`; a continuation should
+    give each row the seed it had (a list of seeds, or `Completion`'s settings).
 
     Example:
 
@@ -95,11 +192,12 @@ class GenerationRequest:
     [1234, 1235]
     """
 
-    def __init__(self, prompts, *, settings=None, **values):
+    def __init__(self, prompts, *, settings=None, state=None, **values):
         self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if settings is not None and values:
             raise TextgenError("give settings or the settings by name, not both")
         self.settings = settings
+        self.state = state
         self.values = values
         self._checked = None
 
@@ -175,7 +273,29 @@ def _checked(request: GenerationRequest) -> CheckedRequest:
     values = _row_values(request, rows)
     seeds = _seeds(request, [v.get("seed") for v in values], rows)
     checked = tuple(SamplingSettings(**{**v, "seed": s}) for v, s in zip(values, seeds))
-    return CheckedRequest(tuple(prompt_tail(p) for p in request.prompts), checked)
+    states = None if request.state is None else _states(request.state, rows)
+    return CheckedRequest(tuple(prompt_tail(p) for p in request.prompts), checked, states)
+
+
+def _states(given, rows: int) -> tuple[GenerationState, ...]:
+    """One checked `GenerationState` per row, all of one model."""
+    states = _per_row("state", given, rows)
+    for s in states:
+        if not isinstance(s, GenerationState):
+            raise TextgenError(
+                f"a state must be a GenerationState (a Completion's .state), got "
+                f"{type(s).__name__}; a completion without one came from an export that "
+                "predates continuation: export the run again"
+            )
+        START_STEP.check(s.step)
+        if s.h.ndim != 2 or s.h.shape != s.c.shape:
+            raise TextgenError(
+                f"a state's h and c are [layers, units], got {list(s.h.shape)} and "
+                f"{list(s.c.shape)}"
+            )
+    if len({(s.h.shape, s.model) for s in states}) > 1:
+        raise TextgenError("the rows' states come from different models; continue each on its own")
+    return tuple(states)
 
 
 def prompt_tail(prompt: str) -> str:
@@ -197,19 +317,51 @@ def stop_at_first(text: str, stops) -> tuple[str, bool]:
 class Generator:
     """The interface of every generation backend.
 
-    Subclasses set `vocab` (a `CharVocabulary`, or None where it is not at hand) and
-    implement `_complete(request)`, which takes a `CheckedRequest` and returns one
-    `Completion` per row.
+    Subclasses set `vocab` (a `CharVocabulary`, or None where it is not at hand),
+    `model_key` (`model_key(...)`, or None where it is not known) and implement
+    `_complete(request)`, which takes a `CheckedRequest` and returns one `Completion` per
+    row.
     """
 
     vocab = None
     source = "model"
+    model_key: str | None = None
+    state_shape: tuple[int, int] | None = None  # (layers, units) where known
 
     def complete(self, request: GenerationRequest) -> list[Completion]:
         """One `Completion` per prompt of `request`."""
         checked = request.checked()
+        if checked.states is not None:
+            self.check_states(checked.states)
         self.warn_about_prompts(request.prompts)
         return self._complete(checked)
+
+    def check_states(self, states) -> None:
+        """A one-line error for a state this model cannot continue from."""
+        shape = tuple(states[0].h.shape)
+        if self.state_shape is not None and shape != tuple(self.state_shape):
+            raise TextgenError(
+                f"a state of {list(shape)} (layers, units) cannot continue this model of "
+                f"{list(self.state_shape)}; continue on the model that made it"
+            )
+        given = states[0].model
+        if given is not None and self.model_key is not None and given != self.model_key:
+            raise TextgenError(
+                f"the state comes from another model ({given}; this one is "
+                f"{self.model_key}, layers x units:vocabulary); continue on the model "
+                "that made it"
+            )
+
+    def stream(self, request: GenerationRequest, chunk_chars: int = 32) -> TextStream:
+        """The text of a one-row request, piece by piece as it is generated: an iterator
+        of strings whose concatenation is `complete(request)[0].text`; its `completion`
+        is that `Completion` once the iterator is exhausted.
+
+        It runs `complete` on `chunk_chars` characters at a time, each continuing the
+        last. Stop strings are found across the pieces: up to `MAX_STOP_CHARS - 1`
+        characters are held back until they cannot begin one.
+        """
+        return TextStream(self, request, chunk_chars)
 
     def generate(self, prompts, *, settings=None, **values) -> list[str]:
         """The texts alone of `complete` for the request of these settings (see
@@ -241,3 +393,63 @@ class Generator:
 
     def _complete(self, request: CheckedRequest) -> list[Completion]:
         raise NotImplementedError
+
+
+class TextStream(Iterator[str]):
+    """The pieces of one row's text as `Generator.stream` makes them."""
+
+    def __init__(self, generator: Generator, request: GenerationRequest, chunk_chars: int):
+        if len(request) != 1:
+            raise TextgenError(f"streaming takes one prompt at a time, got {len(request)}")
+        if chunk_chars < 1:
+            raise TextgenError(f"chunk_chars must be >= 1, got {chunk_chars}")
+        checked = request.checked()
+        self.completion: Completion | None = None
+        self._pieces = self._generate(generator, request.prompts[0], checked, chunk_chars)
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def _generate(self, generator, prompt, checked, chunk_chars):
+        settings = checked.rows[0]
+        states = checked.states
+        remaining = settings.num_chars
+        # Characters that may begin a stop string wait until they cannot.
+        held = max((len(s) for s in settings.stop), default=1) - 1
+        text, emitted, logprobs, model_logprobs = "", 0, [], []
+        while True:
+            count = min(chunk_chars, remaining)
+            part = generator.complete(
+                GenerationRequest(
+                    [prompt], settings=settings.replace(num_chars=count), state=states
+                )
+            )[0]
+            prompt, remaining = "", remaining - count
+            # A stop string begun in an earlier piece is found here: the window reaches
+            # back as far as the longest stop string.
+            window = text[len(text) - min(len(text), MAX_STOP_CHARS - 1) :]
+            cut, stopped = stop_at_first(window + part.text, settings.stop)
+            text = text[: len(text) - len(window)] + cut
+            logprobs += part.logprobs
+            model_logprobs += part.model_logprobs
+            finish = "stop" if stopped else part.finish_reason
+            last = stopped or part.finish_reason != "length" or remaining <= 0
+            end = len(text) if last else max(len(text) - held, emitted)
+            if end > emitted:
+                yield text[emitted:end]
+                emitted = end
+            if last:
+                self.completion = Completion(
+                    text,
+                    finish,
+                    part.state,
+                    tuple(logprobs[: len(text)]),
+                    tuple(model_logprobs[: len(text)]),
+                )
+                return
+            if part.state is None:
+                raise TextgenError(
+                    f"{generator.source} cannot continue a text (an export that predates "
+                    "continuation); export the run again to stream from it"
+                )
+            states = (part.state,)

@@ -80,6 +80,8 @@ class SamplingBatch(NamedTuple):
     top_k: tf.Tensor  # int32 [B]
     top_p: tf.Tensor  # float [B]
     seed: tf.Tensor  # int32 [B]
+    start_step: tf.Tensor  # int32 [B], the step of the random stream the first pick draws
+    key: tf.Tensor  # uint32 [B], the row's random stream (`stream_key` of its seed)
     stop_ids: tf.Tensor  # int32 [B, S, L], each stop string at the right end, -1 before it
     stop_lengths: tf.Tensor  # int32 [B, S], 0 for an unused slot
     end_id: tf.Tensor  # int32 scalar, the end-of-item id or -1
@@ -91,7 +93,9 @@ class SamplingBatch(NamedTuple):
     filtering: tf.Tensor
 
 
-def sampling_batch(logits, settings, stop_ids=None, stop_lengths=None, end_id=None):
+def sampling_batch(
+    logits, settings, stop_ids=None, stop_lengths=None, end_id=None, start_step=None
+):
     """Graph code: the `SamplingBatch` of a batch whose first logits are `logits [B, V]`.
 
     Args:
@@ -102,6 +106,9 @@ def sampling_batch(logits, settings, stop_ids=None, stop_lengths=None, end_id=No
             (id 0, which is never picked, where a character is outside the vocabulary).
         stop_lengths: int32 `[B, S]`, their lengths; 0 marks an unused slot.
         end_id: the end-of-item id, or None for a model of plain text.
+        start_step: scalar or int32 `[B]`, where each row's random stream starts (0 when
+            None): a continuation starts at the steps its first part used, so its text is
+            what one longer request would have given.
     """
     logits = tf.convert_to_tensor(logits)
     batch = tf.shape(logits)[0]
@@ -129,6 +136,8 @@ def sampling_batch(logits, settings, stop_ids=None, stop_lengths=None, end_id=No
     t, k, p = values["temperature"], values["top_k"], values["top_p"]
     return SamplingBatch(
         **values,
+        start_step=per_row(0 if start_step is None else start_step, batch, tf.int32),
+        key=stream_key(values["seed"]),
         stop_ids=_right_aligned(tf.cast(stop_ids, tf.int32), stop_lengths),
         stop_lengths=stop_lengths,
         # -1 is no id: a model of plain text never ends a row by itself.
@@ -232,10 +241,53 @@ def hash_uniforms(seeds, step):
     draws from it, so a seed means the same numbers in every backend. The first n numbers
     of a row are the same however long the loop runs.
     """
-    key = _mix32(tf.cast(seeds, tf.uint32))
+    return stream_uniforms(stream_key(seeds), step)
+
+
+def stream_key(seeds):
+    """uint32 `[B]`: the part of `hash_uniforms` that depends on the seed alone, which a
+    loop computes once."""
+    return _mix32(tf.cast(seeds, tf.uint32))
+
+
+def stream_uniforms(key, step):
+    """`hash_uniforms` of the rows whose `stream_key` is `key`, at `step`."""
     counter = tf.cast(step, tf.uint32) * tf.constant(0x9E3779B9, tf.uint32)
     bits24 = tf.bitwise.right_shift(_mix32(key + counter), tf.constant(8, tf.uint32))
     return tf.cast(bits24, tf.float32) * (1.0 / (1 << 24))
+
+
+def pick_log_probs(logits, ids, temperature, top_k, top_p, filtering=True):
+    """The log-probability of each pick `ids [N]` under the distribution it was sampled
+    from (temperature and filters applied, as `_pick` applies them; 0 for a greedy row,
+    whose pick is certain) and under the model's own distribution (`log_softmax(logits)`).
+
+    Args:
+        logits: `[N, V]`, the logits the picks were made from.
+        temperature, top_k, top_p: `[N]`, the settings of each pick's row.
+        filtering: whether to apply the filters: True, False where no row filters (it
+            skips the sort and gives the same values), or a scalar bool tensor.
+
+    Returns:
+        `(sampled [N], model [N])` float32.
+    """
+    model = tf.gather(tf.nn.log_softmax(logits, axis=-1), ids, batch_dims=1)
+    vocab = tf.shape(logits)[1]
+    unknown = tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :]
+    masked = tf.where(unknown, tf.constant(-math.inf, logits.dtype), logits)
+    sampled_rows = temperature > 0
+    divisor = tf.where(sampled_rows, tf.maximum(temperature, MIN_TEMPERATURE), 1.0)
+    scaled = masked / divisor[:, None]
+    if filtering is True:
+        scaled = filter_logits(scaled, top_k, top_p)
+    elif filtering is not False:
+        scaled = tf.cond(
+            tf.convert_to_tensor(filtering),
+            lambda: filter_logits(scaled, top_k, top_p),
+            lambda: scaled,
+        )
+    sampled = tf.gather(tf.nn.log_softmax(scaled, axis=-1), ids, batch_dims=1)
+    return tf.where(sampled_rows, sampled, tf.zeros_like(sampled)), model
 
 
 def _right_aligned(stop_ids, stop_lengths):
@@ -255,32 +307,55 @@ def _stop_match_length(recent, aligned, stop_lengths):
     return tf.reduce_max(tf.where(matched, stop_lengths, 0), axis=1)
 
 
-def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False):
+class Generated(NamedTuple):
+    """What `sample_loop` gives back, one row per prompt.
+
+    `ids [B, T]` are the picks (T the steps the loop ran; a row's ids past its length are
+    not part of its text), `lengths [B]` the lengths of the texts, `finish [B]` codes of
+    `request.FINISH_REASONS`. `state` is each row's state after its last pick (every pick
+    it made, a stop string's and the end marker's included) and `steps [B]` the number of
+    picks: a continuation starts from `state` at random-stream step `start_step + steps`.
+    `logprobs` and `model_logprobs` `[B, T]` are each pick's log-probability under the
+    distribution it was sampled from and under the model's own (`pick_log_probs`), 0 past
+    a row's length.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    finish: tf.Tensor
+    state: object
+    steps: tf.Tensor
+    logprobs: tf.Tensor
+    model_logprobs: tf.Tensor
+
+
+def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) -> Generated:
     """Sample up to `num_chars` ids per row, feeding each pick back through `step_fn`,
     until every row has ended.
 
     A row ends at its `num_chars` (`length`), right before the first of its stop strings
     to be completed (`stop`; the longest of those completed at the same pick), or when
     it picks `end_id` (`end`, the end-of-item marker, left out). The loop stops when every
-    row has ended, so a batch costs what its longest row costs.
+    row has ended, so a batch costs what its longest row costs; a row that has ended keeps
+    its state while the others go on.
 
     Args:
         step_fn: `(ids [B], state) -> (logits [B, V], state)`; the state is any nest of
-            tensors whose shapes stay fixed (e.g. the LSTM `(h, c)` of every layer).
+            `[B, ...]` tensors whose shapes stay fixed (e.g. the LSTM `(h, c)` of every
+            layer).
         logits: `[B, V]`, the distribution of the first id to sample.
         state: the state that goes with `logits`.
         batch: the `SamplingBatch` of the rows (`sampling_batch`); row r draws from
-            `hash_uniforms` of its seed.
+            `hash_uniforms` of its seed, from its `start_step` on.
         portable: build the loop from ops LiteRT has as builtins: each pick is written
             into a `[B, max(num_chars)]` tensor by a select over all of it (TensorArrays of
             an unknown batch size do not convert, and a loop variable that changes shape
-            makes LiteRT's WHILE allocate at every step), and every row takes every part
-            of the pick (greedy, sampled, filtered), which picks the same ids.
+            makes LiteRT's WHILE allocate at every step), every row takes every part of
+            the pick (greedy, sampled, filtered), which picks the same ids, and the
+            log-probabilities are computed at each step rather than after the loop.
 
     Returns:
-        `(ids, lengths, finish)`: int32 `[B, T]` picks (T the steps the loop ran; a row's
-        ids past its length are not part of its text), int32 `[B]` lengths of the texts,
-        and int32 `[B]` codes of `request.FINISH_REASONS`.
+        a `Generated`.
     """
     logits = tf.convert_to_tensor(logits)
     rows = tf.shape(logits)[0]
@@ -290,50 +365,112 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False):
     # the generated text only, never across the prompt.
     recent = tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1)
     done = num_chars <= 0
-    lengths = tf.zeros([rows], tf.int32)
+    # Where each row ended (its picks) and how many of them its text leaves out.
+    ended_at = tf.zeros([rows], tf.int32)
+    cut = tf.zeros([rows], tf.int32)
     finish = tf.fill([rows], FINISH_LENGTH)
 
     def loop(branch):
-        def body(t, logits, state, picks, recent, done, lengths, finish):
-            ids = _pick(logits, hash_uniforms(batch.seed, t), batch, branch)
+        def body(t, logits, state, record, recent, done, ended_at, cut, finish):
+            ids = _pick(logits, stream_uniforms(batch.key, batch.start_step + t), batch, branch)
             if portable:
-                picks = tf.where(tf.equal(positions, t), ids[:, None], picks)
+                at_t = tf.equal(positions, t)
+                picks, logprobs, model_logprobs = record
+                sampled, model = pick_log_probs(
+                    logits, ids, batch.temperature, batch.top_k, batch.top_p, filtering=True
+                )
+                record = (
+                    tf.where(at_t, ids[:, None], picks),
+                    tf.where(at_t, sampled[:, None], logprobs),
+                    tf.where(at_t, model[:, None], model_logprobs),
+                )
             else:
-                picks = picks.write(t, ids)
+                record = (record[0].write(t, ids), record[1].write(t, logits))
             recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
             stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
             ended = tf.equal(ids, batch.end_id)
             stopped = (stop_length > 0) & ~ended
             full = t + 1 >= num_chars
             newly = ~done & (ended | stopped | full)
-            length = tf.where(ended, t, tf.where(stopped, t + 1 - stop_length, t + 1))
+            ended_at = tf.where(newly, t + 1, ended_at)
+            cut = tf.where(newly, tf.where(ended, 1, stop_length), cut)
             reason = tf.where(ended, FINISH_END, tf.where(stopped, FINISH_STOP, FINISH_LENGTH))
-            lengths = tf.where(newly, length, lengths)
             finish = tf.where(newly, reason, finish)
-            done = done | newly
-            logits, state = step_fn(ids, state)
-            return t + 1, logits, state, picks, recent, done, lengths, finish
+            logits, new_state = step_fn(ids, state)
+            # A row that had ended before this pick keeps its state.
+            state = tf.nest.map_structure(lambda n, o: _keep_rows(done, o, n), new_state, state)
+            return t + 1, logits, state, record, recent, newly | done, ended_at, cut, finish
 
         if portable:
-            picks = tf.zeros([rows, steps], tf.int32)
+            record = (
+                tf.zeros([rows, steps], tf.int32),
+                tf.zeros([rows, steps], logits.dtype),
+                tf.zeros([rows, steps], logits.dtype),
+            )
         else:
-            picks = tf.TensorArray(tf.int32, size=steps, element_shape=[None])
-        t, _, _, picks, _, _, lengths_out, finish_out = tf.while_loop(
+            record = (
+                tf.TensorArray(tf.int32, size=steps, element_shape=[None]),
+                tf.TensorArray(logits.dtype, size=steps, element_shape=logits.shape),
+            )
+        t, _, state_out, record, _, _, ended_at_out, cut_out, finish_out = tf.while_loop(
             lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
             body,
-            (tf.constant(0), logits, state, picks, recent, done, lengths, finish),
+            (tf.constant(0), logits, state, record, recent, done, ended_at, cut, finish),
             maximum_iterations=steps,
         )
         if portable:
-            return picks, lengths_out, finish_out
-        picks = tf.cond(
-            t > 0,
-            lambda: tf.transpose(picks.gather(tf.range(t))),
-            lambda: tf.zeros([rows, 0], tf.int32),
+            picks, logprobs, model_logprobs = record
+        else:
+            picks, logprobs, model_logprobs = _recorded(record, t, rows, batch)
+        lengths = ended_at_out - cut_out
+        in_text = tf.range(tf.shape(picks)[1])[None, :] < lengths[:, None]
+        return Generated(
+            picks,
+            lengths,
+            finish_out,
+            state_out,
+            ended_at_out,
+            tf.where(in_text, logprobs, tf.zeros_like(logprobs)),
+            tf.where(in_text, model_logprobs, tf.zeros_like(model_logprobs)),
         )
-        return picks, lengths_out, finish_out
 
     if portable:
         positions = tf.range(steps)[None, :]
         return loop(_BRANCHES[-1])
     return _switch(batch, loop)
+
+
+def _keep_rows(kept, old, new):
+    """`old` in the rows where `kept [B]` is True, `new` elsewhere (any rank >= 1)."""
+    return tf.where(tf.reshape(kept, [-1] + [1] * (old.shape.rank - 1)), old, new)
+
+
+def _recorded(record, t, rows, batch: SamplingBatch):
+    """The picks `[B, t]` written by the loop, and their log-probabilities from the logits
+    it wrote beside them, computed for every step at once (one op a step in the loop)."""
+    picks, seen = record
+
+    def written():
+        ids = picks.gather(tf.range(t))  # [t, B]
+        logits = seen.gather(tf.range(t))  # [t, B, V]
+        flat = tf.reshape(logits, [t * rows, -1])
+
+        def tiled(value):
+            return tf.tile(value, [t])
+
+        sampled, model = pick_log_probs(
+            flat,
+            tf.reshape(ids, [-1]),
+            tiled(batch.temperature),
+            tiled(batch.top_k),
+            tiled(batch.top_p),
+            filtering=batch.filtering,
+        )
+        as_rows = lambda x: tf.transpose(tf.reshape(x, [t, rows]))  # noqa: E731
+        return tf.transpose(ids), as_rows(sampled), as_rows(model)
+
+    def empty():
+        zeros = tf.zeros([rows, 0], seen.dtype)
+        return tf.zeros([rows, 0], tf.int32), zeros, zeros
+
+    return tf.cond(t > 0, written, empty)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.generate import generate_spec
-from lstm_textgen.settings import SamplingSettings, export_inputs
+from lstm_textgen.settings import START_STEP, SamplingSettings, export_inputs
 
 # The batch sizes the batching_parameters.txt of docs/serving.md allows; the warmup file runs each.
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -23,8 +23,10 @@ def warmup_inputs(config: ModelConfig, rows: int = 1) -> dict[str, dict[str, np.
     ]
     generate = generate_arrays([""] * rows, settings)
     zeros = np.zeros([rows, config.num_layers, config.units], np.float32)
+    state = {"h": zeros, "c": zeros, START_STEP.name: np.full([rows], WARMUP_CHARS, np.int32)}
     return {
         "serving_default": generate,
+        "continue": {**generate, **state},
         "generate_rows": generate,
         "step": {"ids": np.ones([rows], np.int32), "h": zeros, "c": zeros},
         "score": {"text": np.array([b"\n"] * rows, object)},

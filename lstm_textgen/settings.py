@@ -28,6 +28,8 @@ MAX_PROMPT_CHARS = 1_000  # the last characters of a prompt that prime the state
 MAX_STOP_STRINGS = 4  # stop strings per row
 MAX_STOP_CHARS = 16  # characters per stop string
 MAX_SEED = 2**31 - 1  # seeds are 31-bit: the counter-based stream hashes them as uint32
+# A continuation's first step of the random stream; with MAX_NUM_CHARS more it stays int32.
+MAX_START_STEP = 2**31 - 1 - MAX_NUM_CHARS
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,19 @@ SETTINGS: dict[str, Setting] = {
         ),
     )
 }
+
+
+# Not a setting of a request but of a continuation, where its random stream goes on: the
+# `start_step` input of the continuation signatures, checked as the settings are.
+START_STEP = Setting(
+    "start_step",
+    "int32",
+    0,
+    f"0 to {MAX_START_STEP:,}",
+    "the step of the random stream a continuation starts at",
+    minimum=0,
+    maximum=MAX_START_STEP,
+)
 
 
 def numbers() -> list[Setting]:

@@ -10,7 +10,7 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
-from lstm_textgen.request import GenerationRequest, stop_at_first
+from lstm_textgen.request import GenerationRequest, GenerationState, stop_at_first
 from lstm_textgen.settings import MAX_SEED
 
 import tf_serving
@@ -111,3 +111,106 @@ def test_bad_stop_strings_fail_the_request_before_any_backend_runs(backends, sto
     for generator in backends.values():
         with pytest.raises(TextgenError, match=message):
             generator.complete(GenerationRequest("the ", num_chars=5, stop=stop))
+
+
+def continued_texts(generator, request_of, parts):
+    """The texts of `parts` requests, each continuing every row of the last."""
+    texts, completions = None, None
+    for k in range(parts):
+        state = None if completions is None else [c.state for c in completions]
+        completions = generator.complete(request_of(k, state))
+        pieces = [c.text for c in completions]
+        texts = pieces if texts is None else [t + p for t, p in zip(texts, pieces)]
+    return texts, completions
+
+
+def test_one_request_gives_the_text_of_four_that_each_continue_the_last(backends):
+    prompts = ["the ", "", "fox"]
+    settings = dict(temperature=[1.0, 0.0, 0.8], top_k=[0, 0, 5], seed=[11, 12, 13])
+    whole = GenerationRequest(prompts, num_chars=40, **settings)
+
+    def part(k, state):
+        return GenerationRequest(prompts if k == 0 else [""] * 3, num_chars=10, state=state, **settings)
+
+    for name, generator in backends.items():
+        one = generator.complete(whole)
+        four, last = continued_texts(generator, part, 4)
+        assert four == [c.text for c in one], name
+        assert [c.state.step for c in last] == [40] * 3, name
+        np.testing.assert_allclose(last[0].state.h, one[0].state.h, atol=1e-5, err_msg=name)
+
+
+def test_a_state_continues_on_another_backend_of_the_same_model(backends):
+    request = GenerationRequest("the ", num_chars=20, seed=4)
+    first = backends["run"].complete(request)[0]
+    following = GenerationRequest("", num_chars=15, seed=4, state=first.state)
+    texts = {name: g.complete(following)[0].text for name, g in backends.items()}
+    assert set(texts.values()) == {backends["run"].complete(
+        GenerationRequest("the ", num_chars=35, seed=4))[0].text[20:]}  # fmt: skip
+
+
+def test_the_streamed_text_is_the_text_from_every_backend(backends):
+    request = mixed_request(count=6, seed=3)
+    rows = request.checked().rows
+    for name, generator in backends.items():
+        whole = generator.complete(request)
+        for row, prompt in enumerate(request.prompts):
+            one = GenerationRequest(prompt, settings=rows[row])
+            stream = generator.stream(one, chunk_chars=3)
+            pieces = list(stream)
+            assert "".join(pieces) == whole[row].text, (name, row)
+            assert stream.completion == whole[row], (name, row)
+            assert len(pieces) >= len(whole[row].text) // 3 - 5, (name, row)
+
+
+def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(backends):
+    import tensorflow as tf
+
+    request = mixed_request(count=8, seed=5, with_stops=False)
+    results = {name: generator.complete(request) for name, generator in backends.items()}
+    run = backends["run"]
+    for row, completion in enumerate(results["run"]):
+        assert len(completion.logprobs) == len(completion.text)
+        for name, completions in results.items():
+            other = completions[row]
+            np.testing.assert_allclose(other.logprobs, completion.logprobs, atol=1e-5)
+            np.testing.assert_allclose(other.model_logprobs, completion.model_logprobs, atol=1e-5)
+            assert abs(other.model_logprob_sum - completion.model_logprob_sum) < 1e-4, name
+        # The model's own log-softmax, over the prompt's known characters and the text.
+        prompt_ids = [i for i in run.vocab.encode(request.prompts[row]) if i]
+        text_ids = run.vocab.encode(completion.text)
+        if not text_ids:
+            continue
+        ids = tf.constant([prompt_ids + text_ids], tf.int32)
+        first = run.model.next_logits(run.model.initial_state(1))[:, None]
+        logits = tf.concat([first, run.model(ids)[:, :-1]], axis=1)
+        log_softmax = tf.nn.log_softmax(logits, axis=-1).numpy()[0]
+        expected = [log_softmax[len(prompt_ids) + t, i] for t, i in enumerate(text_ids)]
+        np.testing.assert_allclose(completion.model_logprobs, expected, atol=1e-5)
+        temperature = request.checked().rows[row].temperature
+        if temperature == 0:
+            assert completion.logprob_sum == 0.0
+        elif request.checked().rows[row].top_k == 0 and request.checked().rows[row].top_p == 1:
+            scaled = np.where(np.arange(logits.shape[-1]) == 0, -np.inf, logits.numpy()[0] / temperature)
+            scaled = scaled - scaled.max(-1, keepdims=True)
+            lsm = scaled - np.log(np.exp(scaled).sum(-1, keepdims=True))
+            sampled = [lsm[len(prompt_ids) + t, i] for t, i in enumerate(text_ids)]
+            np.testing.assert_allclose(completion.logprobs, sampled, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "state,message",
+    [
+        (lambda s: GenerationState(s.h[:1], s.c[:1], s.step), r"state of \[1, 16\]|h and c must be \[rows, 2, 16\]"),
+        (lambda s: GenerationState(s.h, s.c, -1), "start_step must be 0 to"),
+        (lambda s: GenerationState(s.h, s.c, s.step, "2x16:0123456789ab"), "another model"),
+        (lambda s: "state", "must be a GenerationState"),
+    ],
+)
+def test_a_bad_state_is_one_line_before_any_backend_runs(backends, state, message):
+    good = backends["run"].complete(GenerationRequest("the ", num_chars=3, seed=1))[0].state
+    for name, generator in backends.items():
+        if name == "server" and "another model" in message:
+            continue  # a server's model is not known to the client
+        with pytest.raises(TextgenError, match=message):
+            generator.complete(GenerationRequest("", num_chars=3, state=state(good)))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lstm_textgen.client import STATE_OUTPUTS
 from lstm_textgen.request import GenerationRequest
 from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS
 
@@ -76,12 +77,17 @@ def test_rest_replies_in_both_formats(served, tmp_path):
     settings = {REQUEST_FIELDS.get(k, k): v for k, v in columnar["inputs"].items()}
     settings["stop"] = used(settings["stop"])
     completions = served["generator"].complete(GenerationRequest(**settings))
-    columns = {"text": [c.text for c in completions]}
-    columns["finish_reason"] = [c.finish_reason for c in completions]
-    assert replies[0] == {"outputs": columns}
+    outputs = replies[0]["outputs"]
+    assert set(outputs) == {"text", "finish_reason", *STATE_OUTPUTS}
+    assert outputs["text"] == [c.text for c in completions]
+    assert outputs["finish_reason"] == [c.finish_reason for c in completions]
+    assert outputs["next_step"] == [c.state.step for c in completions]
+    for row, c in enumerate(completions):
+        assert_close(outputs["model_logprobs"][row][: len(c.text)], c.model_logprobs)
+        assert_close(outputs["h"][row], c.state.h)
     texts_of_rows = expected_generate_rows(served["generator"], rows["instances"])
     assert [p["text"] for p in replies[1]["predictions"]] == texts_of_rows
-    assert set(replies[1]["predictions"][0]) == {"text", "finish_reason"}
+    assert set(replies[1]["predictions"][0]) == {"text", "finish_reason", *STATE_OUTPUTS}
 
 
 def test_bad_requests_fail_or_are_clamped_in_the_graph(served, tmp_path):

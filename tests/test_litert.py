@@ -93,9 +93,9 @@ def generate_ids(litert, prompts, num_chars, temperature, top_k, top_p, seed):
     settings = dict(
         num_chars=[num_chars] * rows, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed
     )
-    ids, lengths, _ = litert.generate_ids(prompts, settings, stop_ids, stop_lengths)
-    assert (lengths == num_chars).all()
-    return ids
+    out = litert.generate_ids(prompts, settings, stop_ids, stop_lengths)
+    assert (out["length"] == num_chars).all()
+    return out["ids"]
 
 
 def test_litert_top_k_keeps_the_k_likeliest_characters(litert_exported):

@@ -56,7 +56,7 @@ def run(step, first_logits, n, seed=0, **kwargs):
 def run_with_reasons(step, first_logits, n, seed=0, **kwargs):
     """`(text, finish code)` per row of a sampling loop."""
     batch = first_logits.shape[0]
-    ids, lengths, finish = loop(
+    ids, lengths, finish, *_ = loop(
         step, tf.constant(first_logits, tf.float32), tf.zeros([batch]), n, seed, **kwargs
     )
     return [
@@ -192,7 +192,7 @@ def test_filters_leave_a_row_that_asks_for_neither_exactly_as_it_was():
 
 
 def test_zero_steps_gives_an_empty_result():
-    ids, lengths, finish = loop(
+    ids, lengths, finish, *_ = loop(
         next_letter_step, tf.constant(start_at("a", 3)), tf.zeros([3]), 0, 0, 1.0
     )
     assert ids.shape == (3, 0)
@@ -251,7 +251,7 @@ def test_the_loop_agrees_with_the_reference_cut_and_stops_when_every_row_has_end
             **stops(rows),
         )
     )  # fmt: skip
-    ids, lengths, finish = in_graph()
+    ids, lengths, finish, *_ = in_graph()
     full = VOCAB.decode(ids.numpy()[2])
     assert ids.shape[1] == 17  # 'q' is the 17th letter: the loop ran 17 steps, not 2,000
     for r, row in enumerate(rows):
@@ -274,3 +274,87 @@ def test_the_end_id_ends_a_row_and_is_left_out():
         **stops([[], ["cd"]]),
     )  # fmt: skip
     assert got == [("abcd", END), ("ab", STOP)]
+
+
+
+def logits_of(state):
+    """The next logits of a `drifting_step` state, as a model's head gives them."""
+    phase = state[:, None] * 0.37 + tf.range(V, dtype=tf.float32)[None, :]
+    return 2.0 * tf.sin(phase)
+
+
+def drifting_step(ids, state):
+    """Logits that depend on the state, which every pick moves: a continuation that
+    started from the wrong state or step would give other text."""
+    state = state * 0.9 + tf.cast(ids, tf.float32)
+    return logits_of(state), state
+
+
+def continued_loop(num_chars, start_step, state, **settings):
+    logits = logits_of(state)
+    batch = sampling_batch(logits, {"num_chars": num_chars, **settings}, start_step=start_step)
+    return sample_loop(drifting_step, logits, state, batch)
+
+
+SETTINGS_OF_TWO_ROWS = {"seed": [3, 8], "temperature": [1.0, 0.7], "top_k": [0, 5]}
+
+
+def test_four_continued_loops_give_the_text_and_state_of_one():
+    start = tf.constant([1.0, 2.0])
+    whole = continued_loop(40, 0, start, **SETTINGS_OF_TWO_ROWS)
+    state, step, pieces = start, 0, []
+    for _ in range(4):
+        part = continued_loop(10, step, state, **SETTINGS_OF_TWO_ROWS)
+        np.testing.assert_array_equal(part.steps.numpy(), [10, 10])
+        pieces.append(part.ids.numpy())
+        state, step = part.state, step + 10
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole.ids.numpy())
+    np.testing.assert_allclose(state.numpy(), whole.state.numpy(), rtol=1e-6)
+    # Continuing at another step of the stream is other text.
+    other = continued_loop(10, 0, whole.state, **SETTINGS_OF_TWO_ROWS)
+    shifted = continued_loop(10, 5, whole.state, **SETTINGS_OF_TWO_ROWS)
+    assert not np.array_equal(other.ids.numpy(), shifted.ids.numpy())
+
+
+def test_a_row_that_ended_keeps_its_state_while_the_others_go_on():
+    start = tf.constant([1.0, 2.0])
+    short = continued_loop([4, 30], 0, start, **SETTINGS_OF_TWO_ROWS)
+    alone = continued_loop(4, 0, start[:1], seed=3, temperature=1.0)
+    assert short.ids.shape[1] == 30
+    np.testing.assert_array_equal(short.steps.numpy(), [4, 30])
+    np.testing.assert_allclose(short.state.numpy()[0], alone.state.numpy()[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_log_probs_are_the_log_softmax_of_the_distribution_each_pick_came_from(portable):
+    # Distinct logits: the filters keep every logit tied with the last one they keep.
+    row = np.log(np.arange(V, dtype=np.float32) * 0.37 % 3.1 + 0.01)
+    step = constant_step(row)
+    first = tf.constant(np.stack([row] * 4))
+    settings = {
+        "num_chars": 50,
+        "seed": [1, 2, 3, 4],
+        "temperature": [0.0, 1.0, 0.5, 2.0],
+        "top_k": [0, 0, 3, 0],
+        "top_p": [1.0, 1.0, 1.0, 0.6],
+    }
+    batch = sampling_batch(first, settings)
+    out = sample_loop(step, first, tf.zeros([4]), batch, portable=portable)
+    ids = out.ids.numpy()
+    shifted = row - row.max()
+    model = shifted - np.log(np.exp(shifted).sum())
+    np.testing.assert_allclose(out.model_logprobs.numpy(), model[ids], atol=1e-5)
+    sampled = out.logprobs.numpy()
+    np.testing.assert_array_equal(sampled[0], 0.0)  # greedy: the pick is certain
+    for r, (t, k, p) in enumerate([(1.0, 0, 1.0), (0.5, 3, 1.0), (2.0, 0, 0.6)], start=1):
+        scaled = np.where(np.arange(V) == 0, -np.inf, row / t)
+        kept = np.argsort(-scaled)
+        if k:
+            scaled[kept[k:]] = -np.inf
+        if p < 1.0:
+            probs = np.exp(scaled - scaled.max())
+            probs /= probs.sum()
+            before = np.cumsum(probs[kept]) - probs[kept]
+            scaled[kept[before >= p]] = -np.inf
+        log_softmax = scaled - scaled.max() - np.log(np.exp(scaled - scaled.max()).sum())
+        np.testing.assert_allclose(sampled[r], log_softmax[ids[r]], atol=1e-5, err_msg=str(r))
