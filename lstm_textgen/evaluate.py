@@ -48,14 +48,72 @@ class KerasScorer(Scorer):
             logits, state = model.logits_and_state(x, state)
             return loss_fn(y, logits), state
 
+        @tf.function
+        def piece_log_probs(ids, state):
+            first = model.next_logits(state)[:, None]
+            logits, state = model.logits_and_state(ids, state)
+            logits = tf.concat([first, logits[:, :-1]], axis=1)
+            log_softmax = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+            return tf.gather(log_softmax, ids, batch_dims=2), state
+
         self._piece_loss = piece_loss
+        self._piece_log_probs = piece_log_probs
 
     def initial_state(self, batch: int):
         return self.model.initial_state(batch)
 
+    def char_log_probs(self, ids, state):
+        log_probs, state = self._piece_log_probs(tf.constant(ids, tf.int32), state)
+        return log_probs.numpy(), state
+
     def summed_loss(self, x, y, state):
         loss, state = self._piece_loss(x, y, state)
         return float(loss), state
+
+
+@dataclass(frozen=True)
+class ScoredChar:
+    """One character of a scored text and its log-probability in nats (None for a
+    character outside the vocabulary, which is skipped: the state does not read it)."""
+
+    char: str
+    logprob: float | None
+
+
+def score_text(scorer: Scorer, vocab: CharVocabulary, text: str, piece: int = 1024):
+    """Each character of `text` with its log-probability under the model, read from the
+    initial state (after the end-of-item marker for a model of items) with the state
+    carried from piece to piece of `piece` known characters; yields `ScoredChar`s."""
+    state = scorer.initial_state(1)
+    if vocab.end_id is not None:
+        _, state = scorer.char_log_probs(np.array([[vocab.end_id]], np.int32), state)
+    ids = vocab.encode(text)
+    for start in range(0, len(text), piece):
+        chunk = ids[start : start + piece]
+        known = np.array([[i for i in chunk if i != UNKNOWN_ID]], np.int32)
+        log_probs = iter(())
+        if known.size:
+            scores, state = scorer.char_log_probs(known, state)
+            log_probs = iter(scores[0].tolist())
+        for offset, i in enumerate(chunk):
+            yield ScoredChar(text[start + offset], next(log_probs) if i != UNKNOWN_ID else None)
+
+
+def open_scorer(source: str | None = None, checkpoint: str = "best", litert: str | None = None):
+    """`(scorer, vocab)` of a run, an export or a shipped model (`sources`; default: the
+    shipped model), or of a LiteRT file."""
+    if litert:
+        if source:
+            raise TextgenError(f"give {setting('run')} or {setting('litert')}, not both")
+        from lstm_textgen.litert import LiteRTModel
+
+        model = LiteRTModel(litert)
+        return model, model.vocab
+    from lstm_textgen.shipped import DEFAULT_MODEL
+    from lstm_textgen.sources import load_source
+
+    trained = load_source(source or DEFAULT_MODEL, checkpoint)
+    return KerasScorer(trained.model), trained.vocab
 
 
 def evaluate_text(

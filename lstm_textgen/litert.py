@@ -69,6 +69,13 @@ def read_metadata(path: str) -> dict:
     )
 
 
+def _log_softmax(logits):
+    """log_softmax over the last axis, in float64."""
+    logits = np.asarray(logits, np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+
+
 class LiteRTModel(Generator, Scorer):
     """A LiteRT export: its signatures as NumPy functions, and text generation with the
     request, prompt policy and random stream of every other backend.
@@ -150,14 +157,22 @@ class LiteRTModel(Generator, Scorer):
             logits.append(step_logits)
         return np.stack(logits, axis=1), h, c
 
+    def char_log_probs(self, ids, state):
+        """`Scorer.char_log_probs` through the `prime` and `step` signatures."""
+        ids = np.asarray(ids, np.int32)
+        h, c = state
+        logits, h, c = self.prime(ids[:, :0], h, c)
+        log_probs = []
+        for t in range(ids.shape[1]):
+            log_probs.append(_log_softmax(logits)[np.arange(len(ids)), ids[:, t]])
+            logits, h, c = self.step(ids[:, t], h, c)
+        return np.stack(log_probs, axis=1) if log_probs else np.zeros((len(ids), 0)), (h, c)
+
     def summed_loss(self, x, y, state):
         """`Scorer.summed_loss` through the `step` signature; the state is `(h, c)`."""
         logits, h, c = self.logits_and_state(x, *state)
-        logits = logits.astype(np.float64)
-        top = logits.max(axis=-1, keepdims=True)
-        log_norm = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
-        picked = np.take_along_axis(logits, np.asarray(y)[..., None], axis=-1)[..., 0]
-        return float((log_norm - picked).sum()), (h, c)
+        picked = np.take_along_axis(_log_softmax(logits), np.asarray(y)[..., None], axis=-1)
+        return float(-picked.sum()), (h, c)
 
     def generate_ids(self, ids, settings: dict, stop_ids, stop_lengths, h=None, c=None, start_step=None):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known

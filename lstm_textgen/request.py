@@ -327,6 +327,7 @@ class Generator:
     source = "model"
     model_key: str | None = None
     state_shape: tuple[int, int] | None = None  # (layers, units) where known
+    can_continue = True  # False for an export that predates continuation
 
     def complete(self, request: GenerationRequest) -> list[Completion]:
         """One `Completion` per prompt of `request`."""
@@ -403,6 +404,11 @@ class TextStream(Iterator[str]):
             raise TextgenError(f"streaming takes one prompt at a time, got {len(request)}")
         if chunk_chars < 1:
             raise TextgenError(f"chunk_chars must be >= 1, got {chunk_chars}")
+        if not generator.can_continue:
+            raise TextgenError(
+                f"{generator.source} cannot continue a text (an export that predates "
+                "continuation); export the run again to stream from it"
+            )
         checked = request.checked()
         self.completion: Completion | None = None
         self._pieces = self._generate(generator, request.prompts[0], checked, chunk_chars)

@@ -18,11 +18,18 @@ class Scorer(abc.ABC):
     Example:
         state = scorer.initial_state(2)
         nats, state = scorer.summed_loss(x, y, state)  # x, y: int [2, T], y = x shifted
+        log_probs, state = scorer.char_log_probs(x, state)  # each of x, from the state
     """
 
     @abc.abstractmethod
     def initial_state(self, batch: int):
         """The zero state of `batch` rows, in the form `summed_loss` takes and gives."""
+
+    @abc.abstractmethod
+    def char_log_probs(self, ids, state) -> tuple[object, object]:
+        """The log-probability (nats) of each id of `ids` (int `[B, T]`) given `state` and
+        the ids before it, the first one scored from `state` alone (float `[B, T]`); and
+        the state after the last."""
 
     @abc.abstractmethod
     def summed_loss(self, x, y, state) -> tuple[float, object]:

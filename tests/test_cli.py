@@ -326,3 +326,28 @@ def test_main_called_twice_in_one_process_prints_each_warning_once(tmp_path, cap
     finally:
         library_log.handlers[:], library_log.propagate = saved[0], saved[1]
         library_log.setLevel(saved[2])
+
+
+def test_stream_prints_the_text_that_generate_prints_and_refuses_a_batch(trained_text_run):
+    run, _ = trained_text_run
+    args = ["generate", "--run", run, "--prompt", "th", "--num-chars", "50"]
+    args += ["--seed", "3", "--stop", "xyz", "--show-finish-reason"]
+    plain = cli_in_process(*args)
+    streamed = cli_in_process(*args, "--stream")
+    assert plain.returncode == 0 and streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout == plain.stdout
+    refused = cli_in_process(*args, "--stream", "--batch", "2")
+    assert refused.returncode != 0 and "--stream prints one sample" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_show_logprobs_prints_the_totals_and_least_likely_characters(trained_text_run):
+    run, _ = trained_text_run
+    shown = cli_in_process(
+        "generate", "--run", run, "--num-chars", "30", "--seed", "1",
+        "--show-logprobs", "--temperature", "0",
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    text, report = shown.stdout.splitlines()[-2:]
+    assert report.startswith("[logprob: -") and "least likely: " in report
+    assert "0.00 as sampled" in report  # greedy: every pick is certain

@@ -8,6 +8,15 @@ command still sets thread pools or a distribution strategy) or None (no TensorFl
 Importing a command module imports no TensorFlow.
 """
 
-from lstm_textgen.commands import bench, evaluate, export, generate, inspect, plot, train
+from lstm_textgen.commands import (
+    bench,
+    evaluate,
+    export,
+    generate,
+    inspect,
+    plot,
+    score,
+    train,
+)
 
-COMMANDS = (train, generate, export, evaluate, plot, inspect, bench)
+COMMANDS = (train, generate, export, evaluate, score, plot, inspect, bench)

@@ -14,6 +14,10 @@ DESCRIPTION = (
 )
 
 
+STREAM_CHUNK_CHARS = 16  # characters per continued request while streaming
+LEAST_LIKELY_SHOWN = 5
+
+
 def _uses_shipped_model(args) -> bool:
     return not (args.run or args.saved_model or args.server or args.litert)
 
@@ -70,6 +74,18 @@ def add_cli_args(parser) -> None:
         "ends at the model's end-of-item marker or at --num-chars; --prompt begins each",
     )
     parser.add_argument(
+        "--stream",
+        action="store_true",
+        help=f"print the text as it is generated, {STREAM_CHUNK_CHARS} characters at a time "
+        "(the same text as without; one sample: not with --batch or --num-items)",
+    )
+    parser.add_argument(
+        "--show-logprobs",
+        action="store_true",
+        help="after each sample, print its log-probability (under the distribution it was "
+        "sampled from and under the model) and its least likely characters",
+    )
+    parser.add_argument(
         "--show-finish-reason",
         action="store_true",
         help="print why each sample ended after it, tab-separated: [length], [stop] or [end]",
@@ -109,6 +125,10 @@ def main(args) -> int:
         if args.batch != 1:
             raise TextgenError("give --num-items or --batch, not both")
     rows = args.num_items or args.batch
+    if args.stream and rows > 1:
+        raise TextgenError(
+            "--stream prints one sample as it is generated; leave out --batch and --num-items"
+        )
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
     # --batch 1 gives, from every backend alike.
     settings = {name: getattr(args, name) for name in SETTINGS}
@@ -134,16 +154,11 @@ def main(args) -> int:
             "--num-items needs a model trained on items; this one was trained on plain "
             "text (train with --items lines or --items paragraphs)"
         )
-    completions = generator.complete(request)
-    # Items of several lines (paragraphs) are told apart by a blank line.
-    multiline = args.num_items is not None and any("\n" in c.text for c in completions)
-    for k, completion in enumerate(completions):
-        if args.num_items is None and rows > 1:
-            print(f"----- sample {k + 1} -----")
-        elif multiline and k:
-            print()
-        reason = f"\t[{completion.finish_reason}]" if args.show_finish_reason else ""
-        print(args.prompt + completion.text + reason)
+    if args.stream:
+        completions = [_print_stream(generator, request, args)]
+    else:
+        completions = generator.complete(request)
+        _print_completions(completions, args)
     if args.num_items is not None and args.run:
         from lstm_textgen.backends import training_items
 
@@ -151,3 +166,58 @@ def main(args) -> int:
         copies = sum(args.prompt + c.text in known for c in completions)
         common.log(f"{copies} of {len(completions)} items appear verbatim among the training items")
     return 0
+
+
+def _reason(completion, args) -> str:
+    return f"\t[{completion.finish_reason}]" if args.show_finish_reason else ""
+
+
+def _print_stream(generator, request, args):
+    """The one sample of `request`, printed piece by piece as it comes; its Completion."""
+    stream = generator.stream(request, chunk_chars=STREAM_CHUNK_CHARS)
+    print(args.prompt, end="", flush=True)
+    for piece in stream:
+        print(piece, end="", flush=True)
+    print(_reason(stream.completion, args))
+    if args.show_logprobs:
+        print(logprob_report(stream.completion))
+    return stream.completion
+
+
+def _print_completions(completions, args) -> None:
+    rows = len(completions)
+    # Items of several lines (paragraphs) are told apart by a blank line.
+    multiline = args.num_items is not None and any("\n" in c.text for c in completions)
+    for k, completion in enumerate(completions):
+        if args.num_items is None and rows > 1:
+            print(f"----- sample {k + 1} -----")
+        elif multiline and k:
+            print()
+        print(args.prompt + completion.text + _reason(completion, args))
+        if args.show_logprobs:
+            print(logprob_report(completion))
+
+
+def logprob_report(completion) -> str:
+    """One line: the sample's log-probabilities and its least likely characters."""
+    from lstm_textgen.config import bits
+    from lstm_textgen.errors import TextgenError
+
+    if len(completion.model_logprobs) != len(completion.text):
+        raise TextgenError(
+            "this model gives no log-probabilities (an export from an earlier "
+            "lstm-textgen); export the run again"
+        )
+    if not completion.text:
+        return "[logprob: no characters]"
+    count = len(completion.text)
+    per_char = -completion.model_logprob_sum / count
+    least = sorted(range(count), key=lambda i: completion.model_logprobs[i])[:LEAST_LIKELY_SHOWN]
+    shown = ", ".join(
+        f"{completion.text[i]!r} at {i} ({completion.model_logprobs[i]:.2f})" for i in least
+    )
+    return (
+        f"[logprob: {completion.model_logprob_sum:.2f} nats under the model "
+        f"({bits(per_char):.3f} bits/char), {completion.logprob_sum:.2f} as sampled; "
+        f"least likely: {shown}]"
+    )

@@ -1,0 +1,70 @@
+"""`lstm-textgen score`."""
+
+from __future__ import annotations
+
+from lstm_textgen.commands import common
+
+NAME = "score"
+HELP = "print the log-probability of every character of a text, as JSON lines"
+DESCRIPTION = (
+    "Read a text with the model, from its initial state, and print one JSON line per "
+    'character: {"char": ..., "logprob": ...} (nats; null for a character the model never '
+    "saw, which is skipped). The total, nats/char and bits/char go to stderr. The model is "
+    "a run, an export or the shipped model (--run), or a LiteRT file (--litert)."
+)
+
+
+def tensorflow_start(args) -> str | None:
+    return None if args.litert else "devices"
+
+
+def add_cli_args(parser) -> None:
+    common.add_model_source(parser)
+    common.add_checkpoint(parser)
+    parser.add_argument(
+        "--litert", metavar="FILE", help="score with this LiteRT file instead (no TensorFlow)"
+    )
+    text = parser.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", metavar="STR", help="the text to score")
+    text.add_argument(
+        "--text-file", metavar="PATH", help="a UTF-8 file to score ('-' reads stdin)"
+    )
+
+
+def main(args) -> int:
+    import json
+    import sys
+
+    from lstm_textgen.config import bits
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.evaluate import open_scorer, score_text
+
+    if args.text is not None:
+        text = args.text
+    elif args.text_file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            with open(args.text_file, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise TextgenError(f"cannot read {args.text_file}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise TextgenError(f"{args.text_file} is not UTF-8 text") from None
+    if not text:
+        raise TextgenError("the text to score is empty")
+    scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert)
+    total, scored, skipped = 0.0, 0, 0
+    for item in score_text(scorer, vocab, text):
+        print(json.dumps({"char": item.char, "logprob": item.logprob}, ensure_ascii=False))
+        if item.logprob is None:
+            skipped += 1
+        else:
+            total, scored = total + item.logprob, scored + 1
+    per_char = -total / max(scored, 1)
+    common.log(
+        f"{scored} characters: {total:.4f} nats in all, {per_char:.4f} nats/char, "
+        f"{bits(per_char):.4f} bits/char"
+        + (f"; {skipped} the model never saw were skipped" if skipped else "")
+    )
+    return 0

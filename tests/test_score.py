@@ -1,0 +1,63 @@
+"""`lstm-textgen score` and `evaluate.score_text`: each character's log-probability, the
+same from a run, its SavedModel's `score` signature and its LiteRT file."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lstm_textgen.evaluate import open_scorer, score_text
+
+from helpers import cli_in_process
+
+TEXT = "the quick Ωfox\njumps"  # Ω: a character the model never saw
+
+
+def scores(result):
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_score_prints_one_json_line_per_character_the_same_from_run_and_litert(litert_exported):
+    pytest.importorskip("ai_edge_litert")
+    run = litert_exported["run"]
+    from_run = scores(cli_in_process("score", "--run", run, "--text", TEXT))
+    from_litert = scores(
+        cli_in_process("score", "--litert", litert_exported["fp32"], "--text", TEXT)
+    )
+    assert "".join(s["char"] for s in from_run) == TEXT
+    assert [s["char"] for s in from_litert] == [s["char"] for s in from_run]
+    assert from_run[TEXT.index("Ω")]["logprob"] is None
+    known = [s["logprob"] for s in from_run if s["logprob"] is not None]
+    assert len(known) == len(TEXT) - 1 and all(x < 0 for x in known)
+    np.testing.assert_allclose(
+        [s["logprob"] for s in from_litert if s["logprob"] is not None], known, atol=1e-5
+    )
+
+
+def test_the_scores_equal_the_exports_score_signature(litert_exported):
+    run = litert_exported["run"]
+    scorer, vocab = open_scorer(str(run))
+    # Scored in pieces of 3 characters, the state carried: the same as in one piece.
+    pieces = [s.logprob for s in score_text(scorer, vocab, TEXT, piece=3)]
+    loaded = tf.saved_model.load(litert_exported["saved_model"])
+    out = loaded.signatures["score"](text=tf.constant([TEXT]))
+    expected = out["log_probs"].numpy()[0]
+    assert len(expected) == len(TEXT)
+    for k, value in enumerate(pieces):
+        if value is None:
+            assert expected[k] == 0.0
+        else:
+            assert abs(value - expected[k]) < 1e-5, k
+    known = sum(v for v in pieces if v is not None)
+    assert abs(known - float(out["log_likelihood"].numpy()[0])) < 1e-4
+
+
+def test_score_errors_are_one_line(tmp_path, trained_text_run):
+    trained_text_run, _ = trained_text_run
+    missing = cli_in_process("score", "--run", trained_text_run, "--text-file", tmp_path / "no")
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    empty = cli_in_process("score", "--run", trained_text_run, "--text", "")
+    assert empty.returncode != 0 and "empty" in empty.stderr
