@@ -327,7 +327,8 @@ class Generator:
     source = "model"
     model_key: str | None = None
     state_shape: tuple[int, int] | None = None  # (layers, units) where known
-    can_continue = True  # False for an export that predates continuation
+    # False for an export that predates continuation and log-probabilities.
+    can_continue = True
 
     def complete(self, request: GenerationRequest) -> list[Completion]:
         """One `Completion` per prompt of `request`."""

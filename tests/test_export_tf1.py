@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from lstm_textgen.client import STATE_OUTPUTS
 from lstm_textgen.request import GenerationRequest
-from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS
+from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS, START_STEP
 
 import tf_serving as serving
 from helpers import assert_close
@@ -185,3 +185,29 @@ def test_rest_json_rules():
     assert serving.outputs_to_rest(
         {"a": np.array([1, 2]), "b": np.array([b"x", b"y"], object)}, True
     ) == {"predictions": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}
+
+
+def test_continue_goes_on_from_a_reply_and_refuses_a_bad_state_in_the_graph(served, tmp_path):
+    generator = served["generator"]
+    settings = dict(num_chars=12, temperature=0.9, seed=5)
+    first = generator.complete(GenerationRequest("a", **settings))[0]
+    whole = generator.complete(GenerationRequest("a", **{**settings, "num_chars": 24}))[0]
+    state = first.state
+
+    def request(h=state.h.tolist(), c=state.c.tolist(), start_step=state.step):
+        inputs = GenerationRequest("", **settings).checked().export_inputs()
+        inputs.update(h=[h], c=[c], start_step=[start_step])
+        body = {"signature_name": "continue", "inputs": inputs}
+        return request_from_rest(body, served["version_dir"])[0]
+
+    responses = serve_tf1(
+        served["version_dir"],
+        [request(), request(h=state.h[:1].tolist(), c=state.c[:1].tolist()), request(start_step=-1)],
+        tmp_path,
+    )
+    assert texts(outputs_of(responses[0])["text"]) == [whole.text[12:]]
+    # The TF1 loader checks feed shapes first; a loader that does not meets the graph check
+    # (tests/test_backends.py, through the fake REST server).
+    assert "Cannot feed value of shape (1, 1, 4)" in responses[1], responses[1]
+    assert START_STEP.message in responses[2], responses[2]
+    assert responses[2].startswith("InvalidArgumentError"), responses[2]

@@ -154,6 +154,11 @@ def main(args) -> int:
             "--num-items needs a model trained on items; this one was trained on plain "
             "text (train with --items lines or --items paragraphs)"
         )
+    if args.show_logprobs and not generator.can_continue:
+        raise TextgenError(
+            f"{generator.source} gives no log-probabilities (an export from an earlier "
+            "lstm-textgen); export the run again"
+        )
     if args.stream:
         completions = [_print_stream(generator, request, args)]
     else:
