@@ -164,14 +164,18 @@ _BRANCHES = (
 )
 
 
-def _pick(logits, uniform, batch: SamplingBatch, branch):
+def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False):
     """One id per row, by inverting the cumulative distribution at `uniform` `[B]`.
 
     `branch`, Python booleans (one of `_BRANCHES`), says which of the greedy pick, the
     sampled pick and the top-k/top-p filters the batch needs; leaving out what no row asks
     for changes no row's pick (a row that asks for no filter is unchanged by it).
+
+    With `log_probs` (for a branch with sampled rows), also each pick's log-probability as
+    sampled and under the model, from the logits this pick computed (`pick_log_probs`).
     """
     greedy_rows, sampled_rows, filtering = branch
+    raw = logits
     logits = tf.where(batch.unknown, tf.constant(-math.inf, logits.dtype), logits)
     if greedy_rows:
         greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -185,10 +189,14 @@ def _pick(logits, uniform, batch: SamplingBatch, branch):
     threshold = uniform[:, None] * cdf[:, -1:]
     # The number of cdf entries <= threshold (what searchsorted(side="right") returns for
     # a sorted cdf), in ops that LiteRT has as builtins.
-    sampled = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
-    if not greedy_rows:
-        return sampled
-    return tf.where(batch.sampled, sampled, greedy)
+    ids = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
+    if greedy_rows:
+        ids = tf.where(batch.sampled, ids, greedy)
+    if not log_probs:
+        return ids
+    sampled = tf.gather(tf.nn.log_softmax(scaled, axis=-1), ids, batch_dims=1)
+    model = tf.gather(tf.nn.log_softmax(raw, axis=-1), ids, batch_dims=1)
+    return ids, tf.where(batch.sampled, sampled, tf.zeros_like(sampled)), model
 
 
 def _switch(batch: SamplingBatch, run_branch):
@@ -365,41 +373,34 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     # the generated text only, never across the prompt.
     recent = tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1)
     done = num_chars <= 0
-    # Where each row ended (its picks) and how many of them its text leaves out.
+    # The picks each row made before it ended; why it ended is read from them afterwards.
     ended_at = tf.zeros([rows], tf.int32)
-    cut = tf.zeros([rows], tf.int32)
-    finish = tf.fill([rows], FINISH_LENGTH)
 
     def loop(branch):
-        def body(t, logits, state, record, recent, done, ended_at, cut, finish):
-            ids = _pick(logits, stream_uniforms(batch.key, batch.start_step + t), batch, branch)
+        def body(t, logits, state, record, recent, done, ended_at):
+            uniform = stream_uniforms(batch.key, batch.start_step + t)
             if portable:
+                ids, sampled, model = _pick(logits, uniform, batch, branch, log_probs=True)
                 at_t = tf.equal(positions, t)
                 picks, logprobs, model_logprobs = record
-                sampled, model = pick_log_probs(
-                    logits, ids, batch.temperature, batch.top_k, batch.top_p, filtering=True
-                )
                 record = (
                     tf.where(at_t, ids[:, None], picks),
                     tf.where(at_t, sampled[:, None], logprobs),
                     tf.where(at_t, model[:, None], model_logprobs),
                 )
             else:
+                ids = _pick(logits, uniform, batch, branch)
                 record = (record[0].write(t, ids), record[1].write(t, logits))
             recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
             stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
-            ended = tf.equal(ids, batch.end_id)
-            stopped = (stop_length > 0) & ~ended
-            full = t + 1 >= num_chars
-            newly = ~done & (ended | stopped | full)
-            ended_at = tf.where(newly, t + 1, ended_at)
-            cut = tf.where(newly, tf.where(ended, 1, stop_length), cut)
-            reason = tf.where(ended, FINISH_END, tf.where(stopped, FINISH_STOP, FINISH_LENGTH))
-            finish = tf.where(newly, reason, finish)
+            picked = t + 1
+            ends = tf.equal(ids, batch.end_id) | (stop_length > 0) | (picked >= num_chars)
+            newly = ~done & ends
+            ended_at = tf.where(newly, picked, ended_at)
             logits, new_state = step_fn(ids, state)
             # A row that had ended before this pick keeps its state.
-            state = tf.nest.map_structure(lambda n, o: _keep_rows(done, o, n), new_state, state)
-            return t + 1, logits, state, record, recent, newly | done, ended_at, cut, finish
+            state = _keep_rows(done, state, new_state)
+            return picked, logits, state, record, recent, newly | done, ended_at
 
         if portable:
             record = (
@@ -412,22 +413,23 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
                 tf.TensorArray(tf.int32, size=steps, element_shape=[None]),
                 tf.TensorArray(logits.dtype, size=steps, element_shape=logits.shape),
             )
-        t, _, state_out, record, _, _, ended_at_out, cut_out, finish_out = tf.while_loop(
+        t, _, state_out, record, _, _, ended_at_out = tf.while_loop(
             lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
             body,
-            (tf.constant(0), logits, state, record, recent, done, ended_at, cut, finish),
+            (tf.constant(0), logits, state, record, recent, done, ended_at),
             maximum_iterations=steps,
         )
         if portable:
             picks, logprobs, model_logprobs = record
         else:
             picks, logprobs, model_logprobs = _recorded(record, t, rows, batch)
-        lengths = ended_at_out - cut_out
+        finish, cut = _how_rows_ended(picks, ended_at_out, batch)
+        lengths = ended_at_out - cut
         in_text = tf.range(tf.shape(picks)[1])[None, :] < lengths[:, None]
         return Generated(
             picks,
             lengths,
-            finish_out,
+            finish,
             state_out,
             ended_at_out,
             tf.where(in_text, logprobs, tf.zeros_like(logprobs)),
@@ -440,9 +442,37 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     return _switch(batch, loop)
 
 
+def _how_rows_ended(picks, ended_at, batch: SamplingBatch):
+    """Why each row ended, from its picks `[B, T]` up to `ended_at [B]`: the finish code
+    and how many of its last picks its text leaves out (the end marker, or the stop
+    string completed at its last pick; the end marker first, then the longest stop)."""
+    rows = tf.shape(picks)[0]
+    width = tf.shape(batch.stop_ids)[2]
+    # The last `width` picks of each row, -1 before its first (a column of -1 in front,
+    # so a row with no picks reads it).
+    padded = tf.concat([tf.fill([rows, 1], -1), picks], axis=1)
+    positions = ended_at[:, None] - width + tf.range(width)[None, :] + 1
+    window = tf.gather(padded, tf.maximum(positions, 0), batch_dims=1)
+    ended = tf.equal(window[:, -1], batch.end_id) & (ended_at > 0)
+    stop_length = _stop_match_length(window, batch.stop_ids, batch.stop_lengths)
+    finish = tf.where(
+        ended, FINISH_END, tf.where(stop_length > 0, FINISH_STOP, FINISH_LENGTH)
+    )
+    return finish, tf.where(ended, 1, stop_length)
+
+
 def _keep_rows(kept, old, new):
-    """`old` in the rows where `kept [B]` is True, `new` elsewhere (any rank >= 1)."""
-    return tf.where(tf.reshape(kept, [-1] + [1] * (old.shape.rank - 1)), old, new)
+    """The nest `old` in the rows where `kept [B]` is True, `new` elsewhere (tensors of
+    any rank >= 1; the mask is shaped once per rank)."""
+    masks = {}
+
+    def select(o, n):
+        rank = o.shape.rank
+        if rank not in masks:
+            masks[rank] = tf.reshape(kept, [-1] + [1] * (rank - 1)) if rank > 1 else kept
+        return tf.where(masks[rank], o, n)
+
+    return tf.nest.map_structure(select, old, new)
 
 
 def _recorded(record, t, rows, batch: SamplingBatch):

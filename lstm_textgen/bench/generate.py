@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stop-rows",
         type=int,
         default=32,
-        help="rows of the stop-string comparison (default: %(default)s)",
+        help="rows of the stop-string comparison; 0 leaves it out (default: %(default)s)",
     )
     parser.add_argument(
         "--stop-chars",
@@ -264,8 +264,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_stop_comparison(serve, args) -> None:
+    """The stop-string comparison: the same rows with a newline stop and without."""
+    timings, lengths = stop_early(serve, args.stop_rows, args.stop_chars, args.repeats)
+    print()
+    print(f"stop strings, {args.stop_rows} rows of up to {args.stop_chars:,} characters (in-graph):")
+    for name, seconds in timings.items():
+        print(f"  {name:<8} {seconds:>8.3f} s  {timings['no stop'] / seconds:>6.1f}x")
+    print(
+        f"  with the newline stop the rows ended after {min(lengths)} to {max(lengths)} "
+        f"characters (mean {sum(lengths) / len(lengths):.0f}): the batch ran "
+        f"{max(lengths) + 1} steps, not {args.stop_chars:,}"
+    )
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.stop_rows < 0:
+        raise TextgenError(f"--stop-rows must be >= 0, got {args.stop_rows}")
 
     with tempfile.TemporaryDirectory() as workdir:
         model, export_dir = make_export(workdir, args.units, args.layers)
@@ -297,19 +313,8 @@ def main(argv=None):
                     f"{1e3 * seconds / args.chars:>8.3f} {timings['py-loop'] / seconds:>7.1f}x "
                     f"{timings['in-graph'] / seconds:>7.1f}x {seconds / timings['floor']:>7.1f}x"
                 )
-        timings, lengths = stop_early(serve, args.stop_rows, args.stop_chars, args.repeats)
-        print()
-        print(
-            f"stop strings, {args.stop_rows} rows of up to {args.stop_chars:,} characters "
-            "(in-graph):"
-        )
-        for name, seconds in timings.items():
-            print(f"  {name:<8} {seconds:>8.3f} s  {timings['no stop'] / seconds:>6.1f}x")
-        print(
-            f"  with the newline stop the rows ended after {min(lengths)} to {max(lengths)} "
-            f"characters (mean {sum(lengths) / len(lengths):.0f}): the batch ran "
-            f"{max(lengths) + 1} steps, not {args.stop_chars:,}"
-        )
+        if args.stop_rows > 0:
+            print_stop_comparison(serve, args)
         total, (import_s, load_s, first_s) = cold_start(export_dir, 100)
         print()
         print(
