@@ -137,3 +137,22 @@ class CheckpointAndReport(keras.callbacks.Callback):
             )
             + (" (best, saved)" if improved else f" (best {self.state.best_val_loss:.4f})")
         )
+
+
+def cleared_first(clear, log):
+    """`log` that first calls `clear` (a progress line's), so a report never lands
+    inside the line."""
+
+    def both(message):
+        clear()
+        log(message)
+
+    return both
+
+
+def is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal (where a progress line belongs)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -180,6 +180,33 @@ def _evaluate_streams(scorer: Scorer, ids, seq_len, streams) -> Evaluation:
     return Evaluation(total / count, count, unknown)
 
 
+def _source_scorer(source, checkpoint: str, litert: str | None):
+    """`(scorer, vocab, train config)` of a described source (`sources.describe_source`);
+    with `litert`, of that LiteRT export of it, which must match its vocabulary and
+    size. The train config is None where the source does not record it."""
+    from lstm_textgen.sources import load_source, source_configs
+
+    if not litert:
+        trained = load_source(source, checkpoint)
+        return KerasScorer(trained.model), trained.vocab, trained.train_config
+    if checkpoint != "best":
+        raise TextgenError(
+            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
+        )
+    from lstm_textgen.litert import LiteRTModel
+
+    model = LiteRTModel(litert)
+    model_config, train_config, vocab = source_configs(source)
+    shape = ("embedding_dim", "units", "num_layers")
+    if model.vocab != vocab or any(
+        model.config[name] != getattr(model_config, name) for name in shape
+    ):
+        raise TextgenError(
+            f"{litert} was not exported from {source.path}: its vocabulary or model size differs"
+        )
+    return model, vocab, train_config
+
+
 def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, workdir: str):
     """The ids of split `split` of a text-file run, as encoded for training (RUN/data)."""
     if split not in ("train", "validation"):
@@ -225,33 +252,10 @@ def evaluate_run(
     so the split is the one it trained with even if the files changed since.
     """
     from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import describe_source, load_source, source_configs
+    from lstm_textgen.sources import describe_source
 
     source = describe_source(run_dir or DEFAULT_MODEL)
-    if litert and checkpoint != "best":
-        raise TextgenError(
-            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
-        )
-    if litert:
-        from lstm_textgen.litert import LiteRTModel
-
-        scorer = model = LiteRTModel(litert)
-        model_config, train_config, vocab = source_configs(source)
-        shape = ("embedding_dim", "units", "num_layers")
-        if model.vocab != vocab or any(
-            model.config[name] != getattr(model_config, name) for name in shape
-        ):
-            raise TextgenError(
-                f"{litert} was not exported from {source.path}: its vocabulary or model size "
-                "differs"
-            )
-    else:
-        trained = load_source(source, checkpoint)
-        scorer, vocab, train_config = (
-            KerasScorer(trained.model),
-            trained.vocab,
-            trained.train_config,
-        )
+    scorer, vocab, train_config = _source_scorer(source, checkpoint, litert)
     if train_config is None:
         if not text_files:
             raise TextgenError(

@@ -45,6 +45,22 @@ def product(a, b):
     return tf.cast(tf.matmul(tf.cast(a, b.dtype), b), a.dtype)
 
 
+def gate_step(projected_t, h, c, recurrent_kernel):
+    """One step of the recurrence, the one every path runs (the sequence loop forward, the
+    cell's `step` for generation, LiteRT's prompt loop): `lstm_gates` of
+    `projected_t + h @ recurrent_kernel` (`product`) and the previous cell `c`.
+
+    Args:
+        projected_t: `[B, 4H]`, `x_t @ kernel + bias`.
+        h, c: `[B, H]`, the previous state.
+        recurrent_kernel: `[H, 4H]`.
+
+    Returns:
+        `lstm_gates`' `(i, f, g, o, h_t, c_t)`.
+    """
+    return lstm_gates(projected_t + product(h, recurrent_kernel), c)
+
+
 def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None):
     """The LSTM recurrence over pre-projected inputs, as TensorFlow differentiates it.
 
@@ -105,7 +121,7 @@ def _recurrence(
 
     def body(t, h, c, last, outputs, *kept):
         h_in = h if recurrent_keep is None else h * recurrent_keep
-        i, f, g, o, h_t, c_t = lstm_gates(inputs.read(t) + product(h_in, recurrent_kernel), c)
+        i, f, g, o, h_t, c_t = gate_step(inputs.read(t), h_in, c, recurrent_kernel)
         if keep_gates:
             kept = tuple(array.write(t, value) for array, value in zip(kept, (i, f, g, o, c, c_t)))
         if step_mask is not None:
@@ -219,8 +235,8 @@ def _stack(array, like, static_steps):
 class GateLSTMCell(keras.layers.Layer):
     """One LSTM step with the four gates spelled out; the owner of the weights.
 
-    `call(x_t, (h, c))` computes `z = x_t @ kernel + h @ recurrent_kernel + bias` and
-    `lstm_cell(z, c)`, and returns `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell,
+    `call(x_t, (h, c))` computes `gate_step(x_t @ kernel + bias, h, c, recurrent_kernel)`
+    (`lstm_gates` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell,
     so `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
     sequence much faster, projecting every step's input in one product first.
 
@@ -307,7 +323,7 @@ class GateLSTMCell(keras.layers.Layer):
         kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
         if projected is None:
             projected = tf.matmul(x_t, kernel) + bias
-        h_t, c_t = lstm_cell(projected + tf.matmul(h, recurrent_kernel), c)
+        h_t, c_t = gate_step(projected, h, c, recurrent_kernel)[4:]
         return h_t, (h_t, c_t)
 
     def get_config(self):

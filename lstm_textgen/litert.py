@@ -144,7 +144,9 @@ class LiteRTModel(Generator, Scorer):
         ids = np.asarray(ids, np.int32).reshape(len(ids), -1)
         if h is None:
             h, c = self.initial_state(len(ids))
-        out = self._runners["prime"](ids=ids, h=np.asarray(h, np.float32), c=np.asarray(c, np.float32))
+        out = self._runners["prime"](
+            ids=ids, h=np.asarray(h, np.float32), c=np.asarray(c, np.float32)
+        )
         return out["logits"], out["h"], out["c"]
 
     def logits_and_state(self, ids, h, c):
@@ -174,7 +176,9 @@ class LiteRTModel(Generator, Scorer):
         picked = np.take_along_axis(_log_softmax(logits), np.asarray(y)[..., None], axis=-1)
         return float(-picked.sum()), (h, c)
 
-    def generate_ids(self, ids, settings: dict, stop_ids, stop_lengths, h=None, c=None, start_step=None):
+    def generate_ids(
+        self, ids, settings: dict, stop_ids, stop_lengths, h=None, c=None, start_step=None
+    ):
         """The `generate` signature: prompts of one length `ids [B, T]` (ids of known
         characters only), `settings` `{name: [B]}` of each number setting of
         `settings.SETTINGS`, stop strings as `encode_stops` gives them, and where each row

@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.files import atomic_copy, atomic_path, atomic_write_text
 
 logger = logging.getLogger("lstm_textgen")
@@ -101,6 +101,27 @@ def check_not_in_use(run_dir: str) -> None:
         raise _in_use(run_dir, fd) from None
     finally:
         os.close(fd)
+
+
+def make_run_dir(run_dir: str) -> None:
+    """Create a new run's directory (or take an existing, writable folder)."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise TextgenError(f"{setting('run_dir', run_dir)} exists and is not a directory")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise TextgenError(f"cannot create run directory {run_dir}: {e.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise TextgenError(f"run directory {run_dir} is not writable")
+
+
+def check_new_run_dir(run_dir: str) -> None:
+    """A one-line error where a new run would overwrite a trained model."""
+    if os.path.exists(os.path.join(run_dir, LAST_CHECKPOINT)):
+        raise TextgenError(
+            f"{run_dir} already holds a trained model; pass {setting('resume', switch=True)} "
+            "to continue it, or choose another run directory"
+        )
 
 
 def save_run_config(run_dir: str, model: ModelConfig, train: TrainConfig) -> str:

@@ -455,9 +455,7 @@ def _how_rows_ended(picks, ended_at, batch: SamplingBatch):
     window = tf.gather(padded, tf.maximum(positions, 0), batch_dims=1)
     ended = tf.equal(window[:, -1], batch.end_id) & (ended_at > 0)
     stop_length = _stop_match_length(window, batch.stop_ids, batch.stop_lengths)
-    finish = tf.where(
-        ended, FINISH_END, tf.where(stop_length > 0, FINISH_STOP, FINISH_LENGTH)
-    )
+    finish = tf.where(ended, FINISH_END, tf.where(stop_length > 0, FINISH_STOP, FINISH_LENGTH))
     return finish, tf.where(ended, 1, stop_length)
 
 

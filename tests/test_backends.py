@@ -130,7 +130,9 @@ def test_one_request_gives_the_text_of_four_that_each_continue_the_last(backends
     whole = GenerationRequest(prompts, num_chars=40, **settings)
 
     def part(k, state):
-        return GenerationRequest(prompts if k == 0 else [""] * 3, num_chars=10, state=state, **settings)
+        return GenerationRequest(
+            prompts if k == 0 else [""] * 3, num_chars=10, state=state, **settings
+        )
 
     for name, generator in backends.items():
         one = generator.complete(whole)
@@ -191,7 +193,9 @@ def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(bac
         if temperature == 0:
             assert completion.logprob_sum == 0.0
         elif request.checked().rows[row].top_k == 0 and request.checked().rows[row].top_p == 1:
-            scaled = np.where(np.arange(logits.shape[-1]) == 0, -np.inf, logits.numpy()[0] / temperature)
+            scaled = np.where(
+                np.arange(logits.shape[-1]) == 0, -np.inf, logits.numpy()[0] / temperature
+            )
             scaled = scaled - scaled.max(-1, keepdims=True)
             lsm = scaled - np.log(np.exp(scaled).sum(-1, keepdims=True))
             sampled = [lsm[len(prompt_ids) + t, i] for t, i in enumerate(text_ids)]
@@ -201,7 +205,10 @@ def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(bac
 @pytest.mark.parametrize(
     "state,message",
     [
-        (lambda s: GenerationState(s.h[:1], s.c[:1], s.step), r"state of \[1, 16\]|h and c must be \[rows, 2, 16\]"),
+        (
+            lambda s: GenerationState(s.h[:1], s.c[:1], s.step),
+            r"state of \[1, 16\]|h and c must be \[rows, 2, 16\]",
+        ),
         (lambda s: GenerationState(s.h, s.c, -1), "start_step must be 0 to"),
         (lambda s: GenerationState(s.h, s.c, s.step, "2x16:0123456789ab"), "another model"),
         (lambda s: "state", "must be a GenerationState"),

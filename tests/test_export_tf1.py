@@ -202,7 +202,11 @@ def test_continue_goes_on_from_a_reply_and_refuses_a_bad_state_in_the_graph(serv
 
     responses = serve_tf1(
         served["version_dir"],
-        [request(), request(h=state.h[:1].tolist(), c=state.c[:1].tolist()), request(start_step=-1)],
+        [
+            request(),
+            request(h=state.h[:1].tolist(), c=state.c[:1].tolist()),
+            request(start_step=-1),
+        ],
         tmp_path,
     )
     assert texts(outputs_of(responses[0])["text"]) == [whole.text[12:]]

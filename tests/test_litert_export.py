@@ -31,9 +31,7 @@ def test_the_litert_model_loads_with_builtin_ops_only_and_embeds_its_vocabulary(
         assert sorted(signatures["generate"]["outputs"]) == sorted(
             ["finish", "ids", "length", "h", "c", "steps", "logprobs", "model_logprobs"]
         )
-        assert {"h", "c", "start_step", "stop_ids", "seed"} <= set(
-            signatures["generate"]["inputs"]
-        )
+        assert {"h", "c", "start_step", "stop_ids", "seed"} <= set(signatures["generate"]["inputs"])
         metadata = read_metadata(path)
         assert CharVocabulary(metadata["vocabulary"]["characters"]) == litert_exported["vocab"]
         assert metadata["model"]["units"] == UNITS

@@ -276,7 +276,6 @@ def test_the_end_id_ends_a_row_and_is_left_out():
     assert got == [("abcd", END), ("ab", STOP)]
 
 
-
 def logits_of(state):
     """The next logits of a `drifting_step` state, as a model's head gives them."""
     phase = state[:, None] * 0.37 + tf.range(V, dtype=tf.float32)[None, :]

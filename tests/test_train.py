@@ -65,7 +65,7 @@ def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_te
 
     from lstm_textgen import data
     from lstm_textgen.model import CharLanguageModel
-    from lstm_textgen.train import compile_model
+    from lstm_textgen.optimizer import compile_model
     from lstm_textgen.vocab import CharVocabulary
 
     vocab = CharVocabulary.from_text(small_text)
@@ -197,7 +197,7 @@ def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
     # Bug: compile_model defaulted total_steps to max_steps or 1, so a schedule given in
     # epochs reached its floor after one step. The run's length is now required.
     from lstm_textgen.model import CharLanguageModel
-    from lstm_textgen.train import compile_model, learning_rate
+    from lstm_textgen.optimizer import compile_model, learning_rate
 
     model = CharLanguageModel(vocab_size=5, embedding_dim=2, units=3, num_layers=1)
     config = TrainConfig(lr_schedule="cosine", epochs=2, learning_rate=0.01)

@@ -268,7 +268,9 @@ def print_stop_comparison(serve, args) -> None:
     """The stop-string comparison: the same rows with a newline stop and without."""
     timings, lengths = stop_early(serve, args.stop_rows, args.stop_chars, args.repeats)
     print()
-    print(f"stop strings, {args.stop_rows} rows of up to {args.stop_chars:,} characters (in-graph):")
+    print(
+        f"stop strings, {args.stop_rows} rows of up to {args.stop_chars:,} characters (in-graph):"
+    )
     for name, seconds in timings.items():
         print(f"  {name:<8} {seconds:>8.3f} s  {timings['no stop'] / seconds:>6.1f}x")
     print(

@@ -26,9 +26,7 @@ def add_cli_args(parser) -> None:
     )
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", metavar="STR", help="the text to score")
-    text.add_argument(
-        "--text-file", metavar="PATH", help="a UTF-8 file to score ('-' reads stdin)"
-    )
+    text.add_argument("--text-file", metavar="PATH", help="a UTF-8 file to score ('-' reads stdin)")
 
 
 def main(args) -> int:

@@ -104,9 +104,6 @@ def main(args) -> int:
 
         for warning in ignored_on_resume(load_run_config(args.run), settings):
             common.log(f"warning: {warning}")
-    else:
-        model_config.validate()
-        train_config.validate()
     strategy = None
     if config_strategy(args):
         from lstm_textgen.distribute import make_strategy
