@@ -235,6 +235,19 @@ def render_png(path, text, traces, units, layer) -> None:
     plt.close(figure)
 
 
+def layer_traces(model, ids, state=None, num_layers=None):
+    """Gate activations of the first `num_layers` layers of `model` (default all) for ids
+    `[B, T]`, starting from `state` (zeros if None): a list of `GateLSTM.trace` dicts, one
+    per layer (inference mode, no dropout)."""
+    x = model.embedding(ids)
+    traces = []
+    for k, layer in enumerate(model.lstm_layers[:num_layers]):
+        trace = layer.trace(x, None if state is None else list(state[k]))
+        traces.append(trace)
+        x = trace["hidden"]
+    return traces
+
+
 def inspect_run(
     run_dir: str | None,
     text: str,
@@ -280,7 +293,7 @@ def inspect_run(
     @tf.function
     def trace(context_ids, ids):
         state = model.prime(context_ids, mask=tf.not_equal(context_ids, UNKNOWN_ID))
-        return model.trace(ids, state, num_layers=layer + 1)[layer]
+        return layer_traces(model, ids, state, num_layers=layer + 1)[layer]
 
     as_ids = lambda t: tf.constant([vocab.encode(t)], tf.int32)  # noqa: E731
     traces = {

@@ -236,8 +236,9 @@ class GateLSTMCell(keras.layers.Layer):
     """One LSTM step with the four gates spelled out; the owner of the weights.
 
     `call(x_t, (h, c))` computes `gate_step(x_t @ kernel + bias, h, c, recurrent_kernel)`
-    (`lstm_gates` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell,
-    so `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
+    (`lstm_gates` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns
+    `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell, so
+    `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
     sequence much faster, projecting every step's input in one product first.
 
     The weights have `keras.layers.LSTMCell`'s names, shapes and gate order (i, f, g, o):

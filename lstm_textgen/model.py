@@ -17,6 +17,10 @@ class CarriedState:
     each pass over the streams (s a multiple of `batches_per_pass`) the state starts from
     zeros again. The variables are not the model's weights: a checkpoint keeps them
     beside the weights (`rundir.save_checkpoint`), and generation never reads them.
+
+    `batches` counts the training batches: each `write` adds one, and the training loop
+    sets it to the run's step when it starts or resumes (`start_at`), so the forward pass
+    reads where a pass begins from the carried state itself, not from the optimizer.
     """
 
     def __init__(self, num_layers: int, batch_size: int, units: int, batches_per_pass: int):
@@ -25,9 +29,15 @@ class CarriedState:
             tf.Variable(tf.zeros([batch_size, units]), trainable=False, name=f"carried_{k}")
             for k in range(2 * num_layers)
         ]
+        self.batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="carried_batches")
+
+    def start_at(self, step: int) -> None:
+        """The next training batch is batch `step` of the run."""
+        self.batches.assign(step)
 
     def read(self, step):
         """The state to start batch `step` from: the carried one, or zeros at a new pass."""
+        step = tf.cast(step, tf.int64)
         keep = tf.cast(tf.math.floormod(step, self.batches_per_pass) != 0, tf.float32)
         v = [variable * keep for variable in self.variables]
         return tuple((v[k], v[k + 1]) for k in range(0, len(v), 2))
@@ -37,6 +47,7 @@ class CarriedState:
         values = [part for pair in state for part in pair]
         for variable, value in zip(self.variables, values, strict=True):
             variable.assign(tf.stop_gradient(tf.cast(value, tf.float32)))
+        self.batches.assign_add(1)
 
     @property
     def shape(self) -> tuple:
@@ -191,7 +202,7 @@ class CharLanguageModel(keras.Model):
         state carries over and the logits repeat the previous position's.
         """
         carried = self.carried_state if training else None
-        state = None if carried is None else carried.read(self.optimizer.iterations)
+        state = None if carried is None else carried.read(carried.batches)
         sequence, final_state = self._run(ids, state=state, mask=padding_mask, training=training)
         if carried is not None:
             carried.write(final_state)
@@ -218,18 +229,6 @@ class CharLanguageModel(keras.Model):
         """
         _, final_state = self._run(ids, state=state, mask=mask)
         return final_state
-
-    def trace(self, ids, state=None, num_layers=None):
-        """Gate activations of the first `num_layers` layers (default all) for ids
-        `[B, T]`, starting from `state` (zeros if None): a list of `GateLSTM.trace` dicts,
-        one per layer (inference mode, no dropout)."""
-        x = self.embedding(ids)
-        traces = []
-        for k, layer in enumerate(self.lstm_layers[:num_layers]):
-            trace = layer.trace(x, None if state is None else list(state[k]))
-            traces.append(trace)
-            x = trace["hidden"]
-        return traces
 
     def next_logits(self, state, head_weights=None):
         """Logits `[B, V]` of the character that follows `state`.

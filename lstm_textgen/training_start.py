@@ -141,3 +141,6 @@ def give_carried_state(job: TrainJob, model, train_ids) -> None:
                 "trained with"
             )
         carried.assign(saved)
+    # The next batch is the run's current step: where a pass over the streams begins is
+    # counted by the carried state from here on.
+    carried.start_at(int(model.optimizer.iterations.numpy()))

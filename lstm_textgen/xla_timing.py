@@ -43,7 +43,7 @@ def time_train_steps(model: keras.Model, x, y, steps: int = XLA_TRIAL_STEPS) -> 
             optimizer.build(model.trainable_variables)
     variables = list(model.variables) + list(optimizer.variables)
     if getattr(model, "carried_state", None) is not None:
-        variables += model.carried_state.variables
+        variables += [*model.carried_state.variables, model.carried_state.batches]
     saved = [v.numpy() for v in variables]
     times = {True: [], False: []}
     try:
