@@ -65,6 +65,7 @@ from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,
     MAX_PROMPT_CHARS,
+    MAX_START_STEP,
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
     SETTINGS,
@@ -72,6 +73,7 @@ from lstm_textgen.settings import (
 )
 from lstm_textgen.sources import (
     EXPORT_EXTRA_DIR,
+    EXPORT_FORMAT,
     EXPORT_METADATA_FILE,
     export_versions,
 )
@@ -273,28 +275,9 @@ def export_for_serving(
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
+        metadata = export_metadata(trained, weight_paths(tmp, model))
         atomic_write_text(
-            os.path.join(extra, EXPORT_METADATA_FILE),
-            json.dumps(
-                {
-                    "model": model_config.__dict__,
-                    # What it was trained with: a fine-tune or an evaluation of the export
-                    # reads its corpus and windows from here.
-                    **(
-                        {"train": dataclasses.asdict(trained.train_config)}
-                        if trained.train_config
-                        else {}
-                    ),
-                    "weights": weight_paths(tmp, model),
-                    "max_num_chars": MAX_NUM_CHARS,
-                    "max_prompt_chars": MAX_PROMPT_CHARS,
-                    "max_stop_strings": MAX_STOP_STRINGS,
-                    "max_stop_chars": MAX_STOP_CHARS,
-                    "max_score_chars": MAX_SCORE_CHARS,
-                },
-                indent=2,
-            )
-            + "\n",
+            os.path.join(extra, EXPORT_METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
         )
         if warmup:
             from lstm_textgen.serving import write_warmup_requests
@@ -309,6 +292,27 @@ def export_for_serving(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def export_metadata(trained, weights: dict[str, str]) -> dict:
+    """What `assets.extra/export.json` holds: the format, the model's architecture, what it
+    was trained with (a fine-tune or an evaluation of the export reads its corpus and
+    windows from there), where each weight lies (`weight_paths`) and the request limits
+    the graph enforces."""
+    return {
+        "format": EXPORT_FORMAT,
+        "model": trained.model_config.__dict__,
+        **({"train": dataclasses.asdict(trained.train_config)} if trained.train_config else {}),
+        "weights": weights,
+        "limits": {
+            "max_num_chars": MAX_NUM_CHARS,
+            "max_prompt_chars": MAX_PROMPT_CHARS,
+            "max_stop_strings": MAX_STOP_STRINGS,
+            "max_stop_chars": MAX_STOP_CHARS,
+            "max_score_chars": MAX_SCORE_CHARS,
+            "max_start_step": MAX_START_STEP,
+        },
+    }
 
 
 def weight_paths(version_dir: str, model: CharLanguageModel) -> dict[str, str]:

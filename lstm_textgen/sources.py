@@ -21,7 +21,10 @@ from lstm_textgen.shipped import is_shipped_name, shipped_model
 from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
 
 EXPORT_EXTRA_DIR = "assets.extra"  # where an export keeps its vocabulary and metadata
-EXPORT_METADATA_FILE = "config.json"
+EXPORT_METADATA_FILE = "export.json"  # the export's own metadata (`export.export_metadata`)
+EXPORT_FORMAT = "lstm-textgen SavedModel"
+# Exports written before export.json kept the same facts, limits at the top, in config.json.
+_EARLIER_METADATA_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,12 @@ def describe_source(source: str) -> Source:
 
 
 def read_export_metadata(version_dir: str) -> dict:
-    """The metadata an export keeps beside its graph (`assets.extra/config.json`)."""
+    """The metadata an export keeps beside its graph (`assets.extra/export.json`, or the
+    `config.json` of an export written before it)."""
     path = os.path.join(version_dir, EXPORT_EXTRA_DIR, EXPORT_METADATA_FILE)
+    earlier = os.path.join(version_dir, EXPORT_EXTRA_DIR, _EARLIER_METADATA_FILE)
+    if not os.path.isfile(path) and os.path.isfile(earlier):
+        path = earlier
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

@@ -33,7 +33,7 @@ def test_versioned_layout_and_next_free_version(served, tmp_path):
         "saved_model.pb",
         "variables",
         "assets.extra/vocab.json",
-        "assets.extra/config.json",
+        "assets.extra/export.json",
     ):
         assert (version_dir / name).exists(), name
     base = tmp_path / "models" / "m"
@@ -86,3 +86,17 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
     assert texts(outputs_of(response)["text"]) == expected_columns(
         TextGenerator(model, vocab), body["inputs"]
     )
+
+
+def test_the_metadata_is_export_json_and_an_earlier_config_json_still_reads(served, tmp_path):
+    from lstm_textgen.sources import describe_source, read_export_metadata, source_configs
+
+    version_dir = Path(served["version_dir"])
+    metadata = read_export_metadata(str(version_dir))
+    assert metadata["format"] == "lstm-textgen SavedModel"
+    assert metadata["limits"]["max_num_chars"] == 10_000 and metadata["model"]["units"] == UNITS
+    earlier = tmp_path / "earlier" / "1"
+    shutil.copytree(version_dir, earlier)
+    (earlier / "assets.extra" / "export.json").rename(earlier / "assets.extra" / "config.json")
+    model_config, _, vocab = source_configs(describe_source(str(earlier)))
+    assert model_config.units == UNITS and vocab == served["vocab"]
