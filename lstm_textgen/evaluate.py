@@ -48,7 +48,7 @@ class KerasScorer(Scorer):
             logits, state = model.logits_and_state(x, state)
             return loss_fn(y, logits), state
 
-        @tf.function
+        @tf.function(reduce_retracing=True)
         def piece_log_probs(ids, state):
             first = model.next_logits(state)[:, None]
             logits, state = model.logits_and_state(ids, state)

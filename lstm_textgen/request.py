@@ -50,7 +50,9 @@ FINISH_LENGTH, FINISH_STOP, FINISH_END = range(3)
 
 
 def model_key(vocab, num_layers: int, units: int) -> str:
-    """What tells one model's states from another's: its layers, units and vocabulary."""
+    """What tells one model's states from another's: its layers, units and vocabulary
+    (two models of the same shape and vocabulary, e.g. a run's best and last checkpoints,
+    share it: a state moves between them unnoticed)."""
     characters = "".join(vocab.characters) + (vocab.end_of_item or "")
     digest = hashlib.sha256(characters.encode("utf-8")).hexdigest()[:12]
     return f"{num_layers}x{units}:{digest}"
@@ -183,7 +185,8 @@ class GenerationRequest:
             text is what one longer request would have given.
 
     One seed for several rows gives row r the seed `seed + r`; a continuation should
-    give each row the seed it had (a list of seeds, or `Completion`'s settings).
+    give each row the seed it had, as a list of seeds (a state does not keep its seed:
+    another seed goes on with another random stream).
 
     Example:
 
@@ -279,15 +282,20 @@ def _checked(request: GenerationRequest) -> CheckedRequest:
 
 def _states(given, rows: int) -> tuple[GenerationState, ...]:
     """One checked `GenerationState` per row, all of one model."""
-    states = _per_row("state", given, rows)
-    for s in states:
+    states = []
+    for s in _per_row("state", given, rows):
         if not isinstance(s, GenerationState):
             raise TextgenError(
                 f"a state must be a GenerationState (a Completion's .state), got "
                 f"{type(s).__name__}; a completion without one came from an export that "
                 "predates continuation: export the run again"
             )
-        START_STEP.check(s.step)
+        try:
+            h, c = np.asarray(s.h, np.float32), np.asarray(s.c, np.float32)
+        except (TypeError, ValueError):
+            raise TextgenError("a state's h and c must be arrays of numbers") from None
+        s = GenerationState(h, c, START_STEP.check(s.step), s.model)
+        states.append(s)
         if s.h.ndim != 2 or s.h.shape != s.c.shape:
             raise TextgenError(
                 f"a state's h and c are [layers, units], got {list(s.h.shape)} and "
@@ -307,11 +315,22 @@ def stop_at_first(text: str, stops) -> tuple[str, bool]:
     """`text` cut right before the first stop string it contains, as the sampling loop cuts
     it: the first to be completed, reading left to right (the longest of those completed at
     the same character). Returns `(text, stopped)`."""
-    for end in range(1, len(text) + 1):
+    found = first_stop(text, stops)
+    if found is None:
+        return text, False
+    end, length = found
+    return text[: end - length], True
+
+
+def first_stop(text: str, stops, start: int = 1):
+    """`(end, length)` of the first stop string completed in `text` (it ends right before
+    index `end`; the longest of those completed there), looking at ends from `start` on;
+    None if there is none."""
+    for end in range(max(start, 1), len(text) + 1):
         done = [s for s in stops if s and text.endswith(s, 0, end)]
         if done:
-            return text[: end - max(len(s) for s in done)], True
-    return text, False
+            return end, max(len(s) for s in done)
+    return None
 
 
 class Generator:
@@ -418,29 +437,42 @@ class TextStream(Iterator[str]):
         return next(self._pieces)
 
     def _generate(self, generator, prompt, checked, chunk_chars):
+        """The pieces. Each chunk is generated without stop strings, and the stops are
+        found here in the text so far, so one that spans two chunks is found as the
+        sampling loop finds it; a stop ends the text, and the state is then made anew by
+        replaying that chunk up to the stop's end (the random stream makes it the same)."""
         settings = checked.rows[0]
         states = checked.states
+        free = settings.replace(stop=())
         remaining = settings.num_chars
         # Characters that may begin a stop string wait until they cannot.
         held = max((len(s) for s in settings.stop), default=1) - 1
         text, emitted, logprobs, model_logprobs = "", 0, [], []
         while True:
             count = min(chunk_chars, remaining)
-            part = generator.complete(
-                GenerationRequest(
-                    [prompt], settings=settings.replace(num_chars=count), state=states
-                )
-            )[0]
-            prompt, remaining = "", remaining - count
-            # A stop string begun in an earlier piece is found here: the window reaches
+            request = GenerationRequest(
+                [prompt], settings=free.replace(num_chars=count), state=states
+            )
+            part = generator.complete(request)[0]
+            remaining -= count
+            # A stop string begun in an earlier chunk is found here: the window reaches
             # back as far as the longest stop string.
             window = text[len(text) - min(len(text), MAX_STOP_CHARS - 1) :]
-            cut, stopped = stop_at_first(window + part.text, settings.stop)
-            text = text[: len(text) - len(window)] + cut
+            found = first_stop(window + part.text, settings.stop, start=len(window) + 1)
+            state = part.state
+            if found is not None:
+                end, length = found
+                text = text[: len(text) - len(window)] + (window + part.text)[: end - length]
+                # The state after the stop string's last character, as the loop ends there.
+                replay = free.replace(num_chars=end - len(window))
+                again = GenerationRequest([prompt], settings=replay, state=states)
+                state = generator.complete(again)[0].state
+            else:
+                text += part.text
             logprobs += part.logprobs
             model_logprobs += part.model_logprobs
-            finish = "stop" if stopped else part.finish_reason
-            last = stopped or part.finish_reason != "length" or remaining <= 0
+            finish = "stop" if found is not None else part.finish_reason
+            last = finish != "length" or remaining <= 0
             end = len(text) if last else max(len(text) - held, emitted)
             if end > emitted:
                 yield text[emitted:end]
@@ -449,14 +481,14 @@ class TextStream(Iterator[str]):
                 self.completion = Completion(
                     text,
                     finish,
-                    part.state,
+                    state,
                     tuple(logprobs[: len(text)]),
                     tuple(model_logprobs[: len(text)]),
                 )
                 return
-            if part.state is None:
+            if state is None:
                 raise TextgenError(
                     f"{generator.source} cannot continue a text (an export that predates "
                     "continuation); export the run again to stream from it"
                 )
-            states = (part.state,)
+            prompt, states = "", (state,)

@@ -171,32 +171,38 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False):
     sampled pick and the top-k/top-p filters the batch needs; leaving out what no row asks
     for changes no row's pick (a row that asks for no filter is unchanged by it).
 
-    With `log_probs` (for a branch with sampled rows), also each pick's log-probability as
-    sampled and under the model, from the logits this pick computed (`pick_log_probs`).
+    With `log_probs`, returns `(ids, sampled, model)`: also each pick's log-probability
+    under the distribution it was sampled from (after the temperature and the filters; 0
+    for a greedy row, whose pick is certain) and under the model's own distribution
+    (`log_softmax(logits)`), from the logits this pick computed.
     """
     greedy_rows, sampled_rows, filtering = branch
     raw = logits
     logits = tf.where(batch.unknown, tf.constant(-math.inf, logits.dtype), logits)
     if greedy_rows:
-        greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        if not sampled_rows:
-            return greedy
-    scaled = logits / batch.divisor
-    if filtering:
-        scaled = filter_logits(scaled, batch.top_k, batch.top_p)
-    cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
-    # uniform < 1, so the threshold stays below the total and lands on an id of weight > 0.
-    threshold = uniform[:, None] * cdf[:, -1:]
-    # The number of cdf entries <= threshold (what searchsorted(side="right") returns for
-    # a sorted cdf), in ops that LiteRT has as builtins.
-    ids = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
-    if greedy_rows:
-        ids = tf.where(batch.sampled, ids, greedy)
+        ids = greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    if sampled_rows:
+        scaled = logits / batch.divisor
+        if filtering:
+            scaled = filter_logits(scaled, batch.top_k, batch.top_p)
+        cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
+        # uniform < 1, so the threshold stays below the total and lands on an id of
+        # weight > 0.
+        threshold = uniform[:, None] * cdf[:, -1:]
+        # The number of cdf entries <= threshold (what searchsorted(side="right") returns
+        # for a sorted cdf), in ops that LiteRT has as builtins.
+        ids = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
+        if greedy_rows:
+            ids = tf.where(batch.sampled, ids, greedy)
     if not log_probs:
         return ids
-    sampled = tf.gather(tf.nn.log_softmax(scaled, axis=-1), ids, batch_dims=1)
     model = tf.gather(tf.nn.log_softmax(raw, axis=-1), ids, batch_dims=1)
-    return ids, tf.where(batch.sampled, sampled, tf.zeros_like(sampled)), model
+    if not sampled_rows:
+        return ids, tf.zeros_like(model), model
+    sampled = tf.gather(tf.nn.log_softmax(scaled, axis=-1), ids, batch_dims=1)
+    if greedy_rows:
+        sampled = tf.where(batch.sampled, sampled, tf.zeros_like(sampled))
+    return ids, sampled, model
 
 
 def _switch(batch: SamplingBatch, run_branch):
@@ -265,39 +271,6 @@ def stream_uniforms(key, step):
     return tf.cast(bits24, tf.float32) * (1.0 / (1 << 24))
 
 
-def pick_log_probs(logits, ids, temperature, top_k, top_p, filtering=True):
-    """The log-probability of each pick `ids [N]` under the distribution it was sampled
-    from (temperature and filters applied, as `_pick` applies them; 0 for a greedy row,
-    whose pick is certain) and under the model's own distribution (`log_softmax(logits)`).
-
-    Args:
-        logits: `[N, V]`, the logits the picks were made from.
-        temperature, top_k, top_p: `[N]`, the settings of each pick's row.
-        filtering: whether to apply the filters: True, False where no row filters (it
-            skips the sort and gives the same values), or a scalar bool tensor.
-
-    Returns:
-        `(sampled [N], model [N])` float32.
-    """
-    model = tf.gather(tf.nn.log_softmax(logits, axis=-1), ids, batch_dims=1)
-    vocab = tf.shape(logits)[1]
-    unknown = tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :]
-    masked = tf.where(unknown, tf.constant(-math.inf, logits.dtype), logits)
-    sampled_rows = temperature > 0
-    divisor = tf.where(sampled_rows, tf.maximum(temperature, MIN_TEMPERATURE), 1.0)
-    scaled = masked / divisor[:, None]
-    if filtering is True:
-        scaled = filter_logits(scaled, top_k, top_p)
-    elif filtering is not False:
-        scaled = tf.cond(
-            tf.convert_to_tensor(filtering),
-            lambda: filter_logits(scaled, top_k, top_p),
-            lambda: scaled,
-        )
-    sampled = tf.gather(tf.nn.log_softmax(scaled, axis=-1), ids, batch_dims=1)
-    return tf.where(sampled_rows, sampled, tf.zeros_like(sampled)), model
-
-
 def _right_aligned(stop_ids, stop_lengths):
     """Stop strings `[B, S, L]` (left-aligned ids) moved to the right end of their `L`
     slots, the rest -1, to compare with the last `L` picks at once."""
@@ -324,8 +297,8 @@ class Generated(NamedTuple):
     it made, a stop string's and the end marker's included) and `steps [B]` the number of
     picks: a continuation starts from `state` at random-stream step `start_step + steps`.
     `logprobs` and `model_logprobs` `[B, T]` are each pick's log-probability under the
-    distribution it was sampled from and under the model's own (`pick_log_probs`), 0 past
-    a row's length.
+    distribution it was sampled from and under the model's own (see `_pick`), 0 past a
+    row's length.
     """
 
     ids: tf.Tensor
@@ -359,8 +332,7 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
             into a `[B, max(num_chars)]` tensor by a select over all of it (TensorArrays of
             an unknown batch size do not convert, and a loop variable that changes shape
             makes LiteRT's WHILE allocate at every step), every row takes every part of
-            the pick (greedy, sampled, filtered), which picks the same ids, and the
-            log-probabilities are computed at each step rather than after the loop.
+            the pick (greedy, sampled, filtered), which picks the same ids.
 
     Returns:
         a `Generated`.
@@ -379,8 +351,8 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     def loop(branch):
         def body(t, logits, state, record, recent, done, ended_at):
             uniform = stream_uniforms(batch.key, batch.start_step + t)
+            ids, sampled, model = _pick(logits, uniform, batch, branch, log_probs=True)
             if portable:
-                ids, sampled, model = _pick(logits, uniform, batch, branch, log_probs=True)
                 at_t = tf.equal(positions, t)
                 picks, logprobs, model_logprobs = record
                 record = (
@@ -389,8 +361,7 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
                     tf.where(at_t, model[:, None], model_logprobs),
                 )
             else:
-                ids = _pick(logits, uniform, batch, branch)
-                record = (record[0].write(t, ids), record[1].write(t, logits))
+                record = tuple(r.write(t, v) for r, v in zip(record, (ids, sampled, model)))
             recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
             stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
             picked = t + 1
@@ -409,9 +380,9 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
                 tf.zeros([rows, steps], logits.dtype),
             )
         else:
-            record = (
-                tf.TensorArray(tf.int32, size=steps, element_shape=[None]),
-                tf.TensorArray(logits.dtype, size=steps, element_shape=logits.shape),
+            record = tuple(
+                tf.TensorArray(dtype, size=steps, element_shape=[None])
+                for dtype in (tf.int32, logits.dtype, logits.dtype)
             )
         t, _, state_out, record, _, _, ended_at_out = tf.while_loop(
             lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
@@ -422,7 +393,7 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
         if portable:
             picks, logprobs, model_logprobs = record
         else:
-            picks, logprobs, model_logprobs = _recorded(record, t, rows, batch)
+            picks, logprobs, model_logprobs = _recorded(record, t, rows)
         finish, cut = _how_rows_ended(picks, ended_at_out, batch)
         lengths = ended_at_out - cut
         in_text = tf.range(tf.shape(picks)[1])[None, :] < lengths[:, None]
@@ -473,32 +444,13 @@ def _keep_rows(kept, old, new):
     return tf.nest.map_structure(select, old, new)
 
 
-def _recorded(record, t, rows, batch: SamplingBatch):
-    """The picks `[B, t]` written by the loop, and their log-probabilities from the logits
-    it wrote beside them, computed for every step at once (one op a step in the loop)."""
-    picks, seen = record
+def _recorded(record, t, rows):
+    """The `[B, t]` picks and log-probabilities the loop wrote, a TensorArray each."""
 
     def written():
-        ids = picks.gather(tf.range(t))  # [t, B]
-        logits = seen.gather(tf.range(t))  # [t, B, V]
-        flat = tf.reshape(logits, [t * rows, -1])
-
-        def tiled(value):
-            return tf.tile(value, [t])
-
-        sampled, model = pick_log_probs(
-            flat,
-            tf.reshape(ids, [-1]),
-            tiled(batch.temperature),
-            tiled(batch.top_k),
-            tiled(batch.top_p),
-            filtering=batch.filtering,
-        )
-        as_rows = lambda x: tf.transpose(tf.reshape(x, [t, rows]))  # noqa: E731
-        return tf.transpose(ids), as_rows(sampled), as_rows(model)
+        return tuple(tf.transpose(array.gather(tf.range(t))) for array in record)
 
     def empty():
-        zeros = tf.zeros([rows, 0], seen.dtype)
-        return tf.zeros([rows, 0], tf.int32), zeros, zeros
+        return tuple(tf.zeros([rows, 0], array.dtype) for array in record)
 
     return tf.cond(t > 0, written, empty)

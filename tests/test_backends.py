@@ -221,3 +221,21 @@ def test_a_bad_state_is_one_line_before_any_backend_runs(backends, state, messag
             continue  # a server's model is not known to the client
         with pytest.raises(TextgenError, match=message):
             generator.complete(GenerationRequest("", num_chars=3, state=state(good)))
+
+
+def test_a_stop_string_across_two_chunks_cuts_and_leaves_the_state_as_unstreamed(backends):
+    free = GenerationRequest("the ", num_chars=40, temperature=1.0, seed=21)
+    text = backends["run"].complete(free)[0].text
+    # A two-character stop whose last character is itself a stop, first completed where a
+    # chunk ends between its two characters: the longer one must win there.
+    i = next(k for k in range(3, 30) if text[k + 1] not in text[: k + 1])
+    stops = [text[i : i + 2], text[i + 1]]
+    request = GenerationRequest("the ", num_chars=40, temperature=1.0, seed=21, stop=stops)
+    for name, generator in backends.items():
+        whole = generator.complete(request)[0]
+        assert (whole.text, whole.finish_reason) == (text[:i], "stop"), name
+        stream = generator.stream(request, chunk_chars=i + 1)
+        assert "".join(stream) == whole.text, name
+        assert stream.completion == whole, name
+        assert stream.completion.state.step == whole.state.step == i + 2, name
+        np.testing.assert_allclose(stream.completion.state.h, whole.state.h, atol=1e-5)

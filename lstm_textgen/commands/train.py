@@ -104,6 +104,11 @@ def main(args) -> int:
 
         for warning in ignored_on_resume(load_run_config(args.run), settings):
             common.log(f"warning: {warning}")
+    else:
+        # The flags are checked before a strategy splits devices or waits for workers;
+        # `train` checks the configs it settles (once), for every caller.
+        model_config.validate()
+        train_config.validate()
     strategy = None
     if config_strategy(args):
         from lstm_textgen.distribute import make_strategy
