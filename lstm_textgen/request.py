@@ -473,10 +473,10 @@ class TextStream(Iterator[str]):
             model_logprobs += part.model_logprobs
             finish = "stop" if found is not None else part.finish_reason
             last = finish != "length" or remaining <= 0
-            end = len(text) if last else max(len(text) - held, emitted)
-            if end > emitted:
-                yield text[emitted:end]
-                emitted = end
+            ready = len(text) if last else max(len(text) - held, emitted)
+            if ready > emitted:
+                yield text[emitted:ready]
+                emitted = ready
             if last:
                 self.completion = Completion(
                     text,
