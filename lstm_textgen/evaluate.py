@@ -105,15 +105,24 @@ def open_scorer(source: str | None = None, checkpoint: str = "best", litert: str
     if litert:
         if source:
             raise TextgenError(f"give {setting('run')} or {setting('litert')}, not both")
+        _one_checkpoint(checkpoint)
         from lstm_textgen.litert import LiteRTModel
 
         model = LiteRTModel(litert)
         return model, model.vocab
     from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import load_source
+    from lstm_textgen.sources import describe_source
 
-    trained = load_source(source or DEFAULT_MODEL, checkpoint)
-    return KerasScorer(trained.model), trained.vocab
+    scorer, vocab, _ = _source_scorer(describe_source(source or DEFAULT_MODEL), checkpoint, None)
+    return scorer, vocab
+
+
+def _one_checkpoint(checkpoint: str) -> None:
+    """A LiteRT file holds one checkpoint: asking for another is an error."""
+    if checkpoint != "best":
+        raise TextgenError(
+            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
+        )
 
 
 def evaluate_text(
@@ -189,10 +198,7 @@ def _source_scorer(source, checkpoint: str, litert: str | None):
     if not litert:
         trained = load_source(source, checkpoint)
         return KerasScorer(trained.model), trained.vocab, trained.train_config
-    if checkpoint != "best":
-        raise TextgenError(
-            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
-        )
+    _one_checkpoint(checkpoint)
     from lstm_textgen.litert import LiteRTModel
 
     model = LiteRTModel(litert)

@@ -51,8 +51,6 @@ def main(args) -> int:
             raise TextgenError(f"{args.text_file} is not UTF-8 text") from None
     if not text:
         raise TextgenError("the text to score is empty")
-    if args.litert and args.checkpoint != "best":
-        raise TextgenError("a LiteRT file holds one checkpoint; leave out --checkpoint")
     scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert)
     total, scored, skipped = 0.0, 0, 0
     for item in score_text(scorer, vocab, text):
