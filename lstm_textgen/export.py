@@ -41,8 +41,6 @@ import json
 import os
 import shutil
 
-import keras
-import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
@@ -228,6 +226,18 @@ def _signatures(functions: ServingFunctions, config: ModelConfig):
     }
 
 
+def _traced_signatures(functions: ServingFunctions, config: ModelConfig) -> dict:
+    """`{signature name: concrete function}`; names that share a function share its trace."""
+    traced = {}
+    for fn, spec in _signatures(functions, config).values():
+        if fn not in traced:
+            traced[fn] = tf.function(fn, input_signature=spec, autograph=False)
+    return {
+        name: traced[fn].get_concrete_function()
+        for name, (fn, _) in _signatures(functions, config).items()
+    }
+
+
 def next_version(export_base: str) -> int:
     return max(export_versions(export_base), default=0) + 1
 
@@ -258,24 +268,27 @@ def export_for_serving(
             f"{final} already exists; pick another {setting('version')} or leave it out"
         )
 
-    # The endpoints track the variables they read. Tracking the model as well would save
-    # every weight twice (Keras keeps a second set of variables for `track`).
-    archive = keras.export.ExportArchive()
-    for name, (fn, spec) in _signatures(functions, model_config).items():
-        archive.add_endpoint(name, fn, input_signature=spec)
+    signatures = _traced_signatures(functions, model_config)
+    # The root holds just the weights the signatures read; the signatures are all a server
+    # calls. Each function is traced once here: saving the tf.functions themselves would
+    # trace each again in the save context.
+    read = {id(v) for function in signatures.values() for v in function.variables}
+    weights = [v for v in model.variables if id(v.value) in read]
+    root = tf.Module()
+    root.weights = [v.value for v in weights]
 
     # A dot-name keeps TF Serving's version scan from picking up the half-written folder.
     tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         try:
-            archive.write_out(tmp, verbose=False)
+            tf.saved_model.save(root, tmp, signatures=signatures)
         except tf.errors.OpError as e:
             raise OSError(first_line(e)) from None
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
-        metadata = export_metadata(trained, weight_paths(tmp, model))
+        metadata = export_metadata(trained, weight_paths(weights, model))
         atomic_write_text(
             os.path.join(extra, EXPORT_METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
         )
@@ -315,26 +328,15 @@ def export_metadata(trained, weights: dict[str, str]) -> dict:
     }
 
 
-def weight_paths(version_dir: str, model: CharLanguageModel) -> dict[str, str]:
-    """`{checkpoint key: weight path}` of an export's variables, e.g.
-    `{"_all_variables/0/.ATTRIBUTES/VARIABLE_VALUE": "lstm_0/cell/kernel"}`, so a reader
-    can rebuild the Keras model (`sources.load_source`). The export saves the variables its
-    endpoints read, in an order of its own: each is told by its shape and value."""
-    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
-    remaining = list(model.trainable_variables)
-    paths = {}
-    for key in sorted(reader.get_variable_to_shape_map()):
-        if not key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
-            continue
-        value = reader.get_tensor(key)
-        # Weights of equal value are interchangeable: either order restores the model.
-        k = next(
-            k
-            for k, v in enumerate(remaining)
-            if tuple(v.shape) == value.shape and np.array_equal(v.numpy(), value)
-        )
-        match = remaining.pop(k)
-        paths[key] = match.path.split("/", 1)[1]  # without the model's own name
-    if remaining:
-        raise TextgenError(f"the export lacks the weights {[v.path for v in remaining]}")
-    return paths
+def weight_paths(weights: list, model: CharLanguageModel) -> dict[str, str]:
+    """`{checkpoint key: weight path}` of the export's `weights` (the root's list), e.g.
+    `{"weights/0/.ATTRIBUTES/VARIABLE_VALUE": "lstm_0/cell/kernel"}`, so a reader can
+    rebuild the Keras model (`sources.load_source`)."""
+    saved = {id(v) for v in weights}
+    missing = [v.path for v in model.trainable_variables if id(v) not in saved]
+    if missing:
+        raise TextgenError(f"the export lacks the weights {missing}")
+    return {
+        f"weights/{k}/.ATTRIBUTES/VARIABLE_VALUE": v.path.split("/", 1)[1]
+        for k, v in enumerate(weights)
+    }
