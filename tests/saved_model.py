@@ -1,14 +1,17 @@
 """What the SavedModel tests share: one tiny exported run, and TF Serving's way of loading
-it. Requests go through `tests/serving/tf1_predict.py`, a fresh process that never imports
-lstm_textgen and serves PredictRequests from a TF1 Session after
+it. Requests go through `tests/serving/tf1_predict.py`, a fresh process (one per test session)
+that never imports lstm_textgen and serves PredictRequests from a TF1 Session after
 `tf.compat.v1.saved_model.loader.load`. Expected values come from the library in this
 process (the same checkpoint), or from an independent step-by-step recomputation.
 """
 
+import atexit
 import json
 import os
+import select
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -53,22 +56,43 @@ def make_served(tmp_path_factory, small_text):
     }
 
 
+class TF1Server:
+    """`tf1_predict.py --lines` in one fresh process for the whole test session (a process
+    start and a TensorFlow import cost seconds each): one line of paths per call."""
+
+    process = None
+
+    @classmethod
+    def ask(cls, line, timeout=300):
+        if cls.process is None or cls.process.poll() is not None:
+            cls.log = tempfile.TemporaryFile("w+")
+            cls.process = subprocess.Popen(
+                [sys.executable, str(SERVING_DIR / "tf1_predict.py"), "--lines"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=cls.log,
+                text=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
+            atexit.register(cls.process.stdin.close)
+        cls.process.stdin.write(line + "\n")
+        cls.process.stdin.flush()
+        ready, _, _ = select.select([cls.process.stdout], [], [], timeout)
+        reply = cls.process.stdout.readline().strip() if ready else "no reply"
+        if reply != "ok":
+            cls.log.seek(0)
+            raise AssertionError(f"tf1_predict.py: {reply}\n{cls.log.read()[-2000:]}")
+
+
 def serve_tf1(version_dir, requests, workdir):
     """Replay PredictRequests through tf1_predict.py; a response or an error string each."""
     workdir.mkdir(exist_ok=True)
-    args = []
+    paths = []
     for k, request in enumerate(requests):
         request_path = workdir / f"request{k}.pb"
         request_path.write_bytes(request.SerializeToString())
-        args += [str(request_path), str(workdir / f"response{k}.pb")]
-    result = subprocess.run(
-        [sys.executable, str(SERVING_DIR / "tf1_predict.py"), str(version_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr
+        paths += [str(request_path), str(workdir / f"response{k}.pb")]
+    TF1Server.ask("\t".join([str(version_dir), *paths]))
     return [read_response(workdir / f"response{k}.pb") for k in range(len(requests))]
 
 
