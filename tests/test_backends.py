@@ -6,40 +6,28 @@ import numpy as np
 import pytest
 
 from lstm_textgen.backends import open_generator
-from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import export_for_serving
-from lstm_textgen.litert_export import export_litert
 from lstm_textgen.request import GenerationRequest, GenerationState, stop_at_first
 from lstm_textgen.settings import MAX_SEED
 
 import tf_serving
-from helpers import train_tiny, write_corpus
+from litert_model import LAYERS, UNITS
 
 STOP_CHOICES = ["e", "o ", "the", "k", "x!", "zq"]
 
 
 @pytest.fixture(scope="module")
-def backends(tmp_path_factory, small_text):
+def backends(litert_exported):
+    """The run of the LiteRT tests, its SavedModel and LiteRT file, and the fake server."""
     pytest.importorskip("ai_edge_litert")
-    root = tmp_path_factory.mktemp("backends")
-    run = root / "run"
-    train_tiny(
-        run,
-        write_corpus(root, small_text),
-        ModelConfig(units=16, num_layers=2, embedding_dim=4),
-        max_steps=20,
-        checkpoint_every=20,
-    )
-    version_dir = export_for_serving(str(run), str(root / "saved_models" / "tiny"), warmup=False)
-    litert = export_litert(str(run), str(root / "tiny.tflite"))
+    version_dir = litert_exported["saved_model"]
     with tf_serving.fake_tf_serving("tiny", version_dir) as server:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         yield {
-            "run": open_generator(run=str(run)),
-            "saved_model": open_generator(saved_model=str(root / "saved_models" / "tiny")),
+            "run": open_generator(run=str(litert_exported["run"])),
+            "saved_model": open_generator(saved_model=version_dir),
             "server": open_generator(server=url, model_name="tiny"),
-            "litert": open_generator(litert=litert),
+            "litert": open_generator(litert=litert_exported["fp32"]),
         }
 
 
@@ -207,7 +195,7 @@ def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(bac
     [
         (
             lambda s: GenerationState(s.h[:1], s.c[:1], s.step),
-            r"state of \[1, 16\]|h and c must be \[rows, 2, 16\]",
+            rf"state of \[1, {UNITS}\]|h and c must be \[rows, {LAYERS}, {UNITS}\]",
         ),
         (lambda s: GenerationState(s.h, s.c, -1), "start_step must be 0 to"),
         (lambda s: GenerationState(s.h, s.c, s.step, "2x16:0123456789ab"), "another model"),
