@@ -1,6 +1,9 @@
 """Shared fixtures: tiny random models and vocabularies, the offline corpus, a trained run."""
 
+import fcntl
+import json
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -18,6 +21,24 @@ def tfds_manual_dir():
     if env:
         return env
     return str(SHARED_CORPUS) if (SHARED_CORPUS / "input.txt").is_file() else None
+
+
+def built_once(tmp_path_factory, name, build):
+    """`build(folder)` run once in a test session, by whichever pytest-xdist worker asks
+    first; the other workers wait for it and read its result (paths, as JSON) instead of
+    training and exporting the same model again."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder of this session that every worker shares
+    folder, lock_path = base / name, base / f"{name}.lock"
+    done = folder / "built.json"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            done.write_text(json.dumps({k: str(v) for k, v in build(folder).items()}))
+    return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
 
 
 @pytest.fixture(scope="session")
@@ -57,16 +78,19 @@ def trained_text_run(tmp_path_factory, small_text):
 
     from helpers import train_tiny, write_corpus
 
-    root = tmp_path_factory.mktemp("text_run")
-    corpus = write_corpus(root, small_text)
-    run = root / "run"
-    cwd = os.getcwd()
-    os.chdir(root)  # train on a relative path: the run must store it absolute
-    try:
-        train_tiny(run, "corpus.txt", ModelConfig(units=8, num_layers=1, embedding_dim=4))
-    finally:
-        os.chdir(cwd)
-    return run, corpus
+    def build(root):
+        corpus = write_corpus(root, small_text)
+        run = root / "run"
+        cwd = os.getcwd()
+        os.chdir(root)  # train on a relative path: the run must store it absolute
+        try:
+            train_tiny(run, "corpus.txt", ModelConfig(units=8, num_layers=1, embedding_dim=4))
+        finally:
+            os.chdir(cwd)
+        return {"run": run, "corpus": corpus}
+
+    paths = built_once(tmp_path_factory, "text_run", build)
+    return paths["run"], paths["corpus"]
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
 from lstm_textgen.rundir import load_trained_model
 
+from conftest import built_once
 from helpers import train_tiny, write_corpus
 
 LAYERS, UNITS = 2, 32  # 32: dynamic-range quantization skips weights under 1,024 values
@@ -14,22 +15,26 @@ PARITY_ATOL = 1e-4
 
 
 def make_litert_exports(tmp_path_factory, small_text):
-    """A tiny run trained for 30 steps, exported to LiteRT (fp32 and int8) and a SavedModel."""
-    root = tmp_path_factory.mktemp("litert")
-    run = root / "run"
-    train_tiny(
-        run,
-        write_corpus(root, small_text),
-        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4),
-        max_steps=30,
-        checkpoint_every=30,
-    )
-    model, vocab = load_trained_model(str(run))
-    return {
-        "run": run,
-        "fp32": export_litert(str(run), str(root / "model.tflite")),
-        "int8": export_litert(str(run), str(root / "model-int8.tflite"), quantize="dynamic"),
-        "saved_model": export_for_serving(str(run), str(root / "saved"), warmup=False),
-        "model": model,
-        "vocab": vocab,
-    }
+    """A tiny run trained for 30 steps, exported to LiteRT (fp32 and int8) and a SavedModel
+    (once per test session, `built_once`)."""
+
+    def build(root):
+        run = root / "run"
+        train_tiny(
+            run,
+            write_corpus(root, small_text),
+            ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4),
+            max_steps=30,
+            checkpoint_every=30,
+        )
+        return {
+            "run": run,
+            "fp32": export_litert(str(run), str(root / "model.tflite")),
+            "int8": export_litert(str(run), str(root / "model-int8.tflite"), quantize="dynamic"),
+            "saved_model": export_for_serving(str(run), str(root / "saved"), warmup=False),
+        }
+
+    paths = built_once(tmp_path_factory, "litert", build)
+    model, vocab = load_trained_model(str(paths["run"]))
+    as_strings = {name: str(paths[name]) for name in ("fp32", "int8", "saved_model")}
+    return {**paths, **as_strings, "model": model, "vocab": vocab}

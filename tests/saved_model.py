@@ -24,6 +24,7 @@ from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.serving import predict_request
 
 import tf_serving as serving
+from conftest import built_once
 from helpers import train_tiny, write_corpus
 from tf_serving import signature_input_dtypes
 
@@ -34,22 +35,25 @@ LAYERS, UNITS = 2, 4
 
 
 def make_served(tmp_path_factory, small_text):
-    """Train a tiny run for 3 steps and export it: the export every SavedModel test reads."""
-    root = tmp_path_factory.mktemp("export")
-    run = root / "run"
-    train_tiny(
-        run,
-        write_corpus(root, small_text),
-        ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
-        max_steps=3,
-    )
-    base = root / "saved_models" / "tiny"
-    version_dir = export_for_serving(str(run), str(base))
-    model, vocab = load_trained_model(str(run))
+    """A tiny run trained for 3 steps and exported (once per test session, `built_once`):
+    the export every SavedModel test reads."""
+
+    def build(root):
+        run = root / "run"
+        train_tiny(
+            run,
+            write_corpus(root, small_text),
+            ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
+            max_steps=3,
+        )
+        base = root / "saved_models" / "tiny"
+        return {"run": run, "base": base, "version_dir": export_for_serving(str(run), str(base))}
+
+    paths = built_once(tmp_path_factory, "served", build)
+    model, vocab = load_trained_model(str(paths["run"]))
     return {
-        "run": run,
-        "base": base,
-        "version_dir": version_dir,
+        **paths,
+        "version_dir": str(paths["version_dir"]),
         "generator": TextGenerator(model, vocab),
         "model": model,
         "vocab": vocab,
