@@ -99,30 +99,48 @@ def score_text(scorer: Scorer, vocab: CharVocabulary, text: str, piece: int = 10
             yield ScoredChar(text[start + offset], next(log_probs) if i != UNKNOWN_ID else None)
 
 
-def open_scorer(source: str | None = None, checkpoint: str = "best", litert: str | None = None):
+def open_scorer(
+    source: str | None = None,
+    checkpoint: str = "best",
+    litert: str | None = None,
+    saved_model: str | None = None,
+):
     """`(scorer, vocab)` of a run, an export or a shipped model (`sources`; default: the
-    shipped model), or of a LiteRT file."""
-    if litert:
+    shipped model) rebuilt in Keras; or of a LiteRT file, or of an export run by its
+    signatures (`saved_model`)."""
+    exported = _exported_scorer(litert, saved_model)
+    if exported is not None:
         if source:
-            raise TextgenError(f"give {setting('run')} or {setting('litert')}, not both")
+            flag = setting("litert" if litert else "saved_model")
+            raise TextgenError(f"give {setting('run')} or {flag}, not both")
         _one_checkpoint(checkpoint)
-        from lstm_textgen.litert import LiteRTModel
-
-        model = LiteRTModel(litert)
-        return model, model.vocab
+        return exported, exported.vocab
     from lstm_textgen.shipped import DEFAULT_MODEL
     from lstm_textgen.sources import describe_source
 
-    scorer, vocab, _ = _source_scorer(describe_source(source or DEFAULT_MODEL), checkpoint, None)
+    scorer, vocab, _ = _source_scorer(describe_source(source or DEFAULT_MODEL), checkpoint)
     return scorer, vocab
 
 
+def _exported_scorer(litert: str | None, saved_model: str | None) -> Scorer | None:
+    """The scorer of a LiteRT file or of a SavedModel's signatures; None for neither."""
+    if litert and saved_model:
+        raise TextgenError(f"give {setting('litert')} or {setting('saved_model')}, not both")
+    if litert:
+        from lstm_textgen.litert import LiteRTModel
+
+        return LiteRTModel(litert)
+    if saved_model:
+        from lstm_textgen.saved_model import SavedModelScorer
+
+        return SavedModelScorer(saved_model)
+    return None
+
+
 def _one_checkpoint(checkpoint: str) -> None:
-    """A LiteRT file holds one checkpoint: asking for another is an error."""
+    """An export holds one checkpoint: asking for another is an error."""
     if checkpoint != "best":
-        raise TextgenError(
-            f"a LiteRT export holds one checkpoint; leave out {setting('checkpoint')}"
-        )
+        raise TextgenError(f"an export holds one checkpoint; leave out {setting('checkpoint')}")
 
 
 def evaluate_text(
@@ -189,28 +207,27 @@ def _evaluate_streams(scorer: Scorer, ids, seq_len, streams) -> Evaluation:
     return Evaluation(total / count, count, unknown)
 
 
-def _source_scorer(source, checkpoint: str, litert: str | None):
+def _source_scorer(source, checkpoint: str, litert=None, saved_model=None):
     """`(scorer, vocab, train config)` of a described source (`sources.describe_source`);
-    with `litert`, of that LiteRT export of it, which must match its vocabulary and
-    size. The train config is None where the source does not record it."""
+    with `litert` or `saved_model`, of that export of it, which must match its vocabulary
+    and size. The train config is None where the source does not record it."""
     from lstm_textgen.sources import load_source, source_configs
 
-    if not litert:
+    scorer = _exported_scorer(litert, saved_model)
+    if scorer is None:
         trained = load_source(source, checkpoint)
         return KerasScorer(trained.model), trained.vocab, trained.train_config
     _one_checkpoint(checkpoint)
-    from lstm_textgen.litert import LiteRTModel
-
-    model = LiteRTModel(litert)
     model_config, train_config, vocab = source_configs(source)
     shape = ("embedding_dim", "units", "num_layers")
-    if model.vocab != vocab or any(
-        model.config[name] != getattr(model_config, name) for name in shape
+    if scorer.vocab != vocab or any(
+        scorer.config[name] != getattr(model_config, name) for name in shape
     ):
         raise TextgenError(
-            f"{litert} was not exported from {source.path}: its vocabulary or model size differs"
+            f"{litert or saved_model} was not exported from {source.path}: its vocabulary "
+            "or model size differs"
         )
-    return model, vocab, train_config
+    return scorer, vocab, train_config
 
 
 def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, workdir: str):
@@ -243,6 +260,7 @@ def evaluate_run(
     carry_state: bool = False,
     litert: str | None = None,
     seq_len: int | None = None,
+    saved_model: str | None = None,
 ) -> Evaluation:
     """Evaluate a trained model on a split of its corpus or on `text_files`.
 
@@ -250,7 +268,8 @@ def evaluate_run(
     `lstm_textgen.sources`; default: the shipped model). `seq_len` is the window length
     (default: the run's training windows; nanoGPT's tiny Shakespeare figures use 256).
     With `litert`, the model scored is that LiteRT export of the run (`export --litert`),
-    run by LiteRT's interpreter, on the same text.
+    run by LiteRT's interpreter, on the same text; with `saved_model`, that SavedModel
+    export of it, run by its `step` signature (`SavedModelScorer`).
 
     `split` is train, validation, test or validation+test (the two joined, in order:
     for tiny_shakespeare, the last 10% of the text). A run trained on text files is
@@ -261,7 +280,7 @@ def evaluate_run(
     from lstm_textgen.sources import describe_source
 
     source = describe_source(run_dir or DEFAULT_MODEL)
-    scorer, vocab, train_config = _source_scorer(source, checkpoint, litert)
+    scorer, vocab, train_config = _source_scorer(source, checkpoint, litert, saved_model)
     if train_config is None:
         if not text_files:
             raise TextgenError(

@@ -37,7 +37,6 @@ fail the request with INVALID_ARGUMENT.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 
@@ -60,6 +59,12 @@ from lstm_textgen.generate import (
     generate_text,
 )
 from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.saved_model import (
+    EXPORT_EXTRA_DIR,
+    EXPORT_METADATA_FILE,
+    ExportMetadata,
+    export_versions,
+)
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,
     MAX_PROMPT_CHARS,
@@ -68,12 +73,6 @@ from lstm_textgen.settings import (
     MAX_STOP_STRINGS,
     SETTINGS,
     START_STEP,
-)
-from lstm_textgen.sources import (
-    EXPORT_EXTRA_DIR,
-    EXPORT_FORMAT,
-    EXPORT_METADATA_FILE,
-    export_versions,
 )
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
@@ -289,9 +288,7 @@ def export_for_serving(
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
         metadata = export_metadata(trained, weight_paths(weights, model))
-        atomic_write_text(
-            os.path.join(extra, EXPORT_METADATA_FILE), json.dumps(metadata, indent=2) + "\n"
-        )
+        atomic_write_text(os.path.join(extra, EXPORT_METADATA_FILE), metadata.to_json())
         if warmup:
             from lstm_textgen.serving import write_warmup_requests
 
@@ -307,17 +304,15 @@ def export_for_serving(
     return final
 
 
-def export_metadata(trained, weights: dict[str, str]) -> dict:
-    """What `assets.extra/export.json` holds: the format, the model's architecture, what it
-    was trained with (a fine-tune or an evaluation of the export reads its corpus and
-    windows from there), where each weight lies (`weight_paths`) and the request limits
-    the graph enforces."""
-    return {
-        "format": EXPORT_FORMAT,
-        "model": trained.model_config.__dict__,
-        **({"train": dataclasses.asdict(trained.train_config)} if trained.train_config else {}),
-        "weights": weights,
-        "limits": {
+def export_metadata(trained, weights: dict[str, str]) -> ExportMetadata:
+    """The export's `ExportMetadata`: the model's architecture, what it was trained with,
+    where each weight lies (`weight_paths`) and the request limits the graph enforces."""
+    train = trained.train_config
+    return ExportMetadata(
+        model=dict(trained.model_config.__dict__),
+        train=dataclasses.asdict(train) if train else None,
+        weights=weights,
+        limits={
             "max_num_chars": MAX_NUM_CHARS,
             "max_prompt_chars": MAX_PROMPT_CHARS,
             "max_stop_strings": MAX_STOP_STRINGS,
@@ -325,7 +320,7 @@ def export_metadata(trained, weights: dict[str, str]) -> dict:
             "max_score_chars": MAX_SCORE_CHARS,
             "max_start_step": MAX_START_STEP,
         },
-    }
+    )
 
 
 def weight_paths(weights: list, model: CharLanguageModel) -> dict[str, str]:

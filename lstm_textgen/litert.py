@@ -27,7 +27,7 @@ from lstm_textgen.request import (
     completion_from_row,
     model_key,
 )
-from lstm_textgen.scoring import Scorer
+from lstm_textgen.scoring import Scorer, log_softmax
 from lstm_textgen.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
@@ -67,13 +67,6 @@ def read_metadata(path: str) -> dict:
     raise TextgenError(
         f"{path} has no {METADATA_NAME} metadata; write it with `lstm-textgen export --litert`"
     )
-
-
-def _log_softmax(logits):
-    """log_softmax over the last axis, in float64."""
-    logits = np.asarray(logits, np.float64)
-    top = logits.max(axis=-1, keepdims=True)
-    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
 
 
 class LiteRTModel(Generator, Scorer):
@@ -166,14 +159,14 @@ class LiteRTModel(Generator, Scorer):
         logits, h, c = self.prime(ids[:, :0], h, c)
         log_probs = []
         for t in range(ids.shape[1]):
-            log_probs.append(_log_softmax(logits)[np.arange(len(ids)), ids[:, t]])
+            log_probs.append(log_softmax(logits)[np.arange(len(ids)), ids[:, t]])
             logits, h, c = self.step(ids[:, t], h, c)
         return np.stack(log_probs, axis=1) if log_probs else np.zeros((len(ids), 0)), (h, c)
 
     def summed_loss(self, x, y, state):
         """`Scorer.summed_loss` through the `step` signature; the state is `(h, c)`."""
         logits, h, c = self.logits_and_state(x, *state)
-        picked = np.take_along_axis(_log_softmax(logits), np.asarray(y)[..., None], axis=-1)
+        picked = np.take_along_axis(log_softmax(logits), np.asarray(y)[..., None], axis=-1)
         return float(-picked.sum()), (h, c)
 
     def generate_ids(

@@ -1,15 +1,22 @@
-"""Run a SavedModel written by `lstm-textgen export` in this process: generation from its
-`serving_default` and `continue` signatures, and the vocabulary stored beside it.
+"""Read a SavedModel written by `lstm-textgen export`: its layout (versions, the
+vocabulary and `ExportMetadata` under `assets.extra/`), generation from its
+`serving_default` and `continue` signatures (`SavedModelGenerator`), and scoring through
+its `step` signature (`SavedModelScorer`), all in this process.
 
-The writer is `lstm_textgen.export`; what TF Serving loads is the same folder.
+The writer is `lstm_textgen.export`; what TF Serving loads is the same folder. Reading the
+layout and metadata needs no TensorFlow; the generator and the scorer start it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import re
 
-import tensorflow as tf
+import numpy as np
 
+from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.request import (
     CheckedRequest,
@@ -18,8 +25,121 @@ from lstm_textgen.request import (
     completion_from_row,
     model_key,
 )
-from lstm_textgen.sources import EXPORT_EXTRA_DIR, latest_version
-from lstm_textgen.vocab import CharVocabulary
+from lstm_textgen.scoring import Scorer, log_softmax
+from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
+
+EXPORT_EXTRA_DIR = "assets.extra"  # where an export keeps its vocabulary and metadata
+EXPORT_METADATA_FILE = "export.json"  # `ExportMetadata`
+EXPORT_FORMAT = "lstm-textgen SavedModel"
+# Exports written before export.json kept the same facts, limits at the top, in config.json.
+_EARLIER_METADATA_FILE = "config.json"
+
+
+def export_versions(export_base: str) -> list[int]:
+    """The numbered version folders under `export_base`, as TF Serving sees them."""
+    return [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
+
+
+def latest_version(export_base: str) -> str:
+    """Path of the highest version under `export_base` (or `export_base` itself if it
+    is a version folder)."""
+    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
+        return export_base
+    if not os.path.isdir(export_base):
+        raise TextgenError(f"saved model folder {export_base} does not exist")
+    versions = export_versions(export_base)
+    if not versions:
+        raise TextgenError(
+            f"{export_base} holds no numbered SavedModel version; "
+            "export one with `lstm-textgen export`"
+        )
+    return os.path.join(export_base, str(max(versions)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportMetadata:
+    """What an export keeps beside its graph, in `assets.extra/export.json`.
+
+    Attributes:
+        model: the `ModelConfig` fields of the exported model.
+        train: the `TrainConfig` fields it was trained with (None if not recorded); a
+            fine-tune or an evaluation of the export reads its corpus and windows here.
+        weights: `{checkpoint key: weight path}` (`export.weight_paths`), from which a
+            reader rebuilds the Keras model; None in exports written before it.
+        limits: the request limits the graph enforces, e.g. `max_num_chars`.
+        format: `EXPORT_FORMAT`.
+    """
+
+    model: dict
+    train: dict | None
+    weights: dict | None
+    limits: dict
+    format: str = EXPORT_FORMAT
+
+    def to_json(self) -> str:
+        fields = dataclasses.asdict(self)
+        ordered = {"format": fields.pop("format"), **fields}
+        return json.dumps({k: v for k, v in ordered.items() if v is not None}, indent=2) + "\n"
+
+    @classmethod
+    def read(cls, version_dir: str) -> ExportMetadata:
+        """The metadata of the export in `version_dir` (or the `config.json` of an export
+        written before `export.json`)."""
+        path = os.path.join(version_dir, EXPORT_EXTRA_DIR, EXPORT_METADATA_FILE)
+        earlier = os.path.join(version_dir, EXPORT_EXTRA_DIR, _EARLIER_METADATA_FILE)
+        if not os.path.isfile(path) and os.path.isfile(earlier):
+            path = earlier
+        try:
+            with open(path, encoding="utf-8") as f:
+                fields = json.load(f)
+        except FileNotFoundError:
+            raise TextgenError(
+                f"{version_dir} holds no {EXPORT_EXTRA_DIR}/{EXPORT_METADATA_FILE}: it is not "
+                "an lstm-textgen export; export the run again"
+            ) from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise TextgenError(f"{path} is not valid export metadata ({e})") from None
+        if not isinstance(fields, dict) or not isinstance(fields.get("model"), dict):
+            raise TextgenError(f"{path}: export metadata without a model; export the run again")
+        limits = fields.get("limits", {k: v for k, v in fields.items() if k.startswith("max_")})
+        return cls(
+            model=fields["model"],
+            train=fields.get("train"),
+            weights=fields.get("weights"),
+            limits=limits,
+            format=fields.get("format", EXPORT_FORMAT),
+        )
+
+    def model_config(self, where: str) -> ModelConfig:
+        try:
+            return ModelConfig(**self.model)
+        except TypeError as e:
+            raise TextgenError(f"{where}: export metadata without a valid model ({e})") from None
+
+    def train_config(self, where: str) -> TrainConfig | None:
+        try:
+            return TrainConfig(**self.train) if self.train is not None else None
+        except TypeError as e:
+            raise TextgenError(
+                f"{where}: export metadata with invalid training settings ({e})"
+            ) from None
+
+
+def export_vocabulary(saved_model: str) -> CharVocabulary | None:
+    """The vocabulary stored beside an export, or None if it has none."""
+    extra = os.path.join(latest_version(saved_model), EXPORT_EXTRA_DIR)
+    if not os.path.isfile(os.path.join(extra, VOCAB_FILE)):
+        return None
+    return CharVocabulary.load(extra)
+
+
+def _load(path: str):
+    import tensorflow as tf
+
+    try:
+        return tf.saved_model.load(path)
+    except Exception as e:  # a damaged export fails in many ways inside TensorFlow
+        raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
 
 
 class SavedModelGenerator(Generator):
@@ -35,10 +155,7 @@ class SavedModelGenerator(Generator):
 
     def __init__(self, saved_model: str):
         path = latest_version(saved_model)
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as e:  # a damaged export fails in many ways inside TensorFlow
-            raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
+        loaded = _load(path)
         if "serving_default" not in loaded.signatures:
             raise TextgenError(f"{path} has no serving_default signature")
         self.path = path
@@ -59,6 +176,8 @@ class SavedModelGenerator(Generator):
                 self.model_key = model_key(self.vocab, layers, units)
 
     def _complete(self, request: CheckedRequest) -> list[Completion]:
+        import tensorflow as tf
+
         if request.states is not None and not self.can_continue:
             raise TextgenError(
                 f"{self.path} is an export from an earlier lstm-textgen, without "
@@ -81,9 +200,61 @@ class SavedModelGenerator(Generator):
         ]
 
 
-def export_vocabulary(saved_model: str) -> CharVocabulary | None:
-    """The vocabulary stored beside an export, or None if it has none."""
-    extra = os.path.join(latest_version(saved_model), EXPORT_EXTRA_DIR)
-    if not os.path.isfile(os.path.join(extra, "vocab.json")):
-        return None
-    return CharVocabulary.load(extra)
+class SavedModelScorer(Scorer):
+    """An export as a `Scorer`, run by its `step` signature one character at a time (as a
+    client of TF Serving scores text from a state), not by a Keras model rebuilt from its
+    weights. The state is `(h, c, logits)`: the logits are those of the next character,
+    and the zero state's are the head's bias (its `h` is zero), read from the export.
+
+    Args:
+        saved_model: `saved_models/NAME` (its latest version) or one version folder.
+    """
+
+    def __init__(self, saved_model: str):
+        import tensorflow as tf
+
+        path = latest_version(saved_model)
+        metadata = ExportMetadata.read(path)
+        loaded = _load(path)
+        bias_key = next((k for k, w in (metadata.weights or {}).items() if w == "logits/bias"), "")
+        if "step" not in loaded.signatures or not bias_key:
+            raise TextgenError(
+                f"{path} is an export from an earlier lstm-textgen, which cannot be scored "
+                "through its signatures; export the run again"
+            )
+        reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+        self.path = path
+        self.config = metadata.model
+        self.vocab = export_vocabulary(path)
+        self._loaded = loaded  # the signature needs its object alive
+        self._step = loaded.signatures["step"]
+        self._bias = reader.get_tensor(bias_key)
+        self.state_shape = (self.config["num_layers"], self.config["units"])
+
+    def initial_state(self, batch: int):
+        zeros = np.zeros((batch, *self.state_shape), np.float32)
+        return zeros, zeros.copy(), np.tile(self._bias, (batch, 1))
+
+    def _read(self, ids, state):
+        """The state after reading ids `[B]` from `state`."""
+        h, c, _ = state
+        out = self._step(ids=ids, h=h, c=c)
+        return out["h"].numpy(), out["c"].numpy(), out["logits"].numpy()
+
+    def char_log_probs(self, ids, state):
+        ids = np.asarray(ids, np.int32)
+        rows, log_probs = np.arange(len(ids)), []
+        for t in range(ids.shape[1]):
+            log_probs.append(log_softmax(state[2])[rows, ids[:, t]])
+            state = self._read(ids[:, t], state)
+        if not log_probs:
+            return np.zeros((len(ids), 0)), state
+        return np.stack(log_probs, axis=1), state
+
+    def summed_loss(self, x, y, state):
+        x, y = np.asarray(x, np.int32), np.asarray(y)
+        rows, total = np.arange(len(x)), 0.0
+        for t in range(x.shape[1]):
+            state = self._read(x[:, t], state)
+            total -= float(log_softmax(state[2])[rows, y[:, t]].sum())
+        return total, state

@@ -2,7 +2,8 @@
 of a piece of text from a state, and the state after it.
 
 `evaluate` reads a text through a `Scorer` whatever runs the model: `KerasScorer`
-(`lstm_textgen.evaluate`) for a run, an export or the shipped model rebuilt in Keras, and
+(`lstm_textgen.evaluate`) for a run, an export or the shipped model rebuilt in Keras,
+`SavedModelScorer` (`lstm_textgen.saved_model`) for an export run by its signatures, and
 `LiteRTModel` (`lstm_textgen.litert`) for a LiteRT file. This module imports no
 TensorFlow, so a LiteRT model implements it without starting TensorFlow.
 """
@@ -10,6 +11,15 @@ TensorFlow, so a LiteRT model implements it without starting TensorFlow.
 from __future__ import annotations
 
 import abc
+
+import numpy as np
+
+
+def log_softmax(logits):
+    """log_softmax over the last axis, in float64 (for scorers that run outside TensorFlow)."""
+    logits = np.asarray(logits, np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
 
 
 class Scorer(abc.ABC):

@@ -9,22 +9,15 @@ inspection and the LiteRT export start from.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
 
 from lstm_textgen import rundir
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.saved_model import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
 from lstm_textgen.shipped import is_shipped_name, shipped_model
 from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
-
-EXPORT_EXTRA_DIR = "assets.extra"  # where an export keeps its vocabulary and metadata
-EXPORT_METADATA_FILE = "export.json"  # the export's own metadata (`export.export_metadata`)
-EXPORT_FORMAT = "lstm-textgen SavedModel"
-# Exports written before export.json kept the same facts, limits at the top, in config.json.
-_EARLIER_METADATA_FILE = "config.json"
 
 
 @dataclass(frozen=True)
@@ -62,27 +55,6 @@ class TrainedModel:
     source: Source
 
 
-def export_versions(export_base: str) -> list[int]:
-    """The numbered version folders under `export_base`, as TF Serving sees them."""
-    return [int(n) for n in os.listdir(export_base) if re.fullmatch(r"\d+", n)]
-
-
-def latest_version(export_base: str) -> str:
-    """Path of the highest version under `export_base` (or `export_base` itself if it
-    is a version folder)."""
-    if os.path.isfile(os.path.join(export_base, "saved_model.pb")):
-        return export_base
-    if not os.path.isdir(export_base):
-        raise TextgenError(f"saved model folder {export_base} does not exist")
-    versions = export_versions(export_base)
-    if not versions:
-        raise TextgenError(
-            f"{export_base} holds no numbered SavedModel version; "
-            "export one with `lstm-textgen export`"
-        )
-    return os.path.join(export_base, str(max(versions)))
-
-
 def _export_version(path: str) -> str | None:
     """The version folder of an export at `path` (a version or its base), or None."""
     try:
@@ -116,25 +88,6 @@ def describe_source(source: str) -> Source:
     )
 
 
-def read_export_metadata(version_dir: str) -> dict:
-    """The metadata an export keeps beside its graph (`assets.extra/export.json`, or the
-    `config.json` of an export written before it)."""
-    path = os.path.join(version_dir, EXPORT_EXTRA_DIR, EXPORT_METADATA_FILE)
-    earlier = os.path.join(version_dir, EXPORT_EXTRA_DIR, _EARLIER_METADATA_FILE)
-    if not os.path.isfile(path) and os.path.isfile(earlier):
-        path = earlier
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise TextgenError(
-            f"{version_dir} holds no {EXPORT_EXTRA_DIR}/{EXPORT_METADATA_FILE}: it is not "
-            "an lstm-textgen export; export the run again"
-        ) from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TextgenError(f"{path} is not valid export metadata ({e})") from None
-
-
 def source_configs(source: Source) -> tuple[ModelConfig, TrainConfig | None, CharVocabulary]:
     """The model config, training config (None if unrecorded) and vocabulary of a source,
     read from its JSON files alone."""
@@ -143,17 +96,12 @@ def source_configs(source: Source) -> tuple[ModelConfig, TrainConfig | None, Cha
         vocab = CharVocabulary.load(source.path)
         model_config.vocab_size = vocab.size
         return model_config, train_config, vocab
-    metadata = read_export_metadata(source.path)
+    metadata = ExportMetadata.read(source.path)
     extra = os.path.join(source.path, EXPORT_EXTRA_DIR)
     if not os.path.isfile(os.path.join(extra, VOCAB_FILE)):
         raise TextgenError(f"{source.path} holds no {EXPORT_EXTRA_DIR}/{VOCAB_FILE}")
     vocab = CharVocabulary.load(extra)
-    try:
-        model_config = ModelConfig(**metadata["model"])
-        train_config = TrainConfig(**metadata["train"]) if "train" in metadata else None
-    except (KeyError, TypeError) as e:
-        raise TextgenError(f"{source.path}: export metadata without a valid model ({e})") from None
-    return model_config, train_config, vocab
+    return metadata.model_config(source.path), metadata.train_config(source.path), vocab
 
 
 def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
@@ -167,7 +115,7 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
         model_config.vocab_size = model.vocab_size
         return TrainedModel(model, vocab, model_config, train_config, source)
     model_config, train_config, vocab = source_configs(source)
-    model = _model_from_export(source.path, model_config, read_export_metadata(source.path))
+    model = _model_from_export(source.path, model_config, ExportMetadata.read(source.path))
     if model.vocab_size != vocab.size:
         raise TextgenError(
             f"{source.path} predicts {model.vocab_size} ids but its vocabulary has {vocab.size}"
@@ -175,7 +123,7 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
     return TrainedModel(model, vocab, model_config, train_config, source)
 
 
-def _model_from_export(version_dir: str, model_config: ModelConfig, metadata: dict):
+def _model_from_export(version_dir: str, model_config: ModelConfig, metadata: ExportMetadata):
     """A `CharLanguageModel` of `model_config` holding an export's weights.
 
     The export's metadata maps each checkpoint key to a weight's path (`weights`, see
@@ -188,8 +136,8 @@ def _model_from_export(version_dir: str, model_config: ModelConfig, metadata: di
 
     model = CharLanguageModel.from_model_config(model_config)
     by_path = {v.path.split("/", 1)[1]: v for v in model.variables}
-    if "weights" in metadata:
-        pairs = [(key, by_path.get(path)) for key, path in metadata["weights"].items()]
+    if metadata.weights is not None:
+        pairs = [(key, by_path.get(path)) for key, path in metadata.weights.items()]
         if any(v is None for _, v in pairs) or len(pairs) != len(model.trainable_variables):
             raise TextgenError(f"{version_dir}: its weights do not fit its config; export again")
     else:

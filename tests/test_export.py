@@ -89,12 +89,13 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
 
 
 def test_the_metadata_is_export_json_and_an_earlier_config_json_still_reads(served, tmp_path):
-    from lstm_textgen.sources import describe_source, read_export_metadata, source_configs
+    from lstm_textgen.saved_model import ExportMetadata
+    from lstm_textgen.sources import describe_source, source_configs
 
     version_dir = Path(served["version_dir"])
-    metadata = read_export_metadata(str(version_dir))
-    assert metadata["format"] == "lstm-textgen SavedModel"
-    assert metadata["limits"]["max_num_chars"] == 10_000 and metadata["model"]["units"] == UNITS
+    metadata = ExportMetadata.read(str(version_dir))
+    assert metadata.format == "lstm-textgen SavedModel"
+    assert metadata.limits["max_num_chars"] == 10_000 and metadata.model["units"] == UNITS
     earlier = tmp_path / "earlier" / "1"
     shutil.copytree(version_dir, earlier)
     (earlier / "assets.extra" / "export.json").rename(earlier / "assets.extra" / "config.json")

@@ -7,7 +7,7 @@ import tensorflow as tf
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.generate import generate_spec
 from lstm_textgen.request import GenerationRequest, GenerationState
-from lstm_textgen.saved_model import SavedModelGenerator
+from lstm_textgen.saved_model import SavedModelGenerator, SavedModelScorer
 from lstm_textgen.vocab import CharVocabulary
 
 from helpers import cli_in_process
@@ -50,3 +50,8 @@ def test_what_needs_continuation_is_refused_in_one_line(old_export):
         result = cli_in_process("generate", "--saved-model", old_export, "--seed", "1", flag)
         assert result.returncode != 0 and "export the run again" in result.stderr, flag
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_an_export_without_the_weights_map_is_not_scored_through_signatures(old_export):
+    with pytest.raises(TextgenError, match="export the run again"):
+        SavedModelScorer(str(old_export))

@@ -1,5 +1,6 @@
 """`lstm-textgen score` and `evaluate.score_text`: each character's log-probability, the
-same from a run, its SavedModel's `score` signature and its LiteRT file."""
+same from a run, its SavedModel (the `score` signature, and `SavedModelScorer` through
+`step`) and its LiteRT file."""
 
 import json
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.evaluate import open_scorer, score_text
+from lstm_textgen.evaluate import evaluate_run, open_scorer, score_text
+from lstm_textgen.saved_model import SavedModelScorer
 
 from helpers import cli_in_process
 
@@ -52,6 +54,34 @@ def test_the_scores_equal_the_exports_score_signature(litert_exported):
             assert abs(value - expected[k]) < 1e-5, k
     known = sum(v for v in pieces if v is not None)
     assert abs(known - float(out["log_likelihood"].numpy()[0])) < 1e-4
+
+
+def test_the_saved_model_scorer_runs_the_signatures_to_the_keras_scores(litert_exported):
+    run, export = litert_exported["run"], litert_exported["saved_model"]
+    keras_scorer, vocab = open_scorer(str(run))
+    signatures, export_vocab = open_scorer(saved_model=export)
+    assert isinstance(signatures, SavedModelScorer) and export_vocab == vocab
+    ids = np.array([vocab.encode("the fox"), vocab.encode("jugs!\nq")], np.int32)
+    # From a state that is not the initial one: each scorer carries its own form of it.
+    _, keras_state = keras_scorer.char_log_probs(ids, keras_scorer.initial_state(2))
+    _, export_state = signatures.char_log_probs(ids, signatures.initial_state(2))
+    want, _ = keras_scorer.char_log_probs(ids[:, ::-1], keras_state)
+    got, _ = signatures.char_log_probs(ids[:, ::-1], export_state)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    want_loss, _ = keras_scorer.summed_loss(ids[:, :-1], ids[:, 1:], keras_state)
+    got_loss, _ = signatures.summed_loss(ids[:, :-1], ids[:, 1:], export_state)
+    assert abs(got_loss - want_loss) < 1e-4
+    through_export = scores(cli_in_process("score", "--saved-model", export, "--text", TEXT))
+    from_run = scores(cli_in_process("score", "--run", run, "--text", TEXT))
+    assert [s["char"] for s in through_export] == [s["char"] for s in from_run]
+    np.testing.assert_allclose(
+        [s["logprob"] or 0.0 for s in through_export], [s["logprob"] or 0.0 for s in from_run],
+        atol=1e-5,
+    )  # fmt: skip
+    reference = evaluate_run(str(run), batch_size=8)
+    evaluated = evaluate_run(str(run), batch_size=8, saved_model=export)
+    assert evaluated.num_chars == reference.num_chars
+    assert abs(evaluated.bits_per_char - reference.bits_per_char) < 1e-5
 
 
 def test_score_errors_are_one_line(tmp_path, trained_text_run):

@@ -52,6 +52,12 @@ def add_cli_args(parser) -> None:
         metavar="FILE",
         help="score this LiteRT export of the run (export --litert) instead of its checkpoint",
     )
+    parser.add_argument(
+        "--saved-model",
+        metavar="DIR",
+        help="score this SavedModel export of the run through its signatures instead of "
+        "its checkpoint",
+    )
 
 
 def main(args) -> int:
@@ -73,6 +79,7 @@ def main(args) -> int:
         carry_state=args.carry_state,
         litert=args.litert,
         seq_len=args.seq_len,
+        saved_model=args.saved_model,
     )
     what = "text files" if args.text_file else args.split
     what += f", windows of {args.seq_len}" if args.seq_len and not args.carry_state else ""

@@ -10,7 +10,8 @@ DESCRIPTION = (
     "Read a text with the model, from its initial state, and print one JSON line per "
     'character: {"char": ..., "logprob": ...} (nats; null for a character the model never '
     "saw, which is skipped). The total, nats/char and bits/char go to stderr. The model is "
-    "a run, an export or the shipped model (--run), or a LiteRT file (--litert)."
+    "a run, an export or the shipped model (--run), a LiteRT file (--litert), or an export run "
+    "by its signatures, as a server runs it (--saved-model)."
 )
 
 
@@ -23,6 +24,11 @@ def add_cli_args(parser) -> None:
     common.add_checkpoint(parser)
     parser.add_argument(
         "--litert", metavar="FILE", help="score with this LiteRT file instead (no TensorFlow)"
+    )
+    parser.add_argument(
+        "--saved-model",
+        metavar="DIR",
+        help="score with this SavedModel export's signatures instead of a Keras model",
     )
     text = parser.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", metavar="STR", help="the text to score")
@@ -51,7 +57,7 @@ def main(args) -> int:
             raise TextgenError(f"{args.text_file} is not UTF-8 text") from None
     if not text:
         raise TextgenError("the text to score is empty")
-    scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert)
+    scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert, args.saved_model)
     total, scored, skipped = 0.0, 0, 0
     for item in score_text(scorer, vocab, text):
         print(json.dumps({"char": item.char, "logprob": item.logprob}, ensure_ascii=False))
