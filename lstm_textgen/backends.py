@@ -83,7 +83,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
 
 def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
     """The training items of a run trained with `--items`, to tell new items from copies."""
-    from lstm_textgen import data
+    from lstm_textgen.corpus import items_corpus
     from lstm_textgen.rundir import load_run_config
 
     _, config = load_run_config(run_dir)
@@ -91,5 +91,5 @@ def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
         raise TextgenError(
             f"{run_dir} was trained without {setting('items')}; it has no training items"
         )
-    _, items = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
+    _, items = items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
     return set(items)

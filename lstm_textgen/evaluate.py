@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import data, rundir
+from lstm_textgen import data, id_file, rundir
 from lstm_textgen.config import TrainConfig, bits
+from lstm_textgen.corpus import corpus_from_tfds, items_corpus, read_text_files
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.scoring import Scorer
@@ -165,13 +166,13 @@ def evaluate_text(
             `litert.LiteRTModel`.
     """
     data.check_length(text, seq_len, "evaluation")
-    return evaluate_ids(scorer, data.encode_text(text, vocab), seq_len, batch_size, carry_state)
+    return evaluate_ids(scorer, id_file.encode_text(text, vocab), seq_len, batch_size, carry_state)
 
 
 def evaluate_ids(
     scorer: Scorer, ids, seq_len: int, batch_size: int = 64, carry_state: bool = False
 ) -> Evaluation:
-    """`evaluate_text` for a text already encoded: an array of ids or a `data.IdFile`,
+    """`evaluate_text` for a text already encoded: an array of ids or a `id_file.IdFile`,
     which is read from disk a batch at a time."""
     data.check_length(ids, seq_len, "evaluation")
     if carry_state:
@@ -187,7 +188,7 @@ def evaluate_ids(
 
 
 def _read_rows(ids, starts, width: int) -> np.ndarray:
-    if isinstance(ids, data.IdFile):
+    if isinstance(ids, id_file.IdFile):
         return ids.read_windows(np.asarray(starts), width).astype(np.int32)
     return np.stack([ids[s : s + width] for s in starts]).astype(np.int32)
 
@@ -245,9 +246,9 @@ def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, work
             "training, so does the split)",
             path,
         )
-        encoded = data.encode_text_files(train_config.text_files, workdir, vocab)
+        encoded = id_file.encode_text_files(train_config.text_files, workdir, vocab)
         return encoded[1] if split == "train" else encoded[2]
-    return data.IdFile.of_vocabulary(path, vocab)
+    return id_file.IdFile.of_vocabulary(path, vocab)
 
 
 def evaluate_run(
@@ -291,10 +292,10 @@ def evaluate_run(
     batch_size = batch_size or train_config.batch_size
     seq_len = seq_len or train_config.seq_len
     if text_files:
-        text = data.read_text_files(text_files)
+        text = read_text_files(text_files)
         return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
     if train_config.items:
-        corpus, _ = data.items_corpus(
+        corpus, _ = items_corpus(
             train_config.text_files, train_config.tfds_name, manual_dir, train_config.items
         )
         text = "".join(corpus.split(name) for name in split.split("+"))
@@ -308,6 +309,6 @@ def evaluate_run(
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
             ids = _run_ids(source.path, train_config, vocab, split, workdir)
             return evaluate_ids(scorer, ids, seq_len, batch_size, carry_state)
-    corpus = data.corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
+    corpus = corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
     text = "".join(corpus.split(name) for name in split.split("+"))
     return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)

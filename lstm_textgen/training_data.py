@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lstm_textgen import data
+from lstm_textgen import data, id_file
 from lstm_textgen.config import TrainConfig
+from lstm_textgen.corpus import corpus_from_tfds, items_corpus
 from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
 
 
@@ -21,7 +22,7 @@ def load_training_data(
 
     The user's text files are encoded into `data_dir` (a run's `RUN/data`) and streamed
     from there; the tfds corpus and a corpus of items (`config.items`, see
-    `data.items_corpus`) stay in memory. `vocab` (on resume) is used as it is; otherwise
+    `items_corpus`) stay in memory. `vocab` (on resume) is used as it is; otherwise
     it is built from the training split, as `base_vocab` (a fine-tune's source
     vocabulary) extended by the characters it lacks when that is given.
     """
@@ -32,21 +33,21 @@ def load_training_data(
         return CharVocabulary(characters, end_of_item)
 
     if config.items:
-        corpus, _ = data.items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
+        corpus, _ = items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
         vocab = vocab or new_vocab(set(corpus.train), END_OF_ITEM)
-        train_ids = data.encode_text(corpus.train, vocab)
-        val_ids = data.encode_text(corpus.validation, vocab)
+        train_ids = id_file.encode_text(corpus.train, vocab)
+        val_ids = id_file.encode_text(corpus.validation, vocab)
         name = corpus.name
     elif config.text_files:
-        vocab, train_ids, val_ids = data.encode_text_files(
+        vocab, train_ids, val_ids = id_file.encode_text_files(
             config.text_files, data_dir, vocab, base_vocab
         )
         name = "text files"
     else:
-        corpus = data.corpus_from_tfds(config.tfds_name, manual_dir=manual_dir)
+        corpus = corpus_from_tfds(config.tfds_name, manual_dir=manual_dir)
         vocab = vocab or new_vocab(set(corpus.train))
-        train_ids = data.encode_text(corpus.train, vocab)
-        val_ids = data.encode_text(corpus.validation, vocab)
+        train_ids = id_file.encode_text(corpus.train, vocab)
+        val_ids = id_file.encode_text(corpus.validation, vocab)
         name = corpus.name
     data.check_length(train_ids, config.seq_len, "training")
     data.check_length(val_ids, config.seq_len, "validation")

@@ -24,7 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from lstm_textgen import data  # noqa: E402
+from lstm_textgen.corpus import corpus_from_tfds  # noqa: E402
+from lstm_textgen.id_file import encode_text  # noqa: E402
 from lstm_textgen.rundir import load_run_config, load_trained_model  # noqa: E402
 
 
@@ -42,8 +43,8 @@ def main():
 
     _, train_config = load_run_config(args.run)
     model, vocab = load_trained_model(args.run)
-    corpus = data.corpus_from_tfds(train_config.tfds_name, manual_dir=args.tfds_manual_dir)
-    ids = data.encode_text(corpus.validation, vocab)
+    corpus = corpus_from_tfds(train_config.tfds_name, manual_dir=args.tfds_manual_dir)
+    ids = encode_text(corpus.validation, vocab)
     positions = np.linspace(5000, len(ids) - 1, args.positions).astype(int)
 
     # Full history: one stream over the whole split, the state carried from its start.

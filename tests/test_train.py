@@ -63,13 +63,13 @@ def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_te
     import numpy as np
     import tensorflow as tf
 
-    from lstm_textgen import data
+    from lstm_textgen import data, id_file
     from lstm_textgen.model import CharLanguageModel
     from lstm_textgen.optimizer import compile_model
     from lstm_textgen.vocab import CharVocabulary
 
     vocab = CharVocabulary.from_text(small_text)
-    ids = data.encode_text(small_text, vocab)
+    ids = id_file.encode_text(small_text, vocab)
     config = TrainConfig(seq_len=12, batch_size=3)
     model = CharLanguageModel.from_model_config(
         ModelConfig(vocab_size=vocab.size, units=6, num_layers=2, embedding_dim=4)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen import data
+from lstm_textgen import id_file
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.vocab import END_OF_ITEM, UNKNOWN_ID, CharVocabulary
 
@@ -82,7 +82,7 @@ def test_an_extended_vocabulary_keeps_every_id_and_adds_new_characters_last(tmp_
     expected = extended.encode(probe)
     assert vocab_tf_ids(extended, probe) == expected
     table = extended.codepoint_table()
-    assert data._encode_piece(probe, table, np.int32).tolist() == expected
+    assert id_file._encode_piece(probe, table, np.int32).tolist() == expected
     assert extended.decode(expected) == probe.replace("ö", "")
     extended.save(str(tmp_path))
     assert CharVocabulary.load(str(tmp_path)) == extended
