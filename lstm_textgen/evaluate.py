@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import data, id_file, rundir
+from lstm_textgen import data, id_file, rundir, stepping
 from lstm_textgen.config import TrainConfig, bits
 from lstm_textgen.corpus import corpus_from_tfds, items_corpus, read_text_files
 from lstm_textgen.errors import TextgenError, setting
@@ -51,7 +51,7 @@ class KerasScorer(Scorer):
 
         @tf.function(reduce_retracing=True)
         def piece_log_probs(ids, state):
-            first = model.next_logits(state)[:, None]
+            first = stepping.next_logits(model, state)[:, None]
             logits, state = model.logits_and_state(ids, state)
             logits = tf.concat([first, logits[:, :-1]], axis=1)
             log_softmax = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)

@@ -42,6 +42,7 @@ import shutil
 
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.exporting import (
@@ -186,7 +187,7 @@ class ServingFunctions:
 
     def step(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)
-        logits, state = self.model.step(ids, state)
+        logits, state = stepping.step(self.model, ids, state)
         return {"logits": logits, **stacked_state(state)}
 
     def score(self, text):
@@ -197,7 +198,7 @@ class ServingFunctions:
         ids = self.vocab.tf_encode_codepoints(codepoints).to_tensor(default_value=UNKNOWN_ID)
         mask = tf.not_equal(ids, UNKNOWN_ID)
         batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
-        first = self.model.next_logits(self.model.initial_state(batch))[:, None]
+        first = stepping.next_logits(self.model, self.model.initial_state(batch))[:, None]
         following = self.model(ids, padding_mask=mask)[:, :-1]
         logits = tf.concat([first, following], axis=1)[:, :length]
         log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=logits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.exporting import stacked_state, unstacked_state
 from lstm_textgen.model import CharLanguageModel
@@ -43,14 +44,16 @@ def prime_prompts(model, prompt_ids, state=None):
     and characters the model never saw) are skipped, so prompts of different lengths
     share one batch. `state`: where each prompt starts (the initial state when None).
     """
-    state = model.prime(prompt_ids, mask=tf.not_equal(prompt_ids, UNKNOWN_ID), state=state)
-    return model.next_logits(state), state
+    state = stepping.prime(
+        model, prompt_ids, mask=tf.not_equal(prompt_ids, UNKNOWN_ID), state=state
+    )
+    return stepping.next_logits(model, state), state
 
 
 def model_step_fn(model):
     """`model.step` with the weights read once, for a sampling loop."""
-    weights = model.step_weights()
-    return lambda ids, state: model.step(ids, state, weights)
+    weights = stepping.step_weights(model)
+    return lambda ids, state: stepping.step(model, ids, state, weights)
 
 
 def generate_ids(

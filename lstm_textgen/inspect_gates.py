@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.settings import MAX_PROMPT_CHARS
@@ -292,7 +293,7 @@ def inspect_run(
 
     @tf.function
     def trace(context_ids, ids):
-        state = model.prime(context_ids, mask=tf.not_equal(context_ids, UNKNOWN_ID))
+        state = stepping.prime(model, context_ids, mask=tf.not_equal(context_ids, UNKNOWN_ID))
         return layer_traces(model, ids, state, num_layers=layer + 1)[layer]
 
     as_ids = lambda t: tf.constant([vocab.encode(t)], tf.int32)  # noqa: E731

@@ -10,6 +10,7 @@ import tempfile
 
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.exporting import (
@@ -48,10 +49,12 @@ class LiteRTFunctions:
         self.end_id = vocab.end_id
         # The weights as constants: the converter then writes them into the flatbuffer
         # (variables would be left as uninitialised LiteRT resource variables).
-        self.weights = tf.nest.map_structure(lambda w: tf.constant(w.numpy()), model.step_weights())
+        self.weights = tf.nest.map_structure(
+            lambda w: tf.constant(w.numpy()), stepping.step_weights(model)
+        )
 
     def _step(self, ids, state):
-        return self.model.step(ids, state, self.weights)
+        return stepping.step(self.model, ids, state, self.weights)
 
     def step(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)
@@ -60,7 +63,7 @@ class LiteRTFunctions:
 
     def _prime(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)
-        logits = self.model.next_logits(state, self.weights["head"])
+        logits = stepping.next_logits(self.model, state, self.weights["head"])
 
         def body(t, logits, state):
             logits, state = self._step(ids[:, t], state)

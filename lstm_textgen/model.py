@@ -70,10 +70,10 @@ class CharLanguageModel(keras.Model):
     Ids `[B, T]` -> Embedding -> `num_layers` x GateLSTM (dropout after each) -> Dense ->
     logits `[B, T, vocab_size]` for the next character at every position.
 
-    Besides the Keras `call` used in training, the model offers the pieces that generation
-    needs, all graph-friendly: `prime` runs a (padded) prompt and returns the LSTM states,
-    `step` advances every layer by one character, and `next_logits` reads the prediction
-    off a state. State is a tuple with one `(h, c)` pair per layer.
+    The model is the network: `call` for training, and `logits_and_state` to run it from a
+    given state (scoring). State is a tuple with one `(h, c)` pair per layer. Generation
+    runs it one character at a time through `lstm_textgen.stepping` (`prime`, `step`,
+    `next_logits`).
 
     With `carry_state(...)` set, every training call starts from the state the previous
     training call ended in (truncated backpropagation through time, as char-rnn trains);
@@ -178,7 +178,7 @@ class CharLanguageModel(keras.Model):
         zeros = tf.zeros([batch_size, self.units], dtype=tf.float32)
         return tuple((zeros, zeros) for _ in range(self.num_layers))
 
-    def _run(self, ids, state=None, mask=None, training=False):
+    def run_layers(self, ids, state=None, mask=None, training=False):
         """The LSTM stack over ids `[B, T]`: the time-major sequence `[T, B, H]` of the
         last layer and the final state."""
         # Time-major from the embedding lookup to the head: transposing the int ids and
@@ -203,7 +203,9 @@ class CharLanguageModel(keras.Model):
         """
         carried = self.carried_state if training else None
         state = None if carried is None else carried.read(carried.batches)
-        sequence, final_state = self._run(ids, state=state, mask=padding_mask, training=training)
+        sequence, final_state = self.run_layers(
+            ids, state=state, mask=padding_mask, training=training
+        )
         if carried is not None:
             carried.write(final_state)
         return self._logits(sequence)
@@ -211,69 +213,12 @@ class CharLanguageModel(keras.Model):
     def logits_and_state(self, ids, state=None):
         """Logits `[B, T, V]` for ids `[B, T]` starting from `state` (zeros if None), and
         the state after the last position: text can be scored piece by piece."""
-        sequence, final_state = self._run(ids, state=state)
+        sequence, final_state = self.run_layers(ids, state=state)
         return self._logits(sequence), final_state
 
     def _logits(self, sequence):
         """Batch-major logits `[B, T, V]` of a time-major sequence `[T, B, H]`."""
         return tf.transpose(self.head(sequence), [1, 0, 2])
-
-    def prime(self, ids, mask=None, state=None):
-        """Run a prompt through the LSTM layers; return the state after its last character.
-
-        Args:
-            ids: int `[B, T]`, the prompts right-padded to one length (T may be 0).
-            mask: optional bool `[B, T]`; False positions (padding, unknown characters)
-                leave the state untouched.
-            state: optional state to start from; zeros otherwise.
-        """
-        _, final_state = self._run(ids, state=state, mask=mask)
-        return final_state
-
-    def next_logits(self, state, head_weights=None):
-        """Logits `[B, V]` of the character that follows `state`.
-
-        `head_weights`: optional `(kernel, bias)`, as in `step_weights()["head"]`.
-        """
-        kernel, bias = self._head_weights() if head_weights is None else head_weights
-        return tf.matmul(state[-1][0], kernel) + bias
-
-    def _head_weights(self):
-        return tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias)
-
-    def step_weights(self):
-        """Every weight `step` reads, as tensors. In a graph loop each variable read is
-        an op run at every character: read them once before the loop and pass them to
-        `step(..., weights=)`.
-
-        The first layer's input projection depends on the character id alone, so it is
-        computed here for every id at once (`input_table`, `[V, 4H]`): a step looks it up
-        instead of running the embedding and a matrix product.
-        """
-        layers = tuple(layer.step_weights() for layer in self.lstm_layers)
-        # The same rounding as the embedding layer under a mixed-precision policy.
-        embeddings = tf.cast(self.embedding.embeddings, self.embedding.compute_dtype)
-        kernel, _, bias = layers[0]
-        return {
-            "input_table": tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias,
-            "layers": layers,
-            "head": self._head_weights(),
-        }
-
-    def step(self, ids, state, weights=None):
-        """Feed one id per row: `ids [B]`, state -> (logits `[B, V]`, new state).
-
-        `weights`: optional `step_weights()`, read once for a loop of steps.
-        """
-        weights = self.step_weights() if weights is None else weights
-        x, projected = None, tf.gather(weights["input_table"], ids)
-        new_state = []
-        for layer, layer_state, layer_weights in zip(self.lstm_layers, state, weights["layers"]):
-            x, (h, c) = layer.step(x, layer_state, layer_weights, projected)
-            projected = None
-            new_state.append((h, c))
-        new_state = tuple(new_state)
-        return self.next_logits(new_state, weights["head"]), new_state
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a distribution strategy, Keras's `fit` learns the input shapes from one

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from lstm_textgen import stepping  # noqa: E402
 from lstm_textgen.corpus import corpus_from_tfds  # noqa: E402
 from lstm_textgen.id_file import encode_text  # noqa: E402
 from lstm_textgen.rundir import load_run_config, load_trained_model  # noqa: E402
@@ -52,7 +53,7 @@ def main():
     full = log_probs(logits[0].numpy()[positions - 1], ids[positions])
     print(f"run {args.run}: {len(positions)} positions of the validation split")
     print(f"full history: {-full.mean():.4f} nats/char")
-    prime = tf.function(lambda x: model.next_logits(model.prime(x)))
+    prime = tf.function(lambda x: stepping.next_logits(model, stepping.prime(model, x)))
     for cap in args.caps:
         windows = np.stack([ids[p - cap : p] for p in positions])
         truncated = log_probs(prime(tf.constant(windows)), ids[positions])

@@ -17,6 +17,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.generate import TextGenerator
@@ -155,14 +156,14 @@ def expected_generate_rows(generator, instances):
 def reference_score(model, vocab, text):
     """Log-likelihood by feeding characters one at a time (not the signature's code path)."""
     state = model.initial_state(1)
-    logits = model.next_logits(state)
+    logits = stepping.next_logits(model, state)
     total, count = 0.0, 0
     for char_id in vocab.encode(text):
         if char_id == 0:
             continue
         total += float(tf.nn.log_softmax(logits)[0, char_id])
         count += 1
-        logits, state = model.step(tf.constant([char_id]), state)
+        logits, state = stepping.step(model, tf.constant([char_id]), state)
     return total, count
 
 

@@ -5,6 +5,7 @@ and the same finish reasons; stop strings cut the text where the reference cut s
 import numpy as np
 import pytest
 
+from lstm_textgen import stepping
 from lstm_textgen.backends import open_generator
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.request import GenerationRequest, GenerationState, stop_at_first
@@ -172,7 +173,7 @@ def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(bac
         if not text_ids:
             continue
         ids = tf.constant([prompt_ids + text_ids], tf.int32)
-        first = run.model.next_logits(run.model.initial_state(1))[:, None]
+        first = stepping.next_logits(run.model, run.model.initial_state(1))[:, None]
         logits = tf.concat([first, run.model(ids)[:, :-1]], axis=1)
         log_softmax = tf.nn.log_softmax(logits, axis=-1).numpy()[0]
         expected = [log_softmax[len(prompt_ids) + t, i] for t, i in enumerate(text_ids)]

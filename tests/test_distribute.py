@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 
 from conftest import REPO
@@ -188,7 +189,7 @@ def test_mixed_precision_keeps_logits_and_the_gate_loop_in_float32():
     assert [layer.compute_dtype for layer in model.lstm_layers] == ["float32", "float32"]
     assert model.head.compute_dtype == "float32"
     assert model(np.array([[1, 2, 3]])).dtype == "float32"
-    logits, state = model.step(np.array([1, 2]), model.initial_state(2))
+    logits, state = stepping.step(model, np.array([1, 2]), model.initial_state(2))
     assert logits.dtype == "float32" and state[0][0].dtype == "float32"
 
 

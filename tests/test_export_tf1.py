@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.client import STATE_OUTPUTS
 from lstm_textgen.request import GenerationRequest
 from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS, START_STEP
@@ -60,7 +61,7 @@ def test_signatures_through_the_tf1_loader(served, tmp_path):
     columns = bodies[3]["inputs"]
     h, c = np.array(columns["h"], np.float32), np.array(columns["c"], np.float32)
     state = tuple((h[:, k], c[:, k]) for k in range(LAYERS))
-    logits, new_state = served["model"].step(tf.constant(columns["ids"]), state)
+    logits, new_state = stepping.step(served["model"], tf.constant(columns["ids"]), state)
     got = outputs_of(step)
     assert_close(got["logits"], logits)
     assert_close(got["h"], np.stack([s[0] for s in new_state], axis=1))

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.model import CharLanguageModel
 
@@ -34,9 +35,9 @@ def test_step_by_step_matches_the_sequence_pass():
     full = model(x)
     state = model.initial_state(B)
     for t in range(T):
-        logits, state = model.step(x[:, t], state)
+        logits, state = stepping.step(model, x[:, t], state)
         assert_close(logits, full[:, t])
-    assert_close(model.next_logits(model.prime(x)), full[:, -1])
+    assert_close(stepping.next_logits(model, stepping.prime(model, x)), full[:, -1])
 
 
 def test_prime_skips_masked_positions():
@@ -45,7 +46,8 @@ def test_prime_skips_masked_positions():
     padded = tf.concat([short, tf.zeros([1, 3], tf.int32)], axis=1)
     mask = tf.not_equal(padded, 0)
     for a, b in zip(
-        tf.nest.flatten(model.prime(padded, mask=mask)), tf.nest.flatten(model.prime(short))
+        tf.nest.flatten(stepping.prime(model, padded, mask=mask)),
+        tf.nest.flatten(stepping.prime(model, short)),
     ):
         assert_close(a, b)
 

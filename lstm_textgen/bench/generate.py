@@ -42,6 +42,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen import stepping
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
@@ -101,7 +102,7 @@ def python_loop(model, batch, chars):
 
     @tf.function
     def one_step(ids, state, seed):
-        logits, state = model.step(ids, state)
+        logits, state = stepping.step(model, ids, state)
         uniform = tf.random.stateless_uniform([batch], seed=seed)
         return sample_next(logits, uniform, temperature=1.0), state
 
@@ -121,7 +122,7 @@ def floor_loop(model, batch, chars):
     @tf.function
     def run():
         # The weights are read once, outside the loop, as the export's generate does.
-        weights = model.step_weights()
+        weights = stepping.step_weights(model)
         kernels = [(w, u) for w, u, _ in weights["layers"]]
         head = weights["head"][0]
         x0 = tf.ones([batch, model.embedding_dim])
