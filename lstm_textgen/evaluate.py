@@ -294,13 +294,7 @@ def evaluate_run(
     if text_files:
         text = read_text_files(text_files)
         return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
-    if train_config.items:
-        corpus, _ = items_corpus(
-            train_config.text_files, train_config.tfds_name, manual_dir, train_config.items
-        )
-        text = "".join(corpus.split(name) for name in split.split("+"))
-        return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
-    if train_config.text_files:
+    if train_config.text_files and not train_config.items:
         if source.kind != "run":
             raise TextgenError(
                 f"{source.path} was trained on text files, which an export does not hold; "
@@ -309,6 +303,11 @@ def evaluate_run(
         with tempfile.TemporaryDirectory(prefix="lstm-textgen-eval-") as workdir:
             ids = _run_ids(source.path, train_config, vocab, split, workdir)
             return evaluate_ids(scorer, ids, seq_len, batch_size, carry_state)
-    corpus = corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
+    if train_config.items:
+        corpus, _ = items_corpus(
+            train_config.text_files, train_config.tfds_name, manual_dir, train_config.items
+        )
+    else:
+        corpus = corpus_from_tfds(train_config.tfds_name, manual_dir=manual_dir)
     text = "".join(corpus.split(name) for name in split.split("+"))
     return evaluate_text(scorer, vocab, text, seq_len, batch_size, carry_state)
