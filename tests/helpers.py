@@ -83,3 +83,10 @@ def train_tiny(run, text_file, model_config, *, resume=False, max_steps=None, **
         verbose=0,
         log=lambda _: None,
     )
+
+
+def train_tiny_run(root, text, model_config, **train_fields):
+    """`train_tiny` on `text` written to `root/corpus.txt`, into `root/run`; returns the run."""
+    run = root / "run"
+    train_tiny(run, write_corpus(root, text), model_config, **train_fields)
+    return run

@@ -6,7 +6,7 @@ from lstm_textgen.litert_export import export_litert
 from lstm_textgen.rundir import load_trained_model
 
 from conftest import built_once
-from helpers import train_tiny, write_corpus
+from helpers import train_tiny_run
 
 LAYERS, UNITS = 2, 32  # 32: dynamic-range quantization skips weights under 1,024 values
 # LiteRT's kernels (XNNPACK) round differently from TensorFlow's; measured differences on
@@ -19,14 +19,8 @@ def make_litert_exports(tmp_path_factory, small_text):
     (once per test session, `built_once`)."""
 
     def build(root):
-        run = root / "run"
-        train_tiny(
-            run,
-            write_corpus(root, small_text),
-            ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4),
-            max_steps=30,
-            checkpoint_every=30,
-        )
+        model_config = ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=4)
+        run = train_tiny_run(root, small_text, model_config, max_steps=30, checkpoint_every=30)
         return {
             "run": run,
             "fp32": export_litert(str(run), str(root / "model.tflite")),

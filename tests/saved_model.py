@@ -26,7 +26,7 @@ from lstm_textgen.serving import predict_request
 
 import tf_serving as serving
 from conftest import built_once
-from helpers import train_tiny, write_corpus
+from helpers import train_tiny_run
 from tf_serving import signature_input_dtypes
 
 REQUEST_FIELDS = {"prompt": "prompts"}  # signature input -> GenerationRequest field
@@ -40,13 +40,8 @@ def make_served(tmp_path_factory, small_text):
     the export every SavedModel test reads."""
 
     def build(root):
-        run = root / "run"
-        train_tiny(
-            run,
-            write_corpus(root, small_text),
-            ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3),
-            max_steps=3,
-        )
+        model_config = ModelConfig(units=UNITS, num_layers=LAYERS, embedding_dim=3)
+        run = train_tiny_run(root, small_text, model_config, max_steps=3)
         base = root / "saved_models" / "tiny"
         return {"run": run, "base": base, "version_dir": export_for_serving(str(run), str(base))}
 
