@@ -112,7 +112,12 @@ class CheckpointAndReport(keras.callbacks.Callback):
         best = self.state.best_val_loss
         improved = best is None or val_loss < best
         if self.chief:
-            info = {**record, "seed_states": seed_states(self.model), "xla": self.state.xla}
+            info = {
+                **record,
+                "seed_states": seed_states(self.model),
+                "xla": self.state.xla,
+                "precision": self.state.precision,
+            }
             rundir.save_checkpoint(
                 self.model,
                 os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),

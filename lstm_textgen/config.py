@@ -19,6 +19,7 @@ from lstm_textgen.errors import TextgenError, setting
 IMPLEMENTATIONS = ("gates", "keras")
 LR_SCHEDULES = ("constant", "cosine")
 ITEM_KINDS = ("lines", "paragraphs")
+MIXED_PRECISION = ("auto", "on", "off")
 MIN_LR_FRACTION = 0.1
 LN2 = math.log(2.0)
 
@@ -33,10 +34,23 @@ def bits(nats: float) -> float:
 
 
 def _flag(
-    help_text: str, flag: str | None = None, choices=None, group: str = "", metavar=None
+    help_text: str,
+    flag: str | None = None,
+    choices=None,
+    group: str = "",
+    metavar=None,
+    const=None,
 ) -> dict:
-    """A dataclass field's `lstm-textgen train` flag (its name defaults to the field's)."""
-    return {"help": help_text, "flag": flag, "choices": choices, "group": group, "metavar": metavar}
+    """A dataclass field's `lstm-textgen train` flag (its name defaults to the field's).
+    With `const`, the flag given without a value means `const`."""
+    return {
+        "help": help_text,
+        "flag": flag,
+        "choices": choices,
+        "group": group,
+        "metavar": metavar,
+        "const": const,
+    }
 
 
 @dataclass
@@ -155,14 +169,24 @@ class TrainConfig:
             metavar="SOURCE",
         ),
     )
-    mixed_precision: bool = field(
-        default=False,
+    mixed_precision: str = field(
+        default="auto",
         metadata=_flag(
-            "compute in float16 on a GPU (bfloat16 on a CPU), keeping variables, logits, loss "
-            "and the gate loop of the gates implementation in float32",
+            "auto: compute in bfloat16 on a CPU with bfloat16 instructions (float16 on a GPU) "
+            "where a product of the model's step measures enough faster than float32 at the "
+            "start (docs/scaling.md), else float32; on: wherever the hardware has it; off: "
+            "float32. "
+            "Variables, logits, loss and the gate loop of the gates implementation stay in "
+            "float32; a resumed run keeps its choice",
+            choices=MIXED_PRECISION,
             group="scaling out",
+            const="on",
         ),
     )
+
+    def __post_init__(self):
+        if isinstance(self.mixed_precision, bool):  # the config.json of an earlier run
+            self.mixed_precision = "on" if self.mixed_precision else "off"
 
     def validate(self) -> None:
         positive = ("seq_len", "batch_size", "learning_rate", "clip_norm", "checkpoint_every")
@@ -177,6 +201,11 @@ class TrainConfig:
             raise TextgenError(
                 f"{setting('lr_schedule')} must be one of {', '.join(LR_SCHEDULES)}, "
                 f"got {self.lr_schedule!r}"
+            )
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise TextgenError(
+                f"{setting('mixed_precision')} must be one of {', '.join(MIXED_PRECISION)}, "
+                f"got {self.mixed_precision!r}"
             )
         if self.items is not None and self.items not in ITEM_KINDS:
             raise TextgenError(

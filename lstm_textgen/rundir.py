@@ -176,6 +176,8 @@ class RunState:
             `val_loss_carried` with a carried state).
         xla: whether the train step is compiled with XLA; None until the run's first
             start has settled it, after which a resume keeps it.
+        precision: the Keras dtype policy the run trains in (`--mixed-precision`), kept
+            the same way.
     """
 
     step: int = 0
@@ -183,6 +185,7 @@ class RunState:
     best_step: int | None = None
     history: list[dict] = dataclasses.field(default_factory=list)
     xla: bool | None = None
+    precision: str | None = None
 
 
 def read_state(run_dir: str) -> RunState:

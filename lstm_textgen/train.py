@@ -35,6 +35,8 @@ from lstm_textgen.callbacks import (
 )
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.distribute import (
+    Precision,
+    choose_precision,
     is_chief,
     set_mixed_precision,
     strategy_name,
@@ -118,12 +120,27 @@ def train(
             strategy=strategy,
             chief=chief,
             data_dir=data_dir,
-            precision=set_mixed_precision(train_config.mixed_precision),
+            precision=set_mixed_precision(
+                _run_precision(run_dir, model_config, train_config, resume, strategy)
+            ),
             # The chief reports for everyone.
             progress=chief and bool(progress),
             log=log if chief else (lambda _: None),
         )
         return _fit(job, *_start(job, created))
+
+
+def _run_precision(run_dir, model_config, train_config, resume, strategy) -> Precision:
+    """What the run computes in (`choose_precision`): a resumed run keeps the dtype policy
+    it started with (state.json, or its last checkpoint), as it keeps its XLA mode."""
+    kept = None
+    if resume:
+        last = rundir.read_checkpoint_info(os.path.join(run_dir, rundir.LAST_CHECKPOINT))
+        kept = rundir.read_state(run_dir).precision or last.get("precision")
+    if kept:
+        return Precision.of_policy(kept, f"precision {kept}, as chosen when the run started")
+    batch = train_config.batch_size // strategy.num_replicas_in_sync
+    return choose_precision(train_config.mixed_precision, model_config.units, batch)
 
 
 def _start(job: TrainJob, created: bool):
@@ -198,6 +215,7 @@ def _fit(job: TrainJob, model, vocab, state, corpus) -> TrainResult:
         give_carried_state(job, model, train_ids)
     train_ds, val_ds = training_datasets(config, train_ids, val_ids, step)
     xla_note = settle_xla(model, job.jit_compile, job.strategy, train_ds, total - step, state)
+    state.precision = job.precision.policy
     _announce(job, model, xla_note)
     job.log(
         f"training {model.count_params():,} parameters on {name}: "

@@ -285,6 +285,20 @@ def test_a_preset_sets_the_defaults_and_given_flags_override_it():
         preset_configs("nope")
 
 
+def test_mixed_precision_is_auto_by_default_and_the_bare_flag_means_on():
+    from lstm_textgen.config import TrainConfig
+    from lstm_textgen.errors import TextgenError
+
+    assert parse_train()[1].mixed_precision == "auto"
+    assert parse_train("--mixed-precision")[1].mixed_precision == "on"
+    assert parse_train("--mixed-precision", "off")[1].mixed_precision == "off"
+    # The config.json of a run from before auto held a switch.
+    assert TrainConfig(mixed_precision=True).mixed_precision == "on"
+    assert TrainConfig(mixed_precision=False).mixed_precision == "off"
+    with pytest.raises(TextgenError, match="must be one of auto, on, off"):
+        TrainConfig(mixed_precision="sometimes").validate()
+
+
 def test_a_preset_length_is_replaced_by_epochs_but_both_given_is_an_error():
     from lstm_textgen.config import PRESETS
 

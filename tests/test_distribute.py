@@ -242,3 +242,66 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
     model, vocab = load_trained_model(str(tmp_path / "run"))  # loads for inference in float32
     text = TextGenerator(model, vocab).generate("the ", num_chars=10, seed=1)[0]
     assert len(text) == 10 and set(text) <= set(vocab.characters)
+
+
+def test_auto_precision_stays_float32_without_instructions_a_wide_model_or_a_gain(monkeypatch):
+    from lstm_textgen import distribute
+
+    def never(*args):
+        raise AssertionError("measured a model too small to try")
+
+    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: False)
+    none = distribute.choose_precision("auto", units=512, batch=64)
+    assert (none.policy, none.matmul_dtype) == ("float32", None)
+    assert none.note == (
+        "--mixed-precision auto: float32, as this CPU has no bfloat16 instructions "
+        "(AVX512_BF16 or AMX)"
+    )
+    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(distribute, "product_times", never)
+    small = distribute.choose_precision("auto", units=64, batch=64)
+    assert small.policy == "float32" and "64-unit model's products are too small" in small.note
+    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (2e-3, 1.9e-3))
+    slight = distribute.choose_precision("auto", units=256, batch=64)
+    assert slight.policy == "float32" and slight.note.endswith(
+        "2.000 ms in float32 and 1.900 ms in bfloat16 (1.05x), under the 1.2x it takes"
+    )
+    assert distribute.choose_precision("off", units=512).note is None
+    assert distribute.choose_precision(False, units=512).policy == "float32"
+
+
+def test_auto_precision_takes_bfloat16_where_it_measures_faster_and_a_resume_keeps_it(
+    tmp_path, corpus, monkeypatch
+):
+    import keras
+
+    from lstm_textgen import distribute
+    from lstm_textgen.config import TrainConfig
+    from lstm_textgen.train import train
+
+    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (3e-3, 2e-3))
+    run = tmp_path / "run"
+    config = TrainConfig(text_files=[str(corpus)], seq_len=8, batch_size=4, max_steps=2)
+    messages = []
+    train(
+        str(run),
+        ModelConfig(units=128, num_layers=1, embedding_dim=4),
+        config,
+        jit_compile=False,
+        verbose=0,
+        log=messages.append,
+    )
+    assert "; dtype policy mixed_bfloat16; GateLSTM products on bfloat16 operands" in messages[0]
+    assert messages[1] == (
+        "--mixed-precision auto: mixed_bfloat16, as a 128-unit step's product took 3.000 ms "
+        "in float32 and 2.000 ms in bfloat16 (1.50x)"
+    )
+    assert json.loads((run / "state.json").read_text())["precision"] == "mixed_bfloat16"
+    # Measured slower now, the resumed run keeps what it started with.
+    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (2e-3, 3e-3))
+    messages.clear()
+    train(str(run), resume=True, max_steps=4, jit_compile=False, verbose=0, log=messages.append)
+    assert "; dtype policy mixed_bfloat16" in messages[0]
+    assert messages[1] == "precision mixed_bfloat16, as chosen when the run started"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards

@@ -167,6 +167,8 @@ def add_config_flags(groups: dict) -> None:
             else:
                 metavar = f.metadata.get("metavar") or flag_name(name)[2:].upper()
                 options["metavar"] = metavar.replace("-", "_")
+            if f.metadata["const"] is not None:  # the flag alone means this value
+                options.update(nargs="?", const=f.metadata["const"])
         groups[group_name].add_argument(flag_name(name), **options)
 
 
