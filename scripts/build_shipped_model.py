@@ -44,7 +44,10 @@ def manual_dir() -> str | None:
 
 def train_command(run: str) -> list[str]:
     corpus = ["--tfds-manual-dir", manual_dir()] if manual_dir() else []
-    return ["lstm-textgen", "train", "--preset", "shakespeare", "--run", run, *corpus]
+    # float32 on every CPU, as the shipped run was trained (`--mixed-precision auto` would
+    # pick bfloat16 on a CPU with bfloat16 instructions).
+    precision = ["--mixed-precision", "off"]
+    return ["lstm-textgen", "train", "--preset", "shakespeare", "--run", run, *precision, *corpus]
 
 
 def train(run: str) -> dict:
