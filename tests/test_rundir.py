@@ -114,17 +114,18 @@ def test_a_missing_best_checkpoint_falls_back_to_the_last_with_a_warning(
 
 def test_the_run_state_round_trips_and_an_older_state_reads_as_not_yet_settled(tmp_path):
     assert rundir.read_state(str(tmp_path)) == rundir.RunState()
-    state = rundir.RunState(step=4, best_val_loss=2.5, best_step=4, xla=False)
+    state = rundir.RunState(step=4, best_val_loss=2.5, best_step=4, xla=False, precision="float32")
     state.history.append({"step": 4, "train_loss": 2.7, "val_loss": 2.5})
     rundir.write_state(str(tmp_path), state)
     assert rundir.read_state(str(tmp_path)) == state
     saved = json.loads((tmp_path / rundir.STATE_FILE).read_text())
-    assert list(saved) == ["step", "best_val_loss", "best_step", "history", "xla"]
-    # A state.json from before the XLA mode was kept has no "xla": the resume reads it
-    # from the checkpoint instead.
-    del saved["xla"]
+    assert list(saved) == ["step", "best_val_loss", "best_step", "history", "xla", "precision"]
+    # A state.json from before the XLA mode and the precision were kept has neither: the
+    # resume reads them from the checkpoint instead.
+    del saved["xla"], saved["precision"]
     (tmp_path / rundir.STATE_FILE).write_text(json.dumps(saved))
     assert rundir.read_state(str(tmp_path)).xla is None
+    assert rundir.read_state(str(tmp_path)).precision is None
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"step": 1, "history": 3, "x": {}}'])
