@@ -63,6 +63,7 @@ def test_benchmarks_run_and_apply_thread_settings():
         line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("1 ")
     ]
     assert variants == ["in-graph", "py-loop", "floor", "litert", "litert-i8"]
+    assert "ops in the loop body, run once per character" in result.stdout
     assert "cold start" in result.stdout
 
     result = run_cli(
@@ -122,3 +123,15 @@ def test_profile_splits_the_step_into_parts_beside_their_products():
         assert abs(total - products - other) < 0.11
         if row[0] == "step":
             assert total > 0 and products > 0
+
+
+def test_the_loop_body_ops_are_counted_per_kind_of_rows(served):
+    from lstm_textgen.bench.generate import BRANCH_NAMES, loop_body_ops
+
+    rows = loop_body_ops(served["version_dir"])
+    assert [name for name, _, _ in rows] == list(BRANCH_NAMES)
+    counts = dict((name, nodes) for name, nodes, _ in rows)
+    # Each step of the loop runs the LSTM step of both layers, whatever the rows.
+    assert all(ops["MatMul"] >= 2 * 2 for _, _, ops in rows)
+    assert counts["greedy"] < counts["sampled"] < counts["sampled, top-k/p"]
+    assert all(nodes == sum(ops.values()) for _, nodes, ops in rows)

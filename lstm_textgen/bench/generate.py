@@ -19,6 +19,9 @@ A randomly initialised model (speed does not depend on the weights) is exported 
 
 The LiteRT rows need ai-edge-litert; without it they are left out, with a note.
 
+Below the table, the ops of the sampling loop's body in the export's graph, per kind of
+rows (greedy, sampled, either with top-k/top-p): what TensorFlow runs for every character.
+
 Stop strings end a batch early: after the table, --stop-rows rows (32) of up to
 --stop-chars characters (2,000) are generated with `--stop` at a newline and without
 stop strings, side by side. The loop runs until every row has ended, so with the stop
@@ -33,6 +36,7 @@ first text returned.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import subprocess
 import sys
@@ -265,6 +269,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The rows `samplers._switch` tells apart, in its branch order.
+BRANCH_NAMES = (
+    "greedy",
+    "sampled",
+    "greedy+sampled",
+    "sampled, top-k/p",
+    "greedy+sampled, top-k/p",
+)
+
+
+def loop_body_ops(export_dir) -> list[tuple[str, int, collections.Counter]]:
+    """`(branch, nodes, nodes by op)` of the sampling loop's body in each branch of the
+    export's `serving_default`: the ops TensorFlow runs per generated character."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    library = {f.signature.name: f for f in saved.meta_graphs[0].graph_def.library.function}
+    for function in library.values():
+        for node in function.node_def:
+            if node.op not in ("Case", "StatelessCase"):
+                continue
+            rows = []
+            for name, branch in zip(BRANCH_NAMES, node.attr["branches"].list.func):
+                (body,) = [
+                    library[n.attr["body"].func.name]
+                    for n in library[branch.name].node_def
+                    if n.op in ("While", "StatelessWhile")
+                ]
+                ops = collections.Counter(n.op for n in body.node_def)
+                rows.append((name, len(body.node_def), ops))
+            return rows  # the generate and continue functions share one loop
+    raise ValueError(f"{export_dir} has no sampling loop")
+
+
+def print_loop_ops(export_dir) -> None:
+    print()
+    print("ops in the loop body, run once per character (serving_default), by kind of rows:")
+    for name, nodes, ops in loop_body_ops(export_dir):
+        common = ", ".join(f"{op} {n}" for op, n in ops.most_common(4))
+        print(f"  {name:<24} {nodes:>4}   most: {common}")
+
+
 def print_stop_comparison(serve, args) -> None:
     """The stop-string comparison: the same rows with a newline stop and without."""
     timings, lengths = stop_early(serve, args.stop_rows, args.stop_chars, args.repeats)
@@ -316,6 +364,7 @@ def main(argv=None):
                     f"{1e3 * seconds / args.chars:>8.3f} {timings['py-loop'] / seconds:>7.1f}x "
                     f"{timings['in-graph'] / seconds:>7.1f}x {seconds / timings['floor']:>7.1f}x"
                 )
+        print_loop_ops(export_dir)
         if args.stop_rows > 0:
             print_stop_comparison(serve, args)
         total, (import_s, load_s, first_s) = cold_start(export_dir, 100)
