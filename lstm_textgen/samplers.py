@@ -44,21 +44,31 @@ def filter_logits(logits, top_k, top_p):
 
     A row with top_k 0 and top_p 1 comes back exactly as it went in.
     """
-    batch = tf.shape(logits)[0]
-    vocab = tf.shape(logits)[1]
+    rows, vocab = tf.shape(logits)[0], tf.shape(logits)[1]
+    return _filtered(logits, _filter_settings(top_k, top_p, rows, vocab, logits.dtype))
+
+
+def _filter_settings(top_k, top_p, rows, vocab, dtype):
+    """What `filter_logits` derives from its settings alone, which a loop computes once:
+    the index of each row's k-th largest logit `[B]`, `top_p` `[B, 1]`, and where
+    `top_p` keeps every id `[B, 1]`."""
+    k = per_row(top_k, rows, tf.int32)
+    k = tf.where(k > 0, tf.minimum(k, vocab), vocab)
+    p = tf.expand_dims(per_row(top_p, rows, dtype), 1)
+    # p >= 1 keeps every id even where the rounded mass before the last ones reaches 1.
+    return k - 1, p, p >= 1.0
+
+
+def _filtered(logits, settings):
+    """`filter_logits` with its `_filter_settings`."""
+    kth_index, p, keep_all = settings
     neg_inf = tf.constant(-math.inf, logits.dtype)
     ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
-
-    k = per_row(top_k, batch, tf.int32)
-    k = tf.where(k > 0, tf.minimum(k, vocab), vocab)
-    kth_largest = tf.gather(ranked, k - 1, batch_dims=1)[:, None]
+    kth_largest = tf.expand_dims(tf.gather(ranked, kth_index, batch_dims=1), 1)
     # Cutting the sorted logits below the k-th keeps them sorted: one sort serves both.
     ranked = tf.where(ranked < kth_largest, neg_inf, ranked)
-
-    p = per_row(top_p, batch, logits.dtype)[:, None]
     mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
-    # p >= 1 keeps every id even where the rounded mass before the last ones reaches 1.
-    in_nucleus = (mass_before < p) | (p >= 1.0)
+    in_nucleus = (mass_before < p) | keep_all
     cutoff = tf.reduce_min(
         tf.where(in_nucleus, ranked, tf.constant(math.inf, logits.dtype)), axis=-1, keepdims=True
     )
@@ -164,7 +174,7 @@ _BRANCHES = (
 )
 
 
-def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False):
+def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filters=None):
     """One id per row, by inverting the cumulative distribution at `uniform` `[B]`.
 
     `branch`, Python booleans (one of `_BRANCHES`), says which of the greedy pick, the
@@ -174,7 +184,8 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False):
     With `log_probs`, returns `(ids, sampled, model)`: also each pick's log-probability
     under the distribution it was sampled from (after the temperature and the filters; 0
     for a greedy row, whose pick is certain) and under the model's own distribution
-    (`log_softmax(logits)`), from the logits this pick computed.
+    (`log_softmax(logits)`), from the logits this pick computed. `filters`: the batch's
+    `_filter_settings`, when a loop has computed them once.
     """
     greedy_rows, sampled_rows, filtering = branch
     raw = logits
@@ -184,11 +195,15 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False):
     if sampled_rows:
         scaled = logits / batch.divisor
         if filtering:
-            scaled = filter_logits(scaled, batch.top_k, batch.top_p)
+            if filters is None:
+                scaled = filter_logits(scaled, batch.top_k, batch.top_p)
+            else:
+                scaled = _filtered(scaled, filters)
         cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
         # uniform < 1, so the threshold stays below the total and lands on an id of
         # weight > 0.
-        threshold = uniform[:, None] * cdf[:, -1:]
+        # The last cdf entry, as its max: the cdf of non-negative weights never falls.
+        threshold = tf.expand_dims(uniform, 1) * tf.reduce_max(cdf, axis=-1, keepdims=True)
         # The number of cdf entries <= threshold (what searchsorted(side="right") returns
         # for a sorted cdf), in ops that LiteRT has as builtins.
         ids = tf.reduce_sum(tf.cast(cdf <= threshold, tf.int32), axis=-1)
@@ -283,9 +298,9 @@ def _right_aligned(stop_ids, stop_lengths):
 def _stop_match_length(recent, aligned, stop_lengths):
     """Per row, the length of the longest stop string that the last picks `recent [B, L]`
     end with, 0 where none does."""
-    same = tf.equal(aligned, recent[:, None, :]) | tf.equal(aligned, -1)
-    matched = tf.reduce_all(same, axis=2) & (stop_lengths > 0)
-    return tf.reduce_max(tf.where(matched, stop_lengths, 0), axis=1)
+    same = tf.equal(aligned, tf.expand_dims(recent, 1)) | tf.equal(aligned, -1)
+    # An unused slot (length 0) matches anything and adds its length, 0, to the max.
+    return tf.reduce_max(tf.where(tf.reduce_all(same, axis=2), stop_lengths, 0), axis=1)
 
 
 class Generated(NamedTuple):
@@ -348,21 +363,24 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     # The picks each row made before it ended; why it ended is read from them afterwards.
     ended_at = tf.zeros([rows], tf.int32)
 
+    # What does not change from step to step is computed here, once.
+    filters = _filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
+
     def loop(branch):
         def body(t, logits, state, record, recent, done, ended_at):
             uniform = stream_uniforms(batch.key, batch.start_step + t)
-            ids, sampled, model = _pick(logits, uniform, batch, branch, log_probs=True)
+            ids, sampled, model = _pick(logits, uniform, batch, branch, True, filters)
             if portable:
                 at_t = tf.equal(positions, t)
                 picks, logprobs, model_logprobs = record
                 record = (
-                    tf.where(at_t, ids[:, None], picks),
-                    tf.where(at_t, sampled[:, None], logprobs),
-                    tf.where(at_t, model[:, None], model_logprobs),
+                    tf.where(at_t, tf.expand_dims(ids, 1), picks),
+                    tf.where(at_t, tf.expand_dims(sampled, 1), logprobs),
+                    tf.where(at_t, tf.expand_dims(model, 1), model_logprobs),
                 )
             else:
                 record = tuple(r.write(t, v) for r, v in zip(record, (ids, sampled, model)))
-            recent = tf.concat([recent[:, 1:], ids[:, None]], axis=1)
+            recent = tf.concat([tf.slice(recent, [0, 1], [-1, -1]), tf.expand_dims(ids, 1)], 1)
             stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
             picked = t + 1
             ends = tf.equal(ids, batch.end_id) | (stop_length > 0) | (picked >= num_chars)
@@ -388,7 +406,6 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
             lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
             body,
             (tf.constant(0), logits, state, record, recent, done, ended_at),
-            maximum_iterations=steps,
         )
         if portable:
             picks, logprobs, model_logprobs = record
