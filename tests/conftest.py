@@ -109,6 +109,27 @@ def litert_exported(tmp_path_factory, small_text):
     return make_litert_exports(tmp_path_factory, small_text)
 
 
+SHARED_BUILDS = ("served", "litert_exported", "trained_text_run")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_builds_split_between_workers(request):
+    """Under pytest-xdist, each worker starts with its share of the `built_once` fixtures
+    that the session's tests use (worker k builds every n-th, from the k-th), so the
+    builds run side by side instead of one worker waiting on the other's lock."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    index, count = int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    used = [
+        name
+        for name in SHARED_BUILDS
+        if any(name in item.fixturenames for item in request.session.items)
+    ]
+    for name in used[index::count]:
+        request.getfixturevalue(name)
+
+
 def pytest_collection_modifyitems(items):
     """The tests marked slow first (in their order): the workers of `-n auto` then end
     on short tests, instead of one of them on the longest while the other waits."""
