@@ -133,10 +133,10 @@ def train(
 def _run_precision(run_dir, model_config, train_config, resume, strategy) -> Precision:
     """What the run computes in (`choose_precision`): a resumed run keeps the dtype policy
     it started with (state.json, or its last checkpoint), as it keeps its XLA mode."""
-    kept = None
-    if resume:
+    kept = rundir.read_state(run_dir).precision if resume else None
+    if resume and kept is None:
         last = rundir.read_checkpoint_info(os.path.join(run_dir, rundir.LAST_CHECKPOINT))
-        kept = rundir.read_state(run_dir).precision or last.get("precision")
+        kept = last.get("precision")
     if kept:
         return Precision.of_policy(kept, f"precision {kept}, as chosen when the run started")
     batch = train_config.batch_size // strategy.num_replicas_in_sync
