@@ -228,14 +228,12 @@ def _signatures(functions: ServingFunctions, config: ModelConfig):
 
 def _traced_signatures(functions: ServingFunctions, config: ModelConfig) -> dict:
     """`{signature name: concrete function}`; names that share a function share its trace."""
-    traced = {}
-    for fn, spec in _signatures(functions, config).values():
+    traced, signatures = {}, {}
+    for name, (fn, spec) in _signatures(functions, config).items():
         if fn not in traced:
             traced[fn] = tf.function(fn, input_signature=spec, autograph=False)
-    return {
-        name: traced[fn].get_concrete_function()
-        for name, (fn, _) in _signatures(functions, config).items()
-    }
+        signatures[name] = traced[fn].get_concrete_function()
+    return signatures
 
 
 def next_version(export_base: str) -> int:
