@@ -56,9 +56,12 @@ def product_parts(units, batch, seq_len, layers=LAYERS):
     # (as `layers.lstm_sequence` does), not by a transposed-operand product per step.
     recurrent_t = [tf.transpose(u) for u in recurrent]
     inputs = [operand(rows, d) for d in widths]
-    d_z = operand(rows, 4 * h)
+    # Each layer's own outputs and gate gradients, as in the step: with shared operands,
+    # XLA would compute the layers' equal products once.
+    outputs = [operand(rows, h) for _ in widths]
+    d_z = [operand(rows, 4 * h) for _ in widths]
     state, d_state = operand(b, h), operand(b, 4 * h)
-    outputs, head, d_logits = operand(rows, h), operand(h, VOCAB), operand(rows, VOCAB)
+    head, d_logits = operand(h, VOCAB), operand(rows, VOCAB)
 
     def layer_forward(k):
         projected = tf.matmul(inputs[k], kernels[k])
@@ -71,19 +74,19 @@ def product_parts(units, batch, seq_len, layers=LAYERS):
         d_gates = d_state
         for _ in range(steps):
             d_gates = tf.tile(tf.matmul(d_gates, recurrent_t[k]), [1, 4])
-        d_kernel = tf.matmul(inputs[k], d_z, transpose_a=True)
-        d_recurrent = tf.matmul(outputs, d_z, transpose_a=True)
-        d_inputs = tf.matmul(d_z, kernels[k], transpose_b=True)
+        d_kernel = tf.matmul(inputs[k], d_z[k], transpose_a=True)
+        d_recurrent = tf.matmul(outputs[k], d_z[k], transpose_a=True)
+        d_inputs = tf.matmul(d_z[k], kernels[k], transpose_b=True)
         return d_gates[0, 0] + d_kernel[0, 0] + d_recurrent[0, 0] + d_inputs[0, 0]
 
     parts = {}
     for k in range(layers):
         parts[f"layer {k + 1} fwd"] = lambda k=k: layer_forward(k)
         parts[f"layer {k + 1} bwd"] = lambda k=k: layer_backward(k)
-    parts["head fwd"] = lambda: tf.matmul(outputs, head)[0, 0]
+    parts["head fwd"] = lambda: tf.matmul(outputs[-1], head)[0, 0]
     parts["head bwd"] = lambda: (
         tf.matmul(d_logits, head, transpose_b=True)[0, 0]
-        + tf.matmul(outputs, d_logits, transpose_a=True)[0, 0]
+        + tf.matmul(outputs[-1], d_logits, transpose_a=True)[0, 0]
     )
     return parts
 
