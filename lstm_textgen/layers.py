@@ -3,7 +3,9 @@ written out like the equations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -11,30 +13,70 @@ import tensorflow as tf
 from lstm_textgen.config import IMPLEMENTATIONS
 
 
-def lstm_gates(z, c):
-    """One LSTM update from the fused pre-activations of the four gates.
+def gate_activations(z, prescaled=False):
+    """The four gates' activations from their fused pre-activations, in one sigmoid.
+
+    Args:
+        z: `[batch, 4 * units]`, `x_t W + h_{t-1} U + b`, in Keras's gate order i, f, g, o.
+        prescaled: `z`'s candidate quarter is already doubled, as it is when the weights
+            come from `GateLSTMCell.step_weights`.
+
+    Returns:
+        `[batch, 4 * units]`: `sigmoid(z)` with the candidate's quarter taken at twice its
+        value, `[sigmoid(z_i), sigmoid(z_f), sigmoid(2 z_g), sigmoid(z_o)]`.
+        `split_gates` turns the third quarter into `g = tanh(z_g)`, since
+        `tanh(x) = 2 sigmoid(2x) - 1`.
+
+    One activation over the whole contiguous `[batch, 4 * units]` block, instead of three
+    sigmoids and a tanh over its quarters, lets XLA compute it in one vectorised pass
+    (docs/performance.md), and saves a graph loop three ops a step.
+    """
+    if prescaled:
+        return tf.sigmoid(z)
+    return tf.sigmoid(z * gate_scale(z.shape[-1] // 4, z.dtype))
+
+
+def gate_scale(units, dtype=tf.float32):
+    """`[4 * units]`: 1 for the input, forget and output gates, 2 for the candidate.
+    Doubling a float is exact, so weights scaled by it give `z * gate_scale` bit for bit."""
+    return tf.constant([1.0] * (2 * units) + [2.0] * units + [1.0] * units, dtype)
+
+
+def split_gates(activations):
+    """`(i, f, g, o)`, each `[batch, units]`, from `gate_activations`' output."""
+    i, f, doubled_g, o = tf.split(activations, 4, axis=-1)
+    return i, f, 2.0 * doubled_g - 1.0, o
+
+
+def lstm_update(z, c, prescaled=False):
+    """One LSTM update from the fused pre-activations of the four gates:
+
+        i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
+        c_t = f * c + i * g
+        h_t = o * tanh(c_t)
+
+    with the four activations from one call (`gate_activations`).
 
     Args:
         z: `[batch, 4 * units]`, `x_t W + h_{t-1} U + b`, in Keras's gate order i, f, g, o.
         c: `[batch, units]`, the previous cell state.
+        prescaled: see `gate_activations`.
 
     Returns:
-        `(i, f, g, o, h_t, c_t)`: the input gate, forget gate, candidate, output gate, and
-        the new output and cell state.
+        `(activations, h_t, c_t)`: `gate_activations(z)` (`split_gates` reads the input
+        gate, forget gate, candidate and output gate from it), and the new output and
+        cell state.
     """
-    z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
-    i = tf.sigmoid(z_i)
-    f = tf.sigmoid(z_f)
-    g = tf.tanh(z_g)
-    o = tf.sigmoid(z_o)
+    activations = gate_activations(z, prescaled)
+    i, f, g, o = split_gates(activations)
     c_t = f * c + i * g
     h_t = o * tf.tanh(c_t)
-    return i, f, g, o, h_t, c_t
+    return activations, h_t, c_t
 
 
 def lstm_cell(z, c):
-    """`(h_t, c_t)` of `lstm_gates`, for callers that do not need the gates."""
-    return lstm_gates(z, c)[4:]
+    """`(h_t, c_t)` of `lstm_update`, for callers that do not need the gates."""
+    return lstm_update(z, c)[1:]
 
 
 def product(a, b):
@@ -45,20 +87,22 @@ def product(a, b):
     return tf.cast(tf.matmul(tf.cast(a, b.dtype), b), a.dtype)
 
 
-def gate_step(projected_t, h, c, recurrent_kernel):
+def gate_step(projected_t, h, c, recurrent_kernel, prescaled=False):
     """One step of the recurrence, the one every path runs (the sequence loop forward, the
-    cell's `step` for generation, LiteRT's prompt loop): `lstm_gates` of
+    cell's `step` for generation, LiteRT's prompt loop): `lstm_update` of
     `projected_t + h @ recurrent_kernel` (`product`) and the previous cell `c`.
 
     Args:
         projected_t: `[B, 4H]`, `x_t @ kernel + bias`.
         h, c: `[B, H]`, the previous state.
         recurrent_kernel: `[H, 4H]`.
+        prescaled: the weights behind `projected_t` and `recurrent_kernel` come from
+            `GateLSTMCell.step_weights` (see `gate_activations`).
 
     Returns:
-        `lstm_gates`' `(i, f, g, o, h_t, c_t)`.
+        `lstm_update`'s `(activations, h_t, c_t)`.
     """
-    return lstm_gates(projected_t + product(h, recurrent_kernel), c)
+    return lstm_update(projected_t + product(h, recurrent_kernel), c, prescaled)
 
 
 def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None):
@@ -92,24 +136,50 @@ def lstm_loop_with_gates(projected, h0, c0, recurrent_kernel):
         `"o"` (the gate activations), `"previous_cell"` (`c_{t-1}`) and `"cell"` (`c_t`)
         to `[T, B, H]` tensors.
     """
-    outputs, _, h, c, kept = _recurrence(projected, h0, c0, recurrent_kernel, keep_gates=True)
+    outputs, _, h, c, kept = _recurrence(projected, h0, c0, recurrent_kernel, keep=_GATES)
     static_steps = projected.shape[0]
-    return outputs, h, c, {name: _stack(array, h0, static_steps) for name, array in kept.items()}
+    activations = _stack(kept["activations"], tf.concat([h0] * 4, axis=-1), static_steps)
+    cells = _stack(kept["cell"], c0, static_steps)
+    i, f, g, o = split_gates(activations)
+    previous_cells = tf.concat([c0[None], cells], axis=0)[: tf.shape(projected)[0]]
+    gates = {"i": i, "f": f, "g": g, "o": o}
+    return outputs, h, c, {**gates, "previous_cell": previous_cells, "cell": cells}
 
 
-KEPT_STEPS = ("i", "f", "g", "o", "previous_cell", "cell")
+class _Kept(NamedTuple):
+    """What `_recurrence` keeps of every step: `values(activations, c, c_t)` gives one
+    tensor per name, from the step's `gate_activations` and its cell before and after."""
+
+    names: tuple[str, ...]
+    values: Callable
 
 
-def _recurrence(
-    projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep_gates=False
-):
+def _gradient_factors(activations, c, c_t):
+    """The factors of a step's backward pass that do not depend on the gradients flowing
+    in, computed by the forward step while its values are at hand:
+
+    - `dz`: `[dc_t/dz_i, dc_t/dz_f, dc_t/dz_g, dh_t/dz_o]`, `[B, 4H]`;
+    - `dh_dc`: `dh_t/dc_t = o (1 - tanh(c_t)^2)`;
+    - `forget`: `f = dc_t/dc_{t-1}`.
+
+    Each quarter of `activations` is a sigmoid s of its pre-activation, whose derivative
+    is s (1 - s); the candidate's is of 2 z_g, and g = 2 s - 1, so dg/dz_g = 4 s (1 - s).
+    """
+    i, f, g, o = split_gates(activations)
+    tanh_c = tf.tanh(c_t)
+    dz = tf.concat([g, c, 4.0 * i, tanh_c], axis=-1) * activations * (1.0 - activations)
+    return dz, o * (1.0 - tanh_c * tanh_c), f
+
+
+_GATES = _Kept(("activations", "cell"), lambda activations, c, c_t: (activations, c_t))
+_GRADIENT_FACTORS = _Kept(("dz", "dh_dc", "forget"), _gradient_factors)
+
+
+def _recurrence(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep=None):
     """The one loop behind `lstm_loop`, `lstm_loop_with_gates` and `lstm_sequence`.
 
-    With `keep_gates`, the last item is `{name: TensorArray}` for the names of
-    `KEPT_STEPS`, one `[B, H]` entry per step. Each is kept as a separate array: a
-    TensorArray write keeps a reference, while joining the four gates into one `[B, 4H]`
-    tensor, and splitting it again in the backward pass, copies them along their last
-    axis, which TensorFlow does slowly on a CPU.
+    With `keep` (a `_Kept`), the last item is `{name: TensorArray}` of what it keeps,
+    one entry per step; otherwise None.
     """
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
@@ -121,9 +191,10 @@ def _recurrence(
 
     def body(t, h, c, last, outputs, *kept):
         h_in = h if recurrent_keep is None else h * recurrent_keep
-        i, f, g, o, h_t, c_t = gate_step(inputs.read(t), h_in, c, recurrent_kernel)
-        if keep_gates:
-            kept = tuple(array.write(t, value) for array, value in zip(kept, (i, f, g, o, c, c_t)))
+        activations, h_t, c_t = gate_step(inputs.read(t), h_in, c, recurrent_kernel)
+        if keep is not None:
+            values = keep.values(activations, c, c_t)
+            kept = tuple(array.write(t, value) for array, value in zip(kept, values))
         if step_mask is not None:
             keep_step = step_mask.read(t)
             last = tf.where(keep_step, h_t, last)
@@ -133,7 +204,8 @@ def _recurrence(
             last = h_t
         return (t + 1, h_t, c_t, last, outputs.write(t, last), *kept)
 
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(1 + len(KEPT_STEPS) * keep_gates)]
+    kept_names = () if keep is None else keep.names
+    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(1 + len(kept_names))]
     _, h_last, c_last, last, outputs, *kept = tf.while_loop(
         lambda t, *_: t < steps,
         body,
@@ -142,7 +214,7 @@ def _recurrence(
         maximum_iterations=steps,
     )
     outputs = _stack(outputs, h0, static_steps)
-    return outputs, last, h_last, c_last, dict(zip(KEPT_STEPS, kept)) if keep_gates else None
+    return outputs, last, h_last, c_last, dict(zip(kept_names, kept)) if keep else None
 
 
 @tf.custom_gradient
@@ -154,15 +226,15 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
     Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
     gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
     instead of one small product per step as automatic differentiation would do. The
-    backward pass reads the gates and cells that the forward pass kept, step by step,
-    from the same TensorArrays (stacking them and unstacking them again would copy them
-    twice).
+    forward pass keeps, step by step, the factors of the backward step that do not
+    depend on the incoming gradients (`_gradient_factors`), so that each backward step
+    is left with four elementwise products and two sums besides its matrix product.
     """
     steps = tf.shape(projected)[0]
     static_steps = projected.shape[0]
     dtype = projected.dtype
-    outputs, _, h_last, c_last, kept = _recurrence(
-        projected, h0, c0, recurrent_kernel, keep_gates=True
+    outputs, _, h_last, c_last, factors = _recurrence(
+        projected, h0, c0, recurrent_kernel, keep=_GRADIENT_FACTORS
     )
 
     def grad(d_outputs, d_h_last, d_c_last):
@@ -174,20 +246,15 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
 
         def backward(k, d_h, d_c, d_z_steps):
             t = steps - 1 - k
-            i, f, g, o, c_previous, c_t = (kept[name].read(t) for name in KEPT_STEPS)
-            tanh_c = tf.tanh(c_t)
             d_h = d_h + d_out_steps.read(t)
-            d_c = d_c + d_h * o * (1.0 - tanh_c * tanh_c)
-            d_z = tf.concat(
-                [
-                    d_c * g * i * (1.0 - i),
-                    d_c * c_previous * f * (1.0 - f),
-                    d_c * i * (1.0 - g * g),
-                    d_h * tanh_c * o * (1.0 - o),
-                ],
-                axis=-1,
+            d_c = d_c + d_h * factors["dh_dc"].read(t)
+            d_z = tf.concat([d_c, d_c, d_c, d_h], axis=-1) * factors["dz"].read(t)
+            return (
+                k + 1,
+                product(d_z, transposed_kernel),
+                d_c * factors["forget"].read(t),
+                d_z_steps.write(t, d_z),
             )
-            return k + 1, product(d_z, transposed_kernel), d_c * f, d_z_steps.write(t, d_z)
 
         _, d_h0, d_c0, d_z_steps = tf.while_loop(
             lambda k, *_: k < steps,
@@ -198,12 +265,15 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
         d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
         # [h_0 .. h_{T-1}]; slicing after the concat keeps T = 0 empty.
         previous_outputs = tf.concat([h0[None], outputs], axis=0)[:steps]
-        # In the kernel's dtype: with a bfloat16 kernel, bfloat16 operands as forward.
+        units = h0.shape[-1]
+        # One [H, T*B] x [T*B, 4H] product, in the kernel's dtype (with a bfloat16 kernel,
+        # bfloat16 operands as forward). A plain product of the flattened steps: as an
+        # einsum over [T, B, H], XLA first copies the shifted outputs into a transpose.
         kernel_dtype = recurrent_kernel.dtype
-        d_kernel = tf.einsum(
-            "tbh,tbk->hk",
-            tf.cast(previous_outputs, kernel_dtype),
-            tf.cast(d_projected, kernel_dtype),
+        d_kernel = tf.matmul(
+            tf.cast(tf.reshape(previous_outputs, [-1, units]), kernel_dtype),
+            tf.cast(tf.reshape(d_projected, [-1, 4 * units]), kernel_dtype),
+            transpose_a=True,
         )
         return d_projected, d_h0, d_c0, d_kernel
 
@@ -236,7 +306,7 @@ class GateLSTMCell(keras.layers.Layer):
     """One LSTM step with the four gates spelled out; the owner of the weights.
 
     `call(x_t, (h, c))` computes `gate_step(x_t @ kernel + bias, h, c, recurrent_kernel)`
-    (`lstm_gates` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns
+    (`lstm_update` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns
     `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell, so
     `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
     sequence much faster, projecting every step's input in one product first.
@@ -308,9 +378,12 @@ class GateLSTMCell(keras.layers.Layer):
         return h_t, [h_t, c_t]
 
     def step_weights(self):
-        """`(kernel, recurrent_kernel, bias)` as tensors, for `step(..., weights=)`."""
+        """`(kernel, recurrent_kernel, bias)` as tensors for `step(..., weights=)`, each
+        with its candidate columns doubled (`gate_scale`): a step then takes its four
+        activations in one sigmoid without scaling `z` first (`gate_activations`)."""
+        scale = gate_scale(self.units, self.kernel.dtype)
         return tuple(
-            tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, self.bias)
+            tf.convert_to_tensor(w) * scale for w in (self.kernel, self.recurrent_kernel, self.bias)
         )
 
     def step(self, x_t, states, weights=None, projected=None):
@@ -318,13 +391,14 @@ class GateLSTMCell(keras.layers.Layer):
 
         `weights`, from `step_weights()`, saves reading the variables again at every step
         of a graph loop. `projected`, if given, is `x_t @ kernel + bias` already computed
-        (a model's first layer looks it up by character id), and `x_t` is not read.
+        from those weights (a model's first layer looks it up by character id), and `x_t`
+        is not read.
         """
         h, c = states
         kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
         if projected is None:
             projected = tf.matmul(x_t, kernel) + bias
-        h_t, c_t = gate_step(projected, h, c, recurrent_kernel)[4:]
+        h_t, c_t = gate_step(projected, h, c, recurrent_kernel, prescaled=True)[1:]
         return h_t, (h_t, c_t)
 
     def get_config(self):
@@ -500,7 +574,10 @@ class GateLSTM(keras.layers.Layer):
         batch = tf.shape(inputs)[0]
         zeros = tf.zeros([batch, self.units], self.compute_dtype)
         h, c = (zeros, zeros) if initial_state is None else initial_state
-        kernel, recurrent_kernel, bias = self.cell.step_weights()
+        kernel, recurrent_kernel, bias = (
+            tf.convert_to_tensor(w)
+            for w in (self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias)
+        )
         projected = tf.einsum("btd,dk->tbk", inputs, kernel) + bias
         hidden, _, _, steps = lstm_loop_with_gates(projected, h, c, recurrent_kernel)
         names = {
