@@ -101,6 +101,7 @@ class SamplingBatch(NamedTuple):
     greedy_rows: tf.Tensor
     sampled_rows: tf.Tensor
     filtering: tf.Tensor
+    stopping: tf.Tensor  # bool scalar: some row has a stop string
 
 
 def sampling_batch(
@@ -161,6 +162,7 @@ def sampling_batch(
         greedy_rows=tf.reduce_any(t <= 0),
         sampled_rows=tf.reduce_any(t > 0),
         filtering=tf.reduce_any((t > 0) & ((k > 0) | (p < 1.0))),
+        stopping=tf.reduce_any(stop_lengths > 0),
     )
 
 
@@ -220,9 +222,10 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
     return ids, sampled, model
 
 
-def _switch(batch: SamplingBatch, run_branch):
+def _switch(batch: SamplingBatch, run_branch, stops=False):
     """`run_branch(branch)` for the one of `_BRANCHES` that `batch` needs, each traced as
-    its own branch of a `tf.switch_case`."""
+    its own branch of a `tf.switch_case`. With `stops`, each branch comes twice, with a
+    fourth boolean that says whether some row has a stop string (`batch.stopping`)."""
     found = [
         tf.equal(batch.greedy_rows, g)
         & tf.equal(batch.sampled_rows, s)
@@ -232,7 +235,11 @@ def _switch(batch: SamplingBatch, run_branch):
     # An empty batch has neither kind of row: it takes the sampled branch.
     index = tf.argmax(tf.cast(tf.stack(found), tf.int32), output_type=tf.int32)
     index = tf.where(tf.reduce_any(tf.stack(found)), index, 1)
-    return tf.switch_case(index, [lambda b=b: run_branch(b) for b in _BRANCHES])
+    branches = _BRANCHES
+    if stops:
+        branches = [b + (True,) for b in _BRANCHES] + [b + (False,) for b in _BRANCHES]
+        index += len(_BRANCHES) * tf.cast(~batch.stopping, tf.int32)
+    return tf.switch_case(index, [lambda b=b: run_branch(b) for b in branches])
 
 
 def sample_next(logits, uniform, **settings):
@@ -367,9 +374,13 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     filters = _filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
 
     def loop(branch):
+        pick, stopping = branch[:3], branch[3]
+
         def body(t, logits, state, record, recent, done, ended_at):
-            uniform = stream_uniforms(batch.key, batch.start_step + t)
-            ids, sampled, model = _pick(logits, uniform, batch, branch, True, filters)
+            # Greedy rows draw nothing: a batch of them alone skips the random stream.
+            sampled_rows = pick[1]
+            uniform = stream_uniforms(batch.key, batch.start_step + t) if sampled_rows else None
+            ids, sampled, model = _pick(logits, uniform, batch, pick, True, filters)
             if portable:
                 at_t = tf.equal(positions, t)
                 picks, logprobs, model_logprobs = record
@@ -380,10 +391,12 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
                 )
             else:
                 record = tuple(r.write(t, v) for r, v in zip(record, (ids, sampled, model)))
-            recent = tf.concat([tf.slice(recent, [0, 1], [-1, -1]), tf.expand_dims(ids, 1)], 1)
-            stop_length = _stop_match_length(recent, batch.stop_ids, batch.stop_lengths)
             picked = t + 1
-            ends = tf.equal(ids, batch.end_id) | (stop_length > 0) | (picked >= num_chars)
+            ends = tf.equal(ids, batch.end_id) | (picked >= num_chars)
+            # A batch without stop strings leaves out their matching.
+            if stopping:
+                recent = tf.concat([tf.slice(recent, [0, 1], [-1, -1]), tf.expand_dims(ids, 1)], 1)
+                ends |= _stop_match_length(recent, batch.stop_ids, batch.stop_lengths) > 0
             newly = ~done & ends
             ended_at = tf.where(newly, picked, ended_at)
             logits, new_state = step_fn(ids, state)
@@ -426,8 +439,8 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
 
     if portable:
         positions = tf.range(steps)[None, :]
-        return loop(_BRANCHES[-1])
-    return _switch(batch, loop)
+        return loop(_BRANCHES[-1] + (True,))
+    return _switch(batch, loop, stops=True)
 
 
 def _how_rows_ended(picks, ended_at, batch: SamplingBatch):

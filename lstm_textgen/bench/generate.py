@@ -269,14 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The rows `samplers._switch` tells apart, in its branch order.
-BRANCH_NAMES = (
+# The rows `samplers._switch` tells apart in the sampling loop, in its branch order: each
+# kind of rows with stop strings, then each without.
+_KINDS = (
     "greedy",
     "sampled",
     "greedy+sampled",
     "sampled, top-k/p",
     "greedy+sampled, top-k/p",
 )
+BRANCH_NAMES = tuple(f"{kind}, stops" for kind in _KINDS) + _KINDS
 
 
 def loop_body_ops(export_dir) -> list[tuple[str, int, collections.Counter]]:
@@ -290,10 +292,11 @@ def loop_body_ops(export_dir) -> list[tuple[str, int, collections.Counter]]:
     library = {f.signature.name: f for f in saved.meta_graphs[0].graph_def.library.function}
     for function in library.values():
         for node in function.node_def:
-            if node.op not in ("Case", "StatelessCase"):
+            branches = node.attr["branches"].list.func
+            if node.op not in ("Case", "StatelessCase") or len(branches) != len(BRANCH_NAMES):
                 continue
             rows = []
-            for name, branch in zip(BRANCH_NAMES, node.attr["branches"].list.func):
+            for name, branch in zip(BRANCH_NAMES, branches):
                 (body,) = [
                     library[n.attr["body"].func.name]
                     for n in library[branch.name].node_def
@@ -310,7 +313,7 @@ def print_loop_ops(export_dir) -> None:
     print("ops in the loop body, run once per character (serving_default), by kind of rows:")
     for name, nodes, ops in loop_body_ops(export_dir):
         common = ", ".join(f"{op} {n}" for op, n in ops.most_common(4))
-        print(f"  {name:<24} {nodes:>4}   most: {common}")
+        print(f"  {name:<31} {nodes:>4}   most: {common}")
 
 
 def print_stop_comparison(serve, args) -> None:
