@@ -141,7 +141,7 @@ def lstm_loop_with_gates(projected, h0, c0, recurrent_kernel):
     activations = _stack(kept["activations"], tf.concat([h0] * 4, axis=-1), static_steps)
     cells = _stack(kept["cell"], c0, static_steps)
     i, f, g, o = split_gates(activations)
-    previous_cells = tf.concat([c0[None], cells], axis=0)[: tf.shape(projected)[0]]
+    previous_cells = _previous_steps(c0, cells)
     gates = {"i": i, "f": f, "g": g, "o": o}
     return outputs, h, c, {**gates, "previous_cell": previous_cells, "cell": cells}
 
@@ -263,8 +263,7 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
             maximum_iterations=steps,
         )
         d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
-        # [h_0 .. h_{T-1}]; slicing after the concat keeps T = 0 empty.
-        previous_outputs = tf.concat([h0[None], outputs], axis=0)[:steps]
+        previous_outputs = _previous_steps(h0, outputs)  # [h_0 .. h_{T-1}]
         units = h0.shape[-1]
         # One [H, T*B] x [T*B, 4H] product, in the kernel's dtype (with a bfloat16 kernel,
         # bfloat16 operands as forward). A plain product of the flattened steps: as an
@@ -278,6 +277,12 @@ def lstm_sequence(projected, h0, c0, recurrent_kernel):
         return d_projected, d_h0, d_c0, d_kernel
 
     return (outputs, h_last, c_last), grad
+
+
+def _previous_steps(initial, sequence):
+    """`[initial, sequence_0 .. sequence_{T-2}]`, what each step of `sequence [T, ...]` started
+    from. Slicing after the concat keeps T = 0 empty."""
+    return tf.concat([initial[None], sequence], axis=0)[: tf.shape(sequence)[0]]
 
 
 def _swap_time_batch(sequence):
