@@ -50,9 +50,10 @@ def prime_prompts(model, prompt_ids, state=None):
     return stepping.next_logits(model, state), state
 
 
-def model_step_fn(model):
-    """`model.step` with the weights read once, for a sampling loop."""
-    weights = stepping.step_weights(model)
+def model_step_fn(model, batch=None):
+    """`model.step` with the weights read once, for a sampling loop of `batch` rows (see
+    `stepping.step_weights`)."""
+    weights = stepping.step_weights(model, batch)
     return lambda ids, state: stepping.step(model, ids, state, weights)
 
 
@@ -68,7 +69,7 @@ def generate_ids(
     state, start_step = (None, None) if start is None else start
     logits, state = prime_prompts(model, prompt_ids, state)
     batch = sampling_batch(logits, settings, stop_ids, stop_lengths, end_id, start_step)
-    return sample_loop(model_step_fn(model), logits, state, batch)
+    return sample_loop(model_step_fn(model, tf.shape(logits)[0]), logits, state, batch)
 
 
 def encode_stop_strings(vocab, stop):

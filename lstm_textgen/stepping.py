@@ -46,7 +46,7 @@ def _head_weights(model):
     return tf.convert_to_tensor(model.head.kernel), tf.convert_to_tensor(model.head.bias)
 
 
-def step_weights(model) -> dict:
+def step_weights(model, batch=None) -> dict:
     """Every weight `step` reads, as tensors. In a graph loop each variable read is an op
     run at every character: read them once before the loop and pass them to
     `step(..., weights=)`.
@@ -54,15 +54,31 @@ def step_weights(model) -> dict:
     The first layer's input projection depends on the character id alone, so it is
     computed here for every id at once (`input_table`, `[V, 4H]`): a step looks it up
     instead of running the embedding and a matrix product.
+
+    `batch`: the batch size of the loop the weights are for, if it is known. The biases
+    then come broadcast to `[batch, N]`. TensorFlow's CPU graph optimizer fuses a product
+    and the add of a bias that broadcasts into one oneDNN op, which in a loop costs more
+    than the product and an add of equal shapes; the sums are the same, bit for bit.
     """
     layers = tuple(layer.step_weights() for layer in model.lstm_layers)
     # The same rounding as the embedding layer under a mixed-precision policy.
     embeddings = tf.cast(model.embedding.embeddings, model.embedding.compute_dtype)
     kernel, _, bias = layers[0]
-    return {
+    weights = {
         "input_table": tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias,
         "layers": layers,
         "head": _head_weights(model),
+    }
+    if batch is None:
+        return weights
+
+    def rows(bias):
+        return tf.broadcast_to(bias, [batch, bias.shape[-1]])
+
+    return {
+        **weights,
+        "layers": tuple((kernel, recurrent, rows(bias)) for kernel, recurrent, bias in layers),
+        "head": (weights["head"][0], rows(weights["head"][1])),
     }
 
 

@@ -40,6 +40,22 @@ def test_step_by_step_matches_the_sequence_pass():
     assert_close(stepping.next_logits(model, stepping.prime(model, x)), full[:, -1])
 
 
+def test_weights_for_a_known_batch_give_the_same_step_bit_for_bit():
+    model = tiny_model()
+    state = stepping.prime(model, ids(2))
+    plain = stepping.step_weights(model)
+    for_batch = stepping.step_weights(model, batch=B)
+    assert for_batch["head"][1].shape == (B, V)
+    assert [w[2].shape for w in for_batch["layers"]] == [(B, 16)] * 2
+
+    @tf.function
+    def step(weights):
+        return stepping.step(model, ids(3)[:, 0], state, weights)
+
+    for a, b in zip(tf.nest.flatten(step(plain)), tf.nest.flatten(step(for_batch))):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_prime_skips_masked_positions():
     model = tiny_model()
     short = ids(1, batch=1, time=3)
