@@ -97,7 +97,7 @@ class SamplingBatch(NamedTuple):
     end_id: tf.Tensor  # int32 scalar, the end-of-item id or -1
     divisor: tf.Tensor  # float [B, 1], what a sampled row's logits are divided by
     sampled: tf.Tensor  # bool [B], the rows that sample (temperature > 0)
-    unknown: tf.Tensor  # bool [1, V], the unknown-character id, which is never picked
+    unknown: tf.Tensor  # float [1, V]: -inf at the unknown-character id (never picked), else 0
     greedy_rows: tf.Tensor
     sampled_rows: tf.Tensor
     filtering: tf.Tensor
@@ -158,7 +158,7 @@ def sampling_batch(
         divisor=tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
         sampled=t > 0,
         # Id 0 stands for "a character the model never saw"; it must never be emitted.
-        unknown=tf.one_hot(UNKNOWN_ID, vocab, on_value=True, off_value=False)[None, :],
+        unknown=tf.one_hot(UNKNOWN_ID, vocab, on_value=-math.inf, dtype=logits.dtype)[None, :],
         greedy_rows=tf.reduce_any(t <= 0),
         sampled_rows=tf.reduce_any(t > 0),
         filtering=tf.reduce_any((t > 0) & ((k > 0) | (p < 1.0))),
@@ -191,7 +191,8 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
     """
     greedy_rows, sampled_rows, filtering = branch
     raw = logits
-    logits = tf.where(batch.unknown, tf.constant(-math.inf, logits.dtype), logits)
+    # Adding 0 leaves a (finite) logit as it is; a TensorFlow select costs more than an add.
+    logits = logits + batch.unknown
     if greedy_rows:
         ids = greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     if sampled_rows:
@@ -363,12 +364,13 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     rows = tf.shape(logits)[0]
     num_chars = batch.num_chars
     steps = tf.reduce_max(tf.concat([num_chars, [0]], axis=0))
-    # The pick before the first is -1, which no stop id equals: a stop string is found in
-    # the generated text only, never across the prompt.
-    recent = tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1)
-    done = num_chars <= 0
-    # The picks each row made before it ended; why it ended is read from them afterwards.
-    ended_at = tf.zeros([rows], tf.int32)
+    # The number of picks each row made before it ended, -1 while it goes on; why it ended
+    # is read from its picks afterwards. A row asked for no characters has ended at 0.
+    ended_at = tf.where(num_chars <= 0, 0, -1)
+    # Each loop variable costs TensorFlow's executor more per step than a small op: the
+    # picks and their log-probabilities are recorded as one float32 [B, 3] a step (ids
+    # are far below 2^24, so exact as floats). LiteRT's loop keeps three [B, steps]
+    # tensors: its select of a [B, 1, 3] row into [B, steps, 3] is slow.
 
     # What does not change from step to step is computed here, once.
     filters = _filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
@@ -376,54 +378,57 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     def loop(branch):
         pick, stopping = branch[:3], branch[3]
 
-        def body(t, logits, state, record, recent, done, ended_at):
+        def body(t, logits, state, record, ended_at, *recent):
+            done = ended_at >= 0
             # Greedy rows draw nothing: a batch of them alone skips the random stream.
             sampled_rows = pick[1]
             uniform = stream_uniforms(batch.key, batch.start_step + t) if sampled_rows else None
-            ids, sampled, model = _pick(logits, uniform, batch, pick, True, filters)
+            chosen = _pick(logits, uniform, batch, pick, True, filters)  # ids, log-probs
+            ids = chosen[0]
             if portable:
                 at_t = tf.equal(positions, t)
-                picks, logprobs, model_logprobs = record
-                record = (
-                    tf.where(at_t, tf.expand_dims(ids, 1), picks),
-                    tf.where(at_t, tf.expand_dims(sampled, 1), logprobs),
-                    tf.where(at_t, tf.expand_dims(model, 1), model_logprobs),
+                record = tuple(
+                    tf.where(at_t, tf.expand_dims(c, 1), r) for c, r in zip(chosen, record)
                 )
             else:
-                record = tuple(r.write(t, v) for r, v in zip(record, (ids, sampled, model)))
+                record = record.write(t, tf.stack([tf.cast(c, tf.float32) for c in chosen], 1))
             picked = t + 1
             ends = tf.equal(ids, batch.end_id) | (picked >= num_chars)
-            # A batch without stop strings leaves out their matching.
+            # A batch without stop strings carries no recent picks and matches nothing.
             if stopping:
+                (recent,) = recent
                 recent = tf.concat([tf.slice(recent, [0, 1], [-1, -1]), tf.expand_dims(ids, 1)], 1)
                 ends |= _stop_match_length(recent, batch.stop_ids, batch.stop_lengths) > 0
-            newly = ~done & ends
-            ended_at = tf.where(newly, picked, ended_at)
+                recent = (recent,)
+            # ended_at is -1 until the row ends: adding picked + 1 then sets it to picked.
+            ended_at += tf.cast(~done & ends, tf.int32) * (picked + 1)
             logits, new_state = step_fn(ids, state)
             # A row that had ended before this pick keeps its state.
             state = _keep_rows(done, state, new_state)
-            return picked, logits, state, record, recent, newly | done, ended_at
+            return (picked, logits, state, record, ended_at, *recent)
 
         if portable:
-            record = (
-                tf.zeros([rows, steps], tf.int32),
-                tf.zeros([rows, steps], logits.dtype),
-                tf.zeros([rows, steps], logits.dtype),
-            )
+            dtypes = (tf.int32, logits.dtype, logits.dtype)
+            record = tuple(tf.zeros([rows, steps], dtype) for dtype in dtypes)
         else:
-            record = tuple(
-                tf.TensorArray(dtype, size=steps, element_shape=[None])
-                for dtype in (tf.int32, logits.dtype, logits.dtype)
-            )
-        t, _, state_out, record, _, _, ended_at_out = tf.while_loop(
-            lambda t, *loop_vars: (t < steps) & tf.reduce_any(~loop_vars[4]),
+            record = tf.TensorArray(tf.float32, size=steps, element_shape=[None, 3])
+        # The pick before the first is -1, which no stop id equals: a stop string is found
+        # in the generated text only, never across the prompt.
+        recent = (tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1),) if stopping else ()
+        # Every row ends by its num_chars, at the latest after `steps` picks.
+        t, _, state_out, record, ended_at_out, *_ = tf.while_loop(
+            lambda *loop_vars: tf.reduce_any(loop_vars[4] < 0),
             body,
-            (tf.constant(0), logits, state, record, recent, done, ended_at),
+            (tf.constant(0), logits, state, record, ended_at, *recent),
         )
         if portable:
             picks, logprobs, model_logprobs = record
         else:
-            picks, logprobs, model_logprobs = _recorded(record, t, rows)
+            picks, logprobs, model_logprobs = tf.unstack(_recorded(record, t, rows), axis=2)
+            picks = tf.cast(picks, tf.int32)
+            logprobs, model_logprobs = (
+                tf.cast(p, logits.dtype) for p in (logprobs, model_logprobs)
+            )
         finish, cut = _how_rows_ended(picks, ended_at_out, batch)
         lengths = ended_at_out - cut
         in_text = tf.range(tf.shape(picks)[1])[None, :] < lengths[:, None]
@@ -462,25 +467,20 @@ def _how_rows_ended(picks, ended_at, batch: SamplingBatch):
 
 def _keep_rows(kept, old, new):
     """The nest `old` in the rows where `kept [B]` is True, `new` elsewhere (tensors of
-    any rank >= 1; the mask is shaped once per rank)."""
-    masks = {}
+    any rank >= 1).
 
-    def select(o, n):
-        rank = o.shape.rank
-        if rank not in masks:
-            masks[rank] = tf.reshape(kept, [-1] + [1] * (rank - 1)) if rank > 1 else kept
-        return tf.where(masks[rank], o, n)
-
-    return tf.nest.map_structure(select, old, new)
+    TensorFlow's v1 `Select` takes a `[B]` condition for whole rows; at a batch of one
+    it costs less than half what `tf.where` with a broadcast `[B, 1]` mask does."""
+    return tf.nest.map_structure(lambda o, n: tf.raw_ops.Select(condition=kept, x=o, y=n), old, new)
 
 
 def _recorded(record, t, rows):
-    """The `[B, t]` picks and log-probabilities the loop wrote, a TensorArray each."""
+    """The `[B, t, 3]` rows the loop wrote into the TensorArray `record`."""
 
     def written():
-        return tuple(tf.transpose(array.gather(tf.range(t))) for array in record)
+        return tf.transpose(record.gather(tf.range(t)), [1, 0, 2])
 
     def empty():
-        return tuple(tf.zeros([rows, 0], array.dtype) for array in record)
+        return tf.zeros([rows, 0, 3], tf.float32)
 
     return tf.cond(t > 0, written, empty)
