@@ -101,7 +101,7 @@ class SamplingBatch(NamedTuple):
     greedy_rows: tf.Tensor
     sampled_rows: tf.Tensor
     filtering: tf.Tensor
-    stopping: tf.Tensor  # bool scalar: some row has a stop string
+    uneven: tf.Tensor  # bool scalar: some row may end before another (see `sampling_batch`)
 
 
 def sampling_batch(
@@ -162,7 +162,11 @@ def sampling_batch(
         greedy_rows=tf.reduce_any(t <= 0),
         sampled_rows=tf.reduce_any(t > 0),
         filtering=tf.reduce_any((t > 0) & ((k > 0) | (p < 1.0))),
-        stopping=tf.reduce_any(stop_lengths > 0),
+        # Rows end together at their shared num_chars unless a stop string, the end
+        # marker or a different num_chars ends one earlier.
+        uneven=tf.reduce_any(stop_lengths > 0)
+        | (end_id is not None)
+        | tf.not_equal(tf.reduce_min(values["num_chars"]), tf.reduce_max(values["num_chars"])),
     )
 
 
@@ -202,7 +206,10 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
                 scaled = filter_logits(scaled, batch.top_k, batch.top_p)
             else:
                 scaled = _filtered(scaled, filters)
-        cdf = tf.cumsum(tf.nn.softmax(scaled, axis=-1), axis=-1)
+        # The weights need no normalising: the threshold is a fraction of their total.
+        # (TensorFlow's oneDNN softmax also costs several times exp and a sum at batch 32.)
+        weights = tf.exp(scaled - tf.reduce_max(scaled, axis=-1, keepdims=True))
+        cdf = tf.cumsum(weights, axis=-1)
         # uniform < 1, so the threshold stays below the total and lands on an id of
         # weight > 0.
         # The last cdf entry, as its max: the cdf of non-negative weights never falls.
@@ -223,10 +230,10 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
     return ids, sampled, model
 
 
-def _switch(batch: SamplingBatch, run_branch, stops=False):
+def _switch(batch: SamplingBatch, run_branch, uneven=False):
     """`run_branch(branch)` for the one of `_BRANCHES` that `batch` needs, each traced as
-    its own branch of a `tf.switch_case`. With `stops`, each branch comes twice, with a
-    fourth boolean that says whether some row has a stop string (`batch.stopping`)."""
+    its own branch of a `tf.switch_case`. With `uneven`, each branch comes twice, with a
+    fourth boolean that says whether some row may end before another (`batch.uneven`)."""
     found = [
         tf.equal(batch.greedy_rows, g)
         & tf.equal(batch.sampled_rows, s)
@@ -237,9 +244,9 @@ def _switch(batch: SamplingBatch, run_branch, stops=False):
     index = tf.argmax(tf.cast(tf.stack(found), tf.int32), output_type=tf.int32)
     index = tf.where(tf.reduce_any(tf.stack(found)), index, 1)
     branches = _BRANCHES
-    if stops:
+    if uneven:
         branches = [b + (True,) for b in _BRANCHES] + [b + (False,) for b in _BRANCHES]
-        index += len(_BRANCHES) * tf.cast(~batch.stopping, tf.int32)
+        index += len(_BRANCHES) * tf.cast(~batch.uneven, tf.int32)
     return tf.switch_case(index, [lambda b=b: run_branch(b) for b in branches])
 
 
@@ -367,16 +374,11 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     # The number of picks each row made before it ended, -1 while it goes on; why it ended
     # is read from its picks afterwards. A row asked for no characters has ended at 0.
     ended_at = tf.where(num_chars <= 0, 0, -1)
-    # Each loop variable costs TensorFlow's executor more per step than a small op: the
-    # picks and their log-probabilities are recorded as one float32 [B, 3] a step (ids
-    # are far below 2^24, so exact as floats). LiteRT's loop keeps three [B, steps]
-    # tensors: its select of a [B, 1, 3] row into [B, steps, 3] is slow.
-
     # What does not change from step to step is computed here, once.
     filters = _filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
 
     def loop(branch):
-        pick, stopping = branch[:3], branch[3]
+        pick, uneven = branch[:3], branch[3]
 
         def body(t, logits, state, record, ended_at, *recent):
             done = ended_at >= 0
@@ -394,8 +396,8 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
                 record = record.write(t, tf.stack([tf.cast(c, tf.float32) for c in chosen], 1))
             picked = t + 1
             ends = tf.equal(ids, batch.end_id) | (picked >= num_chars)
-            # A batch without stop strings carries no recent picks and matches nothing.
-            if stopping:
+            # Where rows end together, no row has a stop string: no recent picks, no matching.
+            if uneven:
                 (recent,) = recent
                 recent = tf.concat([tf.slice(recent, [0, 1], [-1, -1]), tf.expand_dims(ids, 1)], 1)
                 ends |= _stop_match_length(recent, batch.stop_ids, batch.stop_lengths) > 0
@@ -403,10 +405,15 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
             # ended_at is -1 until the row ends: adding picked + 1 then sets it to picked.
             ended_at += tf.cast(~done & ends, tf.int32) * (picked + 1)
             logits, new_state = step_fn(ids, state)
-            # A row that had ended before this pick keeps its state.
-            state = _keep_rows(done, state, new_state)
+            # A row that had ended before this pick keeps its state (where rows end
+            # together, none has ended before the last pick).
+            state = _keep_rows(done, state, new_state) if uneven else new_state
             return (picked, logits, state, record, ended_at, *recent)
 
+        # Each loop variable costs TensorFlow's executor more per step than a small op: the
+        # picks and their log-probabilities are recorded as one float32 [B, 3] a step (ids
+        # are far below 2^24, so exact as floats). LiteRT's loop keeps three [B, steps]
+        # tensors: its select of a [B, 1, 3] row into [B, steps, 3] is slow.
         if portable:
             dtypes = (tf.int32, logits.dtype, logits.dtype)
             record = tuple(tf.zeros([rows, steps], dtype) for dtype in dtypes)
@@ -414,7 +421,7 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
             record = tf.TensorArray(tf.float32, size=steps, element_shape=[None, 3])
         # The pick before the first is -1, which no stop id equals: a stop string is found
         # in the generated text only, never across the prompt.
-        recent = (tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1),) if stopping else ()
+        recent = (tf.fill([rows, tf.shape(batch.stop_ids)[2]], -1),) if uneven else ()
         # Every row ends by its num_chars, at the latest after `steps` picks.
         t, _, state_out, record, ended_at_out, *_ = tf.while_loop(
             lambda *loop_vars: tf.reduce_any(loop_vars[4] < 0),
@@ -445,7 +452,7 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     if portable:
         positions = tf.range(steps)[None, :]
         return loop(_BRANCHES[-1] + (True,))
-    return _switch(batch, loop, stops=True)
+    return _switch(batch, loop, uneven=True)
 
 
 def _how_rows_ended(picks, ended_at, batch: SamplingBatch):

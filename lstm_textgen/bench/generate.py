@@ -20,7 +20,8 @@ A randomly initialised model (speed does not depend on the weights) is exported 
 The LiteRT rows need ai-edge-litert; without it they are left out, with a note.
 
 Below the table, the ops of the sampling loop's body in the export's graph, per kind of
-rows (greedy, sampled, either with top-k/top-p): what TensorFlow runs for every character.
+rows (greedy, sampled, either with top-k/top-p; "uneven" where some row may end before
+another): what TensorFlow runs for every character.
 
 Stop strings end a batch early: after the table, --stop-rows rows (32) of up to
 --stop-chars characters (2,000) are generated with `--stop` at a newline and without
@@ -270,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The rows `samplers._switch` tells apart in the sampling loop, in its branch order: each
-# kind of rows with stop strings, then each without.
+# kind of rows where some row may end before another ("uneven": a stop string, the end
+# marker or a different num_chars), then each where all end together.
 _KINDS = (
     "greedy",
     "sampled",
@@ -278,7 +280,7 @@ _KINDS = (
     "sampled, top-k/p",
     "greedy+sampled, top-k/p",
 )
-BRANCH_NAMES = tuple(f"{kind}, stops" for kind in _KINDS) + _KINDS
+BRANCH_NAMES = tuple(f"{kind}, uneven" for kind in _KINDS) + _KINDS
 
 
 def loop_body_ops(export_dir) -> list[tuple[str, int, collections.Counter]]:
