@@ -324,6 +324,23 @@ def test_a_row_that_ended_keeps_its_state_while_the_others_go_on():
     np.testing.assert_allclose(short.state.numpy()[0], alone.state.numpy()[0], rtol=1e-6)
 
 
+def test_rows_that_end_together_take_the_even_path_with_the_same_picks_and_state():
+    start = tf.constant([1.0, 2.0])
+    logits = logits_of(start)
+    settings = {"num_chars": 20, **SETTINGS_OF_TWO_ROWS}
+    even = sampling_batch(logits, settings)
+    # A stop string of the unknown id, which is never picked: the loop must keep ended
+    # rows (the uneven path), and no row ends early.
+    never = sampling_batch(logits, settings, np.zeros([2, 1, 1], np.int32), [[1], [1]])
+    assert not even.uneven.numpy() and never.uneven.numpy()
+    assert sampling_batch(logits, {**settings, "num_chars": [20, 19]}).uneven.numpy()
+    assert sampling_batch(logits, settings, end_id=3).uneven.numpy()
+    a = sample_loop(drifting_step, logits, start, even)
+    b = sample_loop(drifting_step, logits, start, never)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
 @pytest.mark.parametrize("portable", [False, True])
 def test_log_probs_are_the_log_softmax_of_the_distribution_each_pick_came_from(portable):
     # Distinct logits: the filters keep every logit tied with the last one they keep.
