@@ -154,7 +154,8 @@ def sampling_batch(
         # -1 is no id: a model of plain text never ends a row by itself.
         end_id=tf.constant(-1 if end_id is None else end_id, tf.int32),
         # Rows with t == 0 take the greedy pick; dividing by 1 there keeps them finite, and
-        # the floor keeps logits / t finite for a tiny positive t (softmax then does the rest).
+        # the floor keeps logits / t finite for a tiny positive t (the pick's exp of the
+        # logits less their max then does the rest).
         divisor=tf.where(t > 0, tf.maximum(t, MIN_TEMPERATURE), tf.ones_like(t))[:, None],
         sampled=t > 0,
         # Id 0 stands for "a character the model never saw"; it must never be emitted.
