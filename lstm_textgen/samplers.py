@@ -477,8 +477,8 @@ def _keep_rows(kept, old, new):
     """The nest `old` in the rows where `kept [B]` is True, `new` elsewhere (tensors of
     any rank >= 1).
 
-    TensorFlow's v1 `Select` takes a `[B]` condition for whole rows; at a batch of one
-    it costs less than half what `tf.where` with a broadcast `[B, 1]` mask does."""
+    TensorFlow's v1 `Select` takes a `[B]` condition for whole rows, and in a loop costs
+    less than `tf.where` with a broadcast `[B, 1]` mask (docs/performance.md)."""
     return tf.nest.map_structure(lambda o, n: tf.raw_ops.Select(condition=kept, x=o, y=n), old, new)
 
 
