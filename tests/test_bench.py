@@ -1,5 +1,9 @@
 """`lstm-textgen bench`: each benchmark runs on a tiny model and prints its table."""
 
+import importlib.util
+import os
+import sys
+
 import pytest
 
 from helpers import run_cli
@@ -137,3 +141,50 @@ def test_the_loop_body_ops_are_counted_per_kind_of_rows(served):
     # Where rows end together, the loop leaves out stop matching and keeping ended rows.
     assert all(counts[name] < counts[f"{name}, uneven"] for name in BRANCH_NAMES[5:])
     assert all(nodes == sum(ops.values()) for _, nodes, ops in rows)
+
+
+def _fake_torch(tmp_path, monkeypatch, source):
+    """Make the torch worker import `source` as torch (PYTHONPATH reaches its process)."""
+    (tmp_path / "torch.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+
+
+def _torch_step(**overrides):
+    from lstm_textgen.bench.torch_worker import TorchStep
+
+    settings = dict(vocab=6, embed=3, layers=1, threads=1) | overrides
+    return TorchStep(4, 2, 3, **settings)
+
+
+def test_the_torch_worker_says_when_torch_is_missing(tmp_path, monkeypatch):
+    from lstm_textgen.bench.torch_worker import TorchStepError
+
+    _fake_torch(tmp_path, monkeypatch, "raise ImportError('No module named torch')\n")
+    with pytest.raises(TorchStepError, match=r"^torch is not installed \(No module named torch\)$"):
+        _torch_step()
+
+
+def test_the_torch_worker_reports_a_failing_first_step(tmp_path, monkeypatch):
+    from lstm_textgen.bench.torch_worker import TorchStepError
+
+    # The first step fails as oneDNN's missing bfloat16 LSTM does on some CPUs.
+    _fake_torch(
+        tmp_path,
+        monkeypatch,
+        "def set_num_threads(n):\n    raise RuntimeError('no bfloat16 LSTM\\nhere')\n",
+    )
+    with pytest.raises(TorchStepError, match=r"^no bfloat16 LSTM$"):
+        _torch_step(bfloat16=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_the_torch_worker_runs_steps_beside_tensorflow():
+    import tensorflow as tf  # loaded here first, as in `bench train`
+
+    assert tf.constant(1).numpy() == 1
+    step = _torch_step()
+    process = step._process
+    step()
+    step()
+    step.close()
+    assert process.returncode == 0

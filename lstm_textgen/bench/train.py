@@ -14,9 +14,11 @@ Variants, timed step by step in alternation so that machine noise hits all of th
   floor       only the step's matrix products, at their shapes and chained as the step
               chains them, in graph mode (see `bench profile`)
   floor+xla   the same under XLA: the faster of the two is the step's floor
-  torch       torch.nn.LSTM on CPU, when torch is installed (--torch); its OpenMP
-              threads are set to sleep between steps (OMP_WAIT_POLICY=PASSIVE) so that
-              they do not spin into the next variant's time
+  torch       torch.nn.LSTM on CPU, when torch is installed (--torch), in a worker
+              process of its own (see `bench.torch_worker`: triton, which PyTorch's
+              wheels bring, crashes a process that has loaded TensorFlow); its OpenMP
+              threads sleep between steps (OMP_WAIT_POLICY=PASSIVE) so that they do
+              not spin into the next variant's time
 With --bf16, two more (on a CPU without bfloat16 instructions they are emulated, slowly):
   gates-bf16  our GateLSTM with its products on bfloat16 operands (what `train
               --mixed-precision` runs on a CPU with AVX512_BF16 or AMX), no XLA
@@ -36,6 +38,7 @@ TensorFlow (in a graph, with and without XLA) and by NumPy's BLAS, whichever is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 
@@ -45,41 +48,8 @@ import tensorflow as tf
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model, keras_model
 from lstm_textgen.bench.profile import floor_step
 from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
+from lstm_textgen.bench.torch_worker import TorchStep, TorchStepError
 from lstm_textgen.distribute import configure_threads
-
-
-def torch_step_fn(units, batch, seq_len, bfloat16=False):
-    # PyTorch's OpenMP threads otherwise keep spinning on both cores after each of its
-    # steps and slow down whichever variant is timed next.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
-    torch.set_num_threads(tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(VOCAB, EMBED)
-            self.lstm = torch.nn.LSTM(EMBED, units, num_layers=LAYERS, batch_first=True)
-            self.head = torch.nn.Linear(units, VOCAB)
-
-        def forward(self, x):
-            return self.head(self.lstm(self.embed(x))[0])
-
-    net = Net()
-    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
-    x = torch.randint(1, VOCAB, (batch, seq_len))
-    y = torch.randint(1, VOCAB, (batch, seq_len))
-
-    def step():
-        optimizer.zero_grad()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
-            logits = net(x).reshape(-1, VOCAB)
-        loss = torch.nn.functional.cross_entropy(logits.float(), y.reshape(-1))
-        loss.backward()
-        optimizer.step()
-
-    return step
 
 
 def matmul_gflops(n=2048, chain=10, repeats=5):
@@ -134,19 +104,15 @@ def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
     steps_fn = {name: (lambda m=m: m.train_on_batch(x, y)) for name, m in variants.items()}
     steps_fn["floor"] = floor_step(units, batch, seq_len, jit=False)
     steps_fn["floor+xla"] = floor_step(units, batch, seq_len, jit=True)
-    if with_torch:
-        try:
-            steps_fn["torch"] = torch_step_fn(units, batch, seq_len)
-            if with_bf16:
-                torch_bf16 = torch_step_fn(units, batch, seq_len, bfloat16=True)
-                try:
-                    torch_bf16()
-                    steps_fn["torch-bf16"] = torch_bf16
-                except RuntimeError as e:  # oneDNN has no bfloat16 LSTM on every CPU
-                    print(f"torch-bf16 left out: {str(e).splitlines()[0]}")
-        except ImportError:
-            print("torch is not installed: skipping it")
-    times = time_alternately(steps_fn, steps, warmup)
+    with contextlib.ExitStack() as workers:
+        if with_torch:
+            for name, bfloat16 in (("torch", False), ("torch-bf16", True))[: 1 + with_bf16]:
+                step = _torch_step(units, batch, seq_len, bfloat16)
+                if step is None:
+                    break  # without float32 torch there is no torch-bf16 either
+                workers.callback(step.close)
+                steps_fn[name] = step
+        times = time_alternately(steps_fn, steps, warmup)
     medians = {name: statistics.median(t) for name, t in times.items()}
     floor = [min(a, b) for a, b in zip(times["floor"], times["floor+xla"])]
 
@@ -162,6 +128,25 @@ def bench(units, batch, seq_len, steps, warmup, with_torch, with_bf16=False):
         for name, t in times.items()
     }
     return medians, ratios
+
+
+def _torch_step(units, batch, seq_len, bfloat16):
+    """A `TorchStep` at the benchmark's shapes and threads, or None (and why, printed)."""
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    try:
+        return TorchStep(
+            units,
+            batch,
+            seq_len,
+            vocab=VOCAB,
+            embed=EMBED,
+            layers=LAYERS,
+            threads=threads,
+            bfloat16=bfloat16,
+        )
+    except TorchStepError as e:
+        print(f"{'torch-bf16' if bfloat16 else 'torch'} left out: {e}")
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
