@@ -136,6 +136,11 @@ def _training_step(settings):
     return step
 
 
+def _first_line(error):
+    """What the parent prints of an exception: its message's first line, or its type."""
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _answer(line):
     print(line, flush=True)
 
@@ -150,7 +155,7 @@ def main(argv=None):
         _answer(f"error: torch is not installed ({e})")
         return
     except Exception as e:  # noqa: BLE001 - the parent prints why the variant is left out
-        _answer(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        _answer(f"error: {_first_line(e)}")
         return
     _answer("ready")
     for line in sys.stdin:
@@ -159,7 +164,7 @@ def main(argv=None):
         try:
             step()
         except Exception as e:  # noqa: BLE001
-            _answer(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            _answer(f"error: {_first_line(e)}")
             return
         _answer("done")
 
