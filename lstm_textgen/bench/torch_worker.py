@@ -100,10 +100,8 @@ class TorchStep:
             raise TorchStepError(why)
 
 
-def _training_step(settings):
+def _training_step(torch, settings):
     """The step function the worker runs: Embedding -> LSTM layers -> Linear, Adam."""
-    import torch
-
     torch.set_num_threads(settings["threads"])
     vocab, units = settings["vocab"], settings["units"]
 
@@ -149,11 +147,13 @@ def main(argv=None):
     """The worker: `python -m lstm_textgen.bench.torch_worker SETTINGS_JSON`."""
     settings = json.loads((sys.argv[1:] if argv is None else argv)[0])
     try:
-        step = _training_step(settings)
-        step()  # fails here, not in the timed rounds, where a CPU lacks a kernel
+        import torch
     except ImportError as e:
         _answer(f"error: torch is not installed ({e})")
         return
+    try:
+        step = _training_step(torch, settings)
+        step()  # fails here, not in the timed rounds, where a CPU lacks a kernel
     except Exception as e:  # noqa: BLE001 - the parent prints why the variant is left out
         _answer(f"error: {_first_line(e)}")
         return
