@@ -1,332 +1,106 @@
-"""`GateLSTMCell` (one step) and `GateLSTM` (the loop): an LSTM whose four gates are
-written out like the equations."""
+"""`GateLSTMCell` (one step) and `GateLSTM` (the loop): `keras.layers.LSTMCell` and
+`keras.layers.LSTM`, argument by argument, with the four gates written out like the
+equations. The arithmetic itself is in `lstm_textgen.recurrence`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import numbers
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
 from lstm_textgen.config import IMPLEMENTATIONS
+from lstm_textgen.errors import first_line
+from lstm_textgen.recurrence import (
+    GateFunctions,
+    gate_scale,
+    gate_step,
+    lstm_cell,
+    lstm_loop,
+    lstm_loop_with_gates,
+    lstm_sequence,
+    lstm_update,
+    product,
+    swap_time_batch,
+)
+
+__all__ = ["GateLSTM", "GateLSTMCell", "lstm_cell"]
+
+USE_CUDNN = ("auto", True, False)
+
+_EXAMPLES = {
+    "activations": "'tanh'",
+    "initializers": "'glorot_uniform'",
+    "regularizers": "'l2'",
+    "constraints": "'non_neg'",
+}
 
 
-def gate_activations(z, prescaled=False):
-    """The four gates' activations from their fused pre-activations, in one sigmoid.
-
-    Args:
-        z: `[batch, 4 * units]`, `x_t W + h_{t-1} U + b`, in Keras's gate order i, f, g, o.
-        prescaled: `z`'s candidate quarter is already doubled, as it is when the weights
-            come from `GateLSTMCell.step_weights`.
-
-    Returns:
-        `[batch, 4 * units]`: `sigmoid(z)` with the candidate's quarter taken at twice its
-        value, `[sigmoid(z_i), sigmoid(z_f), sigmoid(2 z_g), sigmoid(z_o)]`.
-        `split_gates` turns the third quarter into `g = tanh(z_g)`, since
-        `tanh(x) = 2 sigmoid(2x) - 1`.
-
-    One activation over the whole contiguous `[batch, 4 * units]` block, instead of three
-    sigmoids and a tanh over its quarters, lets XLA compute it in one vectorised pass
-    (docs/performance.md), and saves a graph loop three ops a step.
-    """
-    if prescaled:
-        return tf.sigmoid(z)
-    return tf.sigmoid(z * gate_scale(z.shape[-1] // 4, z.dtype))
+def _resolve(kind, argument, value):
+    """`keras.<kind>.get(value)` (kind: "activations", "initializers", ...), or a one-line
+    error that names the argument."""
+    try:
+        return getattr(keras, kind).get(value)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"{argument}={value!r} is not a Keras {kind[:-1]} ({first_line(e)}); give a name "
+            f"Keras knows, such as {_EXAMPLES[kind]}, a keras.{kind} object, or None"
+        ) from None
 
 
-def gate_scale(units, dtype=tf.float32):
-    """`[4 * units]`: 1 for the input, forget and output gates, 2 for the candidate.
-    Doubling a float is exact, so weights scaled by it give `z * gate_scale` bit for bit."""
-    return tf.constant([1.0] * (2 * units) + [2.0] * units + [1.0] * units, dtype)
+def _positive_units(units):
+    whole = isinstance(units, numbers.Real) and not isinstance(units, bool)
+    if not whole or units < 1 or not float(units).is_integer():
+        raise ValueError(f"units must be a positive integer, got {units!r}")
+    return int(units)
 
 
-def split_gates(activations):
-    """`(i, f, g, o)`, each `[batch, units]`, from `gate_activations`' output."""
-    i, f, doubled_g, o = tf.split(activations, 4, axis=-1)
-    return i, f, 2.0 * doubled_g - 1.0, o
+def _rate(argument, rate):
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"{argument} must be in [0, 1), got {rate}")
+    return float(rate)
 
 
-def lstm_update(z, c, prescaled=False):
-    """One LSTM update from the fused pre-activations of the four gates:
-
-        i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o)
-        c_t = f * c + i * g
-        h_t = o * tanh(c_t)
-
-    with the four activations from one call (`gate_activations`).
-
-    Args:
-        z: `[batch, 4 * units]`, `x_t W + h_{t-1} U + b`, in Keras's gate order i, f, g, o.
-        c: `[batch, units]`, the previous cell state.
-        prescaled: see `gate_activations`.
-
-    Returns:
-        `(activations, h_t, c_t)`: `gate_activations(z)` (`split_gates` reads the input
-        gate, forget gate, candidate and output gate from it), and the new output and
-        cell state.
-    """
-    activations = gate_activations(z, prescaled)
-    i, f, g, o = split_gates(activations)
-    c_t = f * c + i * g
-    h_t = o * tf.tanh(c_t)
-    return activations, h_t, c_t
-
-
-def lstm_cell(z, c):
-    """`(h_t, c_t)` of `lstm_update`, for callers that do not need the gates."""
-    return lstm_update(z, c)[1:]
-
-
-def product(a, b):
-    """`a @ b` with `b`'s dtype for the operands and `a`'s for the result: with a bfloat16
-    `b` the product runs on bfloat16 operands (the kernel accumulates in float32 and
-    rounds its output once) while everything around it stays in `a`'s float32. With
-    equal dtypes it is the plain product."""
-    return tf.cast(tf.matmul(tf.cast(a, b.dtype), b), a.dtype)
-
-
-def gate_step(projected_t, h, c, recurrent_kernel, prescaled=False):
-    """One step of the recurrence, the one every path runs (the sequence loop forward, the
-    cell's `step` for generation, LiteRT's prompt loop): `lstm_update` of
-    `projected_t + h @ recurrent_kernel` (`product`) and the previous cell `c`.
-
-    Args:
-        projected_t: `[B, 4H]`, `x_t @ kernel + bias`.
-        h, c: `[B, H]`, the previous state.
-        recurrent_kernel: `[H, 4H]`.
-        prescaled: the weights behind `projected_t` and `recurrent_kernel` come from
-            `GateLSTMCell.step_weights` (see `gate_activations`).
-
-    Returns:
-        `lstm_update`'s `(activations, h_t, c_t)`.
-    """
-    return lstm_update(projected_t + product(h, recurrent_kernel), c, prescaled)
-
-
-def lstm_loop(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None):
-    """The LSTM recurrence over pre-projected inputs, as TensorFlow differentiates it.
-
-    Args:
-        projected: `[T, B, 4H]`, `x_t @ kernel + bias` for every step (time-major).
-        h0, c0: `[B, H]`, the initial state.
-        recurrent_kernel: `[H, 4H]`; in bfloat16, the recurrent products take bfloat16
-            operands (see `product`) and the state stays in `projected`'s dtype.
-        mask: optional bool `[T, B, 1]`. At a False step the state is carried over and the
-            output repeats the previous output (zeros before the first True step, whatever
-            `h0` is), as in Keras.
-        recurrent_keep: optional `[B, H]` recurrent-dropout mask, applied to `h` before the
-            recurrent product.
-
-    Returns:
-        `(outputs [T, B, H], last output [B, H], h_T, c_T)`.
-    """
-    outputs, last, h, c, _ = _recurrence(projected, h0, c0, recurrent_kernel, mask, recurrent_keep)
-    return outputs, last, h, c
-
-
-def lstm_loop_with_gates(projected, h0, c0, recurrent_kernel):
-    """`lstm_loop` without mask or dropout that also keeps every step's gates and cells.
-
-    `GateLSTM.trace` reads them.
-
-    Returns:
-        `(outputs [T, B, H], h_T, c_T, steps)`, where `steps` maps `"i"`, `"f"`, `"g"`,
-        `"o"` (the gate activations), `"previous_cell"` (`c_{t-1}`) and `"cell"` (`c_t`)
-        to `[T, B, H]` tensors.
-    """
-    outputs, _, h, c, kept = _recurrence(projected, h0, c0, recurrent_kernel, keep=_GATES)
-    static_steps = projected.shape[0]
-    activations = _stack(kept["activations"], tf.concat([h0] * 4, axis=-1), static_steps)
-    cells = _stack(kept["cell"], c0, static_steps)
-    i, f, g, o = split_gates(activations)
-    previous_cells = _previous_steps(c0, cells)
-    gates = {"i": i, "f": f, "g": g, "o": o}
-    return outputs, h, c, {**gates, "previous_cell": previous_cells, "cell": cells}
-
-
-class _Kept(NamedTuple):
-    """What `_recurrence` keeps of every step: `values(activations, c, c_t)` gives one
-    tensor per name, from the step's `gate_activations` and its cell before and after."""
-
-    names: tuple[str, ...]
-    values: Callable
-
-
-def _gradient_factors(activations, c, c_t):
-    """The factors of a step's backward pass that do not depend on the gradients flowing
-    in, computed by the forward step while its values are at hand:
-
-    - `dz`: `[dc_t/dz_i, dc_t/dz_f, dc_t/dz_g, dh_t/dz_o]`, `[B, 4H]`;
-    - `dh_dc`: `dh_t/dc_t = o (1 - tanh(c_t)^2)`;
-    - `forget`: `f = dc_t/dc_{t-1}`.
-
-    Each quarter of `activations` is a sigmoid s of its pre-activation, whose derivative
-    is s (1 - s); the candidate's is of 2 z_g, and g = 2 s - 1, so dg/dz_g = 4 s (1 - s).
-    """
-    i, f, g, o = split_gates(activations)
-    tanh_c = tf.tanh(c_t)
-    # A concatenation along the last axis, which XLA copies on its own: stacked along a
-    # middle axis XLA fuses it, and the step ran slower (docs/performance.md).
-    dz = tf.concat([g, c, 4.0 * i, tanh_c], axis=-1) * activations * (1.0 - activations)
-    return dz, o * (1.0 - tanh_c * tanh_c), f
-
-
-_GATES = _Kept(("activations", "cell"), lambda activations, c, c_t: (activations, c_t))
-_GRADIENT_FACTORS = _Kept(("dz", "dh_dc", "forget"), _gradient_factors)
-
-
-def _recurrence(projected, h0, c0, recurrent_kernel, mask=None, recurrent_keep=None, keep=None):
-    """The one loop behind `lstm_loop`, `lstm_loop_with_gates` and `lstm_sequence`.
-
-    With `keep` (a `_Kept`), the last item is `{name: TensorArray}` of what it keeps,
-    one entry per step; otherwise None.
-    """
-    steps = tf.shape(projected)[0]
-    static_steps = projected.shape[0]
-    dtype = projected.dtype
-    # Steps are read through TensorArrays: the gradient of slicing a captured tensor
-    # inside the loop would build a full [T, B, 4H] tensor at every step.
-    inputs = tf.TensorArray(dtype, size=steps).unstack(projected)
-    step_mask = None if mask is None else tf.TensorArray(tf.bool, size=steps).unstack(mask)
-
-    def body(t, h, c, last, outputs, *kept):
-        h_in = h if recurrent_keep is None else h * recurrent_keep
-        activations, h_t, c_t = gate_step(inputs.read(t), h_in, c, recurrent_kernel)
-        if keep is not None:
-            values = keep.values(activations, c, c_t)
-            kept = tuple(array.write(t, value) for array, value in zip(kept, values))
-        if step_mask is not None:
-            keep_step = step_mask.read(t)
-            last = tf.where(keep_step, h_t, last)
-            h_t = tf.where(keep_step, h_t, h)
-            c_t = tf.where(keep_step, c_t, c)
-        else:
-            last = h_t
-        return (t + 1, h_t, c_t, last, outputs.write(t, last), *kept)
-
-    kept_names = () if keep is None else keep.names
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(1 + len(kept_names))]
-    _, h_last, c_last, last, outputs, *kept = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
-        (tf.constant(0), h0, c0, tf.zeros_like(h0), *arrays),
-        # A fixed trip count lets XLA size the gradient's accumulators.
-        maximum_iterations=steps,
-    )
-    outputs = _stack(outputs, h0, static_steps)
-    return outputs, last, h_last, c_last, dict(zip(kept_names, kept)) if keep else None
-
-
-@tf.custom_gradient
-def lstm_sequence(projected, h0, c0, recurrent_kernel):
-    """`lstm_loop` without mask or recurrent dropout, with a hand-written backward pass.
-
-    Returns `(outputs [T, B, H], h_T, c_T)`.
-
-    Backpropagation through time keeps one `[B, 4H] x [4H, H]` product per step; the
-    gradient of `recurrent_kernel` is one `[H, T*B] x [T*B, 4H]` product after the loop,
-    instead of one small product per step as automatic differentiation would do. The
-    forward pass keeps, step by step, the factors of the backward step that do not
-    depend on the incoming gradients (`_gradient_factors`), so that each backward step
-    is left with four elementwise products and two sums besides its matrix product.
-    """
-    steps = tf.shape(projected)[0]
-    static_steps = projected.shape[0]
-    dtype = projected.dtype
-    outputs, _, h_last, c_last, factors = _recurrence(
-        projected, h0, c0, recurrent_kernel, keep=_GRADIENT_FACTORS
-    )
-
-    def grad(d_outputs, d_h_last, d_c_last):
-        d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
-        d_h = tf.zeros_like(h0) if d_h_last is None else d_h_last
-        d_c = tf.zeros_like(c0) if d_c_last is None else d_c_last
-        d_out_steps = tf.TensorArray(dtype, size=steps).unstack(d_outputs)
-        transposed_kernel = tf.transpose(recurrent_kernel)
-
-        def backward(k, d_h, d_c, d_z_steps):
-            t = steps - 1 - k
-            d_h = d_h + d_out_steps.read(t)
-            d_c = d_c + d_h * factors["dh_dc"].read(t)
-            d_z = tf.concat([d_c, d_c, d_c, d_h], axis=-1) * factors["dz"].read(t)
-            return (
-                k + 1,
-                product(d_z, transposed_kernel),
-                d_c * factors["forget"].read(t),
-                d_z_steps.write(t, d_z),
-            )
-
-        _, d_h0, d_c0, d_z_steps = tf.while_loop(
-            lambda k, *_: k < steps,
-            backward,
-            (tf.constant(0), d_h, d_c, tf.TensorArray(dtype, size=steps)),
-            maximum_iterations=steps,
-        )
-        d_projected = _stack(d_z_steps, tf.concat([h0] * 4, axis=-1), static_steps)
-        previous_outputs = _previous_steps(h0, outputs)  # [h_0 .. h_{T-1}]
-        units = h0.shape[-1]
-        # One [H, T*B] x [T*B, 4H] product, in the kernel's dtype (with a bfloat16 kernel,
-        # bfloat16 operands as forward). A plain product of the flattened steps: as an
-        # einsum over [T, B, H], XLA first copies the shifted outputs into a transpose.
-        kernel_dtype = recurrent_kernel.dtype
-        d_kernel = tf.matmul(
-            tf.cast(tf.reshape(previous_outputs, [-1, units]), kernel_dtype),
-            tf.cast(tf.reshape(d_projected, [-1, 4 * units]), kernel_dtype),
-            transpose_a=True,
-        )
-        return d_projected, d_h0, d_c0, d_kernel
-
-    return (outputs, h_last, c_last), grad
-
-
-def _previous_steps(initial, sequence):
-    """`[initial, sequence_0 .. sequence_{T-2}]`, what each step of `sequence [T, ...]` started
-    from. Slicing after the concat keeps T = 0 empty."""
-    return tf.concat([initial[None], sequence], axis=0)[: tf.shape(sequence)[0]]
-
-
-def _swap_time_batch(sequence):
-    """`[B, T, F]` <-> `[T, B, F]`."""
-    return tf.transpose(sequence, [1, 0, 2])
-
-
-def _stack(array, like, static_steps):
-    """Stack a TensorArray of `like`-shaped steps; zero steps give `[0, *like.shape]`.
-
-    An empty TensorArray of unknown batch size cannot be stacked, hence the branch; it
-    is left out when the number of steps is known, because XLA turns it into a select
-    that copies the whole stacked tensor.
-    """
-    if static_steps:
-        return array.stack()
-    return tf.cond(
-        array.size() > 0,
-        array.stack,
-        lambda: tf.zeros(tf.concat([[0], tf.shape(like)], axis=0), like.dtype),
+def _is_default(activation, recurrent_activation):
+    """Whether the activations are Keras's defaults, which the fast paths assume."""
+    return (
+        activation is keras.activations.tanh and recurrent_activation is keras.activations.sigmoid
     )
 
 
 @keras.saving.register_keras_serializable(package="lstm_textgen")
-class GateLSTMCell(keras.layers.Layer):
+class GateLSTMCell(keras.layers.LSTMCell):
     """One LSTM step with the four gates spelled out; the owner of the weights.
 
-    `call(x_t, (h, c))` computes `gate_step(x_t @ kernel + bias, h, c, recurrent_kernel)`
-    (`lstm_update` of `z = x_t @ kernel + h @ recurrent_kernel + bias`) and returns
-    `(h_t, [h_t, c_t])`: the contract of a Keras RNN cell, so
-    `keras.layers.RNN(GateLSTMCell(H))` runs it step by step. `GateLSTM` runs it over a
-    sequence much faster, projecting every step's input in one product first.
-
-    The weights have `keras.layers.LSTMCell`'s names, shapes and gate order (i, f, g, o):
-    `kernel [D, 4H]`, `recurrent_kernel [H, 4H]`, `bias [4H]`.
+    A `keras.layers.LSTMCell` with its arithmetic written out: the same arguments,
+    defaults, weights (built by Keras: names, shapes, gate order i, f, g, o, and the
+    forget bias `unit_forget_bias` starts), config and dropout masks (one per sequence
+    in `keras.layers.RNN`, drawn by Keras), and its `call` is `gate_step`:
+    `lstm_update` of `z = x_t @ kernel + h @ recurrent_kernel + bias`, returning
+    `(h_t, [h_t, c_t])`. So `keras.layers.RNN(GateLSTMCell(H))` runs it step by step as
+    it runs `keras.layers.LSTMCell(H)`. `GateLSTM` runs it over a sequence much faster,
+    projecting every step's input in one product first, and `step` runs it for
+    generation on weights read once.
 
     Args:
         units: size of the hidden and cell state, H.
-        kernel_initializer, recurrent_initializer, bias_initializer: initializers of the
-            three weights.
-        unit_forget_bias: add 1 to the forget-gate bias at initialisation, so a fresh
-            cell remembers by default.
+        activation: the candidate's and the output's squashing function (default tanh).
+        recurrent_activation: the input, forget and output gates' function (default
+            sigmoid).
+        use_bias: whether the gates have a bias (`bias [4H]`).
+        kernel_initializer, recurrent_initializer, bias_initializer: initializers of
+            `kernel [D, 4H]`, `recurrent_kernel [H, 4H]` and `bias`.
+        unit_forget_bias: start the forget gate's quarter of the bias at 1 (the other
+            quarters from `bias_initializer`), so a fresh cell remembers by default.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers of the
+            weights; their terms are in `layer.losses`.
+        kernel_constraint, recurrent_constraint, bias_constraint: constraints the
+            optimizer applies to the weights after each step.
+        dropout: fraction of the input units dropped in training, in [0, 1).
+        recurrent_dropout: fraction of `h`'s units dropped before the recurrent product in
+            training, in [0, 1).
+        seed: seed of the dropout masks.
 
     Example:
 
@@ -339,59 +113,81 @@ class GateLSTMCell(keras.layers.Layer):
     def __init__(
         self,
         units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
-        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if int(units) < 1:
-            raise ValueError(f"units must be a positive integer, got {units}")
-        self.units = int(units)
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.unit_forget_bias = unit_forget_bias
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(input_shape[-1], 4 * self.units),
-            initializer=self.kernel_initializer,
+        # Checked here, so that a bad value is one line naming its argument; Keras then
+        # stores them as it does for its own cell.
+        super().__init__(
+            _positive_units(units),
+            activation=_resolve("activations", "activation", activation),
+            recurrent_activation=_resolve(
+                "activations", "recurrent_activation", recurrent_activation
+            ),
+            kernel_initializer=_resolve("initializers", "kernel_initializer", kernel_initializer),
+            recurrent_initializer=_resolve(
+                "initializers", "recurrent_initializer", recurrent_initializer
+            ),
+            bias_initializer=_resolve("initializers", "bias_initializer", bias_initializer),
+            kernel_regularizer=_resolve("regularizers", "kernel_regularizer", kernel_regularizer),
+            recurrent_regularizer=_resolve(
+                "regularizers", "recurrent_regularizer", recurrent_regularizer
+            ),
+            bias_regularizer=_resolve("regularizers", "bias_regularizer", bias_regularizer),
+            kernel_constraint=_resolve("constraints", "kernel_constraint", kernel_constraint),
+            recurrent_constraint=_resolve(
+                "constraints", "recurrent_constraint", recurrent_constraint
+            ),
+            bias_constraint=_resolve("constraints", "bias_constraint", bias_constraint),
+            dropout=_rate("dropout", dropout),
+            recurrent_dropout=_rate("recurrent_dropout", recurrent_dropout),
+            **kwargs,
         )
-        self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel",
-            shape=(self.units, 4 * self.units),
-            initializer=self.recurrent_initializer,
+        # None: sigmoid and tanh, which the one-sigmoid gates and the hand-written
+        # gradient assume; other functions take the same equations as they are.
+        self.functions = (
+            None
+            if _is_default(self.activation, self.recurrent_activation)
+            else GateFunctions(self.activation, self.recurrent_activation)
         )
-        self.bias = self.add_weight(
-            name="bias", shape=(4 * self.units,), initializer=self._bias_init
-        )
-
-    def _bias_init(self, shape, dtype=None):
-        bias = self.bias_initializer(shape, dtype=dtype)
-        if not self.unit_forget_bias:
-            return bias
-        # Gate order i, f, g, o: the second quarter is the forget gate.
-        h = self.units
-        ones = tf.ones([h], dtype=bias.dtype)
-        return tf.concat([bias[:h], bias[h : 2 * h] + ones, bias[2 * h :]], axis=0)
 
     def call(self, inputs, states, training=False):
-        h_t, (_, c_t) = self.step(inputs, states)
+        h, c = states
+        input_mask = self.get_dropout_mask(inputs) if training and self.dropout else None
+        state_mask = (
+            self.get_recurrent_dropout_mask(h) if training and self.recurrent_dropout else None
+        )
+        z = _masked_product(inputs, input_mask, self.kernel) + _masked_product(
+            h, state_mask, self.recurrent_kernel
+        )
+        if self.bias is not None:
+            z = z + tf.convert_to_tensor(self.bias)
+        _, h_t, c_t = lstm_update(z, c, functions=self.functions)
         return h_t, [h_t, c_t]
 
     def step_weights(self):
-        """`(kernel, recurrent_kernel, bias)` as tensors for `step(..., weights=)`, each
-        with its candidate columns doubled (`gate_scale`): a step then takes its four
-        activations in one sigmoid without scaling `z` first (`gate_activations`)."""
+        """`(kernel, recurrent_kernel, bias)` as tensors for `step(..., weights=)` (a zero
+        bias without `use_bias`). With the default activations each has its candidate
+        columns doubled (`gate_scale`): a step then takes its four activations in one
+        sigmoid without scaling `z` first (`gate_activations`)."""
+        bias = self.bias if self.bias is not None else tf.zeros([4 * self.units], self.kernel.dtype)
+        weights = tuple(tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, bias))
+        if self.functions is not None:
+            return weights
         scale = gate_scale(self.units, self.kernel.dtype)
-        return tuple(
-            tf.convert_to_tensor(w) * scale for w in (self.kernel, self.recurrent_kernel, self.bias)
-        )
+        return tuple(w * scale for w in weights)
 
     def step(self, x_t, states, weights=None, projected=None):
         """One step for generation: `x_t [B, D]`, `states = (h, c)` -> `(h_t, (h_t, c_t))`.
@@ -405,26 +201,52 @@ class GateLSTMCell(keras.layers.Layer):
         kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
         if projected is None:
             projected = tf.matmul(x_t, kernel) + bias
-        h_t, c_t = gate_step(projected, h, c, recurrent_kernel, prescaled=True)[1:]
+        prescaled = self.functions is None
+        h_t, c_t = gate_step(projected, h, c, recurrent_kernel, prescaled, self.functions)[1:]
         return h_t, (h_t, c_t)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "unit_forget_bias": self.unit_forget_bias,
-            }
-        )
-        return config
+
+def _masked_product(x, mask, kernel):
+    """`(x * mask) @ kernel` (`x @ kernel` without a mask). Keras hands a cell with
+    recurrent dropout four masks, one per gate (its LSTMCell then makes each gate's
+    product apart): each quarter of the kernel's columns then takes its own."""
+    kernel = tf.convert_to_tensor(kernel)
+    if mask is None:
+        return tf.matmul(x, kernel)
+    if not isinstance(mask, (list, tuple)):
+        return tf.matmul(x * mask, kernel)
+    quarters = tf.split(kernel, 4, axis=1)
+    return tf.concat([tf.matmul(x * m, k) for m, k in zip(mask, quarters)], axis=-1)
+
+
+# The cell's arguments, which GateLSTM passes on and reads back (as keras.layers.LSTM does).
+_CELL_ARGUMENTS = (
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+)
+
+
+def _cell_property(name):
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
 
 
 @keras.saving.register_keras_serializable(package="lstm_textgen")
 class GateLSTM(keras.layers.Layer):
-    """Long short-term memory layer with the gate arithmetic spelled out.
+    """Long short-term memory layer with the gate arithmetic spelled out: a stand-in for
+    `keras.layers.LSTM`, with its arguments, defaults, weights and numbers.
 
     At each time step t, with input `x_t`, previous output `h` and previous cell `c`,
     the layer computes four gates from one fused product
@@ -436,54 +258,67 @@ class GateLSTM(keras.layers.Layer):
     - candidate `g = tanh(z_g)`, also called the input modulation: what could be written;
     - output gate `o = sigmoid(z_o)`: how much of the squashed cell becomes the output;
 
-    then `c_t = f * c + i * g` and `h_t = o * tanh(c_t)`.
+    then `c_t = f * c + i * g` and `h_t = o * tanh(c_t)` (`activation` takes tanh's place
+    and `recurrent_activation` sigmoid's where they are given).
 
     The input projection `x_t @ kernel + bias` is computed for every time step in one
     matrix product before the recurrence, so each step costs one `[batch, units] x
-    [units, 4 * units]` product plus elementwise work. Without a mask or recurrent dropout
-    the recurrence runs in `lstm_sequence`, whose backward pass is written by hand (see
-    there); with them, in a loop that TensorFlow differentiates.
+    [units, 4 * units]` product plus elementwise work. With the default activations and
+    no mask, recurrent dropout or `unroll`, the recurrence runs in `lstm_sequence`, whose
+    backward pass is written by hand; otherwise in a loop of the same gate equations that
+    TensorFlow differentiates (`lstm_loop`). docs/layer.md has the table of which
+    argument runs where.
 
     The layer is a loop around one `GateLSTMCell`, which owns the weights in
     `keras.layers.LSTM`'s layout, names and gate order (`cell.kernel [D, 4H]`,
     `cell.recurrent_kernel [H, 4H]`, `cell.bias [4H]`), so
     `keras.layers.LSTM(H).set_weights(gate_lstm.get_weights())` and the reverse need no
-    conversion. `inner_loop` picks the loop: with `implementation="keras"` it hands the
-    sequence to `keras.layers.LSTM` (the cuDNN kernel on a GPU) over the cell's weights,
-    except with a mask (cuDNN only handles right-padded masks) or recurrent dropout
-    (which cuDNN lacks), which take the gate loop.
-
-    Masking is supported as Keras does it: at a masked step the state is carried over
-    unchanged and the output repeats the previous one. There is no `stateful` mode: pass
-    `initial_state` and use `return_state=True` to carry state across calls.
+    conversion, and a `keras.layers.LSTM` config builds the same layer
+    (`GateLSTM.from_config`). `inner_loop` picks the loop: with `implementation="keras"`
+    it hands the sequence and every argument to `keras.layers.LSTM` (cuDNN on a GPU,
+    under Keras's conditions) over the cell's weights, except with a mask, which takes
+    the gate loop (cuDNN takes only right-padded masks, and a model's masks have holes
+    where a prompt has unknown characters).
 
     Args:
         units: size of the hidden and cell state, H.
+        activation, recurrent_activation, use_bias, kernel_initializer,
+            recurrent_initializer, bias_initializer, unit_forget_bias, kernel_regularizer,
+            recurrent_regularizer, bias_regularizer, kernel_constraint,
+            recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed: the
+            cell's, see `GateLSTMCell`.
+        activity_regularizer: regularizer of the layer's outputs.
         return_sequences: return the outputs of all steps `[B, T, H]` instead of the last
             one `[B, H]`.
         return_state: also return the final `h` and `c`, as `[output, h, c]`.
+        go_backwards: read the sequence from its last step to its first, and return the
+            outputs in that order.
+        stateful: each call starts from the state the previous call ended in, row by row
+            (`reset_state()` sets it to zeros); the batch size must be fixed.
+        unroll: a Python loop over the steps instead of a graph loop (the same numbers;
+            the number of steps must be fixed).
+        use_cudnn: `"auto"`, True or False, for `implementation="keras"`: whether
+            Keras's LSTM may (must) use cuDNN. The gate loop uses no cuDNN, so True there
+            is an error.
+        zero_output_for_mask: a masked step outputs zeros instead of the previous output
+            (`keras.layers.Bidirectional` sets it for sequences, as for Keras's LSTM).
         time_major: inputs and output sequences are `[time, batch, features]` instead
             of `[batch, time, features]`. The recurrence runs time-major either way; a
             stack of layers that passes time-major sequences saves a transpose of every
             layer's input and output (and of their gradients).
-        dropout: fraction of input units dropped during training (one mask per sequence).
-        recurrent_dropout: fraction of `h` units dropped before the recurrent product
-            during training (one mask per sequence).
         implementation: `"gates"` (the explicit loop in this class) or `"keras"`
             (`keras.layers.LSTM` over the same weights).
-        kernel_initializer, recurrent_initializer, bias_initializer: initializers of the
-            three weights.
-        unit_forget_bias: add 1 to the forget-gate bias at initialisation.
-        seed: seed for the dropout masks.
         matmul_dtype: dtype of the operands of the gate loop's matrix products (the input
             projection, the recurrent product and their gradients), e.g. `"bfloat16"`
             on a CPU with bfloat16 instructions; the state, the gates' elementwise math
-            and the weights stay in the compute dtype. With a mask or recurrent dropout
-            the recurrent product keeps the compute dtype. None: the compute dtype.
+            and the weights stay in the compute dtype. Off the hand-written path (a mask,
+            recurrent dropout, other activations, `unroll`) the recurrent product keeps
+            the compute dtype. None: the compute dtype.
 
     Call arguments:
         inputs: `[batch, time, features]` (`[time, batch, features]` if `time_major`).
-        initial_state: optional `[h0, c0]`, each `[batch, units]`; zeros otherwise.
+        initial_state: optional `[h0, c0]`, each `[batch, units]`; zeros otherwise (the
+            carried state if `stateful`).
         mask: optional boolean `[batch, time]`, in either layout; False steps are skipped.
         training: whether dropout is active.
 
@@ -492,70 +327,159 @@ class GateLSTM(keras.layers.Layer):
     >>> layer = GateLSTM(4, return_sequences=True)
     >>> layer(tf.zeros([2, 3, 5])).shape
     TensorShape([2, 3, 4])
+    >>> keras.layers.Bidirectional(GateLSTM(4))(tf.zeros([2, 3, 5])).shape
+    TensorShape([2, 8])
     """
 
     def __init__(
         self,
         units,
-        return_sequences=False,
-        return_state=False,
-        time_major=False,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        implementation="gates",
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
         kernel_initializer="glorot_uniform",
         recurrent_initializer="orthogonal",
         bias_initializer="zeros",
         unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
         seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        use_cudnn="auto",
+        zero_output_for_mask=False,
+        time_major=False,
+        implementation="gates",
         matmul_dtype=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activity_regularizer=_resolve(
+                "regularizers", "activity_regularizer", activity_regularizer
+            ),
+            **kwargs,
+        )
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
             )
-        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {rate}")
-        self.cell = GateLSTMCell(
-            units,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            name="cell",
-        )
+        if use_cudnn not in USE_CUDNN:
+            raise ValueError(f"use_cudnn must be one of {USE_CUDNN}, got {use_cudnn!r}")
+        if use_cudnn is True and implementation != "keras":
+            raise ValueError(
+                "use_cudnn=True needs implementation='keras' (the gate loop uses no cuDNN); "
+                "pass implementation='keras', or use_cudnn='auto'"
+            )
+        cell_arguments = {
+            "activation": activation,
+            "recurrent_activation": recurrent_activation,
+            "use_bias": use_bias,
+            "kernel_initializer": kernel_initializer,
+            "recurrent_initializer": recurrent_initializer,
+            "bias_initializer": bias_initializer,
+            "unit_forget_bias": unit_forget_bias,
+            "kernel_regularizer": kernel_regularizer,
+            "recurrent_regularizer": recurrent_regularizer,
+            "bias_regularizer": bias_regularizer,
+            "kernel_constraint": kernel_constraint,
+            "recurrent_constraint": recurrent_constraint,
+            "bias_constraint": bias_constraint,
+            "dropout": dropout,
+            "recurrent_dropout": recurrent_dropout,
+        }
+        self.cell = GateLSTMCell(units, seed=seed, name="cell", **cell_arguments)
         self.units = self.cell.units
-        self.return_sequences = return_sequences
-        self.return_state = return_state
-        self.time_major = bool(time_major)
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        self.implementation = implementation
         self.seed = seed
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.use_cudnn = use_cudnn
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.time_major = bool(time_major)
+        self.implementation = implementation
         self.matmul_dtype = keras.backend.standardize_dtype(matmul_dtype) if matmul_dtype else None
         self.supports_masking = True
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        # Keras's LSTM for `implementation="keras"`. It is kept where Keras's attribute
-        # tracking does not look, so that the cell stays the one owner of the weights in
-        # `weights` and in saved files; `build` hands it the cell's variables.
-        self._keras = SimpleNamespace(lstm=None)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+        # Keras's LSTM for `implementation="keras"`, and the carried state of a stateful
+        # layer, kept where Keras's attribute tracking does not look: the cell stays the
+        # one owner of the weights in `weights` and in saved files (Keras's own RNN keeps
+        # its state variables out of them too); `build` hands the LSTM the cell's
+        # variables.
+        self._untracked = SimpleNamespace(lstm=None, states=None)
         if implementation == "keras":
-            self._keras.lstm = keras.layers.LSTM(
-                self.units, return_sequences=True, return_state=True, name="keras_lstm"
+            self._untracked.lstm = keras.layers.LSTM(
+                self.units,
+                activation=self.cell.activation,
+                recurrent_activation=self.cell.recurrent_activation,
+                use_bias=self.cell.use_bias,
+                dropout=self.cell.dropout,
+                recurrent_dropout=self.cell.recurrent_dropout,
+                seed=seed,
+                go_backwards=self.go_backwards,
+                unroll=self.unroll,
+                use_cudnn=use_cudnn,
+                return_sequences=True,
+                return_state=True,
+                name="keras_lstm",
             )
+
+    @property
+    def states(self):
+        """A stateful layer's carried `[h, c]` variables (None before `build`, and for a
+        layer that is not stateful)."""
+        return self._untracked.states
 
     def build(self, input_shape):
         self.cell.build((input_shape[-1],))
-        lstm = self._keras.lstm
+        if self.stateful:
+            self._build_states(input_shape[1] if self.time_major else input_shape[0])
+        lstm = self._untracked.lstm
         if lstm is not None:
             lstm.cell.kernel = self.cell.kernel
             lstm.cell.recurrent_kernel = self.cell.recurrent_kernel
             lstm.cell.bias = self.cell.bias
             lstm.cell.built = True
             lstm.build((None, None, input_shape[-1]))
+
+    def _build_states(self, batch_size):
+        if self._untracked.states is not None:
+            self.reset_state()
+            return
+        if batch_size is None:
+            raise ValueError(
+                f"{self.name}: stateful=True needs a fixed batch size, and the input's is "
+                "not known; give it one, e.g. keras.Input(batch_shape=(32, None, features))"
+            )
+        self._untracked.states = [
+            keras.Variable(
+                tf.zeros([batch_size, self.units]),
+                trainable=False,
+                dtype=self.variable_dtype,
+                name="rnn_state",
+            )
+            for _ in range(2)
+        ]
+
+    def reset_state(self):
+        """Set a stateful layer's carried state to zeros (nothing for any other layer)."""
+        for state in self._untracked.states or ():
+            state.assign(tf.zeros_like(state))
+
+    def reset_states(self):
+        """`reset_state()`, under Keras's older name."""
+        self.reset_state()
 
     def step_weights(self):
         """The cell's `step_weights()`."""
@@ -568,7 +492,8 @@ class GateLSTM(keras.layers.Layer):
     def trace(self, inputs, initial_state=None):
         """Every step's gate activations, for inspection (not training).
 
-        Runs the gate loop of `call` (`lstm_loop_with_gates`), keeping the gates.
+        Runs the gate loop of `call` (`lstm_loop_with_gates`) over the steps in their
+        order, keeping the gates.
 
         Args:
             inputs: `[B, T, D]`, batch-major whatever `time_major` says.
@@ -581,12 +506,15 @@ class GateLSTM(keras.layers.Layer):
         batch = tf.shape(inputs)[0]
         zeros = tf.zeros([batch, self.units], self.compute_dtype)
         h, c = (zeros, zeros) if initial_state is None else initial_state
-        kernel, recurrent_kernel, bias = (
-            tf.convert_to_tensor(w)
-            for w in (self.cell.kernel, self.cell.recurrent_kernel, self.cell.bias)
+        kernel, recurrent_kernel = (
+            tf.convert_to_tensor(w) for w in (self.cell.kernel, self.cell.recurrent_kernel)
         )
-        projected = tf.einsum("btd,dk->tbk", inputs, kernel) + bias
-        hidden, _, _, steps = lstm_loop_with_gates(projected, h, c, recurrent_kernel)
+        projected = tf.einsum("btd,dk->tbk", inputs, kernel)
+        if self.cell.bias is not None:
+            projected = projected + tf.convert_to_tensor(self.cell.bias)
+        hidden, _, _, steps = lstm_loop_with_gates(
+            projected, h, c, recurrent_kernel, self.cell.functions
+        )
         names = {
             "input_gate": "i",
             "forget_gate": "f",
@@ -594,67 +522,105 @@ class GateLSTM(keras.layers.Layer):
             "output_gate": "o",
             "cell": "cell",
         }
-        traced = {name: _swap_time_batch(steps[kept]) for name, kept in names.items()}
-        return {**traced, "hidden": _swap_time_batch(hidden)}
+        traced = {name: swap_time_batch(steps[kept]) for name, kept in names.items()}
+        return {**traced, "hidden": swap_time_batch(hidden)}
 
     def call(self, inputs, initial_state=None, mask=None, training=False):
+        if self.unroll and inputs.shape[0 if self.time_major else 1] is None:
+            raise ValueError(
+                f"{self.name}: unroll=True needs a fixed number of time steps, and the "
+                "input's is not known; give it one, e.g. keras.Input((steps, features)), "
+                "or leave unroll off"
+            )
+        step_mask = None if mask is None else self._step_mask(inputs, mask)
         # From here on everything is time-major: [T, B, ...].
         if not self.time_major:
-            inputs = _swap_time_batch(inputs)
-        batch = tf.shape(inputs)[1]
-        if initial_state is None:
-            h = tf.zeros([batch, self.units], dtype=self.compute_dtype)
-            c = tf.zeros([batch, self.units], dtype=self.compute_dtype)
-        else:
-            h, c = initial_state
-
-        if training and self.dropout > 0.0:
-            keep = keras.random.dropout(
-                tf.ones_like(inputs[0]), self.dropout, seed=self.seed_generator
-            )
-            inputs = inputs * keep[None]
-        recurrent_keep = None
-        if training and self.recurrent_dropout > 0.0:
-            recurrent_keep = keras.random.dropout(
-                tf.ones_like(h), self.recurrent_dropout, seed=self.seed_generator
-            )
-        step_mask = None
-        if mask is not None:
-            step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
-
-        sequence, last, h, c = self.inner_loop(inputs, h, c, step_mask, recurrent_keep)
+            inputs = swap_time_batch(inputs)
+        h, c = self._initial_state(inputs, initial_state)
+        sequence, last, h, c = self.inner_loop(inputs, h, c, step_mask, training)
+        if self.stateful:
+            for variable, value in zip(self._untracked.states, (h, c)):
+                variable.assign(tf.cast(value, variable.dtype))
         sequence.set_shape([inputs.shape[0], inputs.shape[1], self.units])
-        sequence = sequence if self.time_major else _swap_time_batch(sequence)
+        sequence = sequence if self.time_major else swap_time_batch(sequence)
         output = sequence if self.return_sequences else last
         return [output, h, c] if self.return_state else output
 
-    def inner_loop(self, inputs, h, c, mask=None, recurrent_keep=None):
+    def _step_mask(self, inputs, mask):
+        """Bool `[T, B, 1]` from a `[batch, time]` mask, checked against the inputs."""
+        if isinstance(mask, (list, tuple)):  # as Bidirectional and return_state pass it
+            mask = mask[0]
+        mask = tf.convert_to_tensor(mask)
+        if mask.shape.rank == 3 and mask.shape[-1] == 1:
+            mask = mask[:, :, 0]
+        batch, steps = (inputs.shape[1], inputs.shape[0]) if self.time_major else inputs.shape[:2]
+        known = (batch, steps)
+        if mask.shape.rank != 2 or any(
+            a is not None and b is not None and a != b for a, b in zip(mask.shape, known)
+        ):
+            shown = "x".join("?" if n is None else str(n) for n in known)
+            raise ValueError(
+                f"{self.name}: the mask must be boolean [batch, time] = [{shown}] for these "
+                f"inputs, got shape {tuple(mask.shape)}"
+            )
+        return tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+
+    def _initial_state(self, inputs, initial_state):
+        """`(h0, c0)` in the compute dtype: given, carried (stateful) or zeros."""
+        if initial_state is None and self.stateful:
+            initial_state = self._untracked.states
+            batch = inputs.shape[1]
+            expected = initial_state[0].shape[0]
+            if batch is not None and batch != expected:
+                raise ValueError(
+                    f"{self.name}: a stateful layer built for batches of {expected} got a "
+                    f"batch of {batch}; feed batches of {expected}, or build a new layer"
+                )
+        if initial_state is None:
+            zeros = tf.zeros([tf.shape(inputs)[1], self.units], dtype=self.compute_dtype)
+            return zeros, zeros
+        if len(initial_state) != 2:
+            raise ValueError(
+                f"{self.name}: initial_state must be [h0, c0], two [batch, {self.units}] "
+                f"tensors, got {len(initial_state)}"
+            )
+        return tuple(tf.cast(tf.convert_to_tensor(s), self.compute_dtype) for s in initial_state)
+
+    def inner_loop(self, inputs, h, c, mask=None, training=False):
         """The recurrence over time-major `inputs [T, B, D]` from the state `(h, c)`.
 
-        With `implementation="keras"`, and neither a mask nor recurrent dropout, Keras's
-        LSTM runs it (cuDNN on a GPU); otherwise the gate loop does. `mask` is bool
-        `[T, B, 1]`, `recurrent_keep` a `[B, H]` dropout mask.
+        With `implementation="keras"` and no mask, Keras's LSTM runs it (cuDNN on a GPU
+        where Keras's conditions allow), dropout included; otherwise the gate loop does:
+        `lstm_sequence` for the default activations without mask, recurrent dropout or
+        unroll, `lstm_loop` for the rest. `mask` is bool `[T, B, 1]`.
 
-        Returns `(sequence [T, B, H], last output [B, H], h_T, c_T)`.
+        Returns `(sequence [T, B, H], last output [B, H], h_T, c_T)`, the sequence in the
+        order it was read (backwards with `go_backwards`).
         """
-        if self._keras.lstm is not None and mask is None and recurrent_keep is None:
-            sequence, h, c = self._keras.lstm(_swap_time_batch(inputs), initial_state=[h, c])
-            return _swap_time_batch(sequence), h, h, c
+        lstm = self._untracked.lstm
+        if lstm is not None and mask is None:
+            sequence, h, c = lstm(swap_time_batch(inputs), initial_state=[h, c], training=training)
+            return swap_time_batch(sequence), h, h, c
 
-        # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
-        # that neither the [T, B, 4H] result nor its gradient needs a transpose. A
-        # `bias_add` right after a float32 `matmul` is fused into it by TensorFlow's
-        # graph optimizer, which saves a pass over the [T, B, 4H] result.
-        matmul_dtype = self.matmul_dtype or self.compute_dtype
-        kernel = tf.cast(self.cell.kernel, matmul_dtype)
-        flat_inputs = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
-        projected = tf.reshape(
-            tf.nn.bias_add(product(flat_inputs, kernel), self.cell.bias),
-            tf.concat([tf.shape(inputs)[:2], [4 * self.units]], axis=0),
-        )
-        projected.set_shape([inputs.shape[0], inputs.shape[1], 4 * self.units])
-        if mask is None and recurrent_keep is None:
-            recurrent_kernel = tf.cast(self.cell.recurrent_kernel, matmul_dtype)
+        if training and self.cell.dropout > 0.0:
+            keep = keras.random.dropout(
+                tf.ones_like(inputs[0]), self.cell.dropout, seed=self.cell.seed_generator
+            )
+            inputs = inputs * keep[None]
+        recurrent_keep = None
+        if training and self.cell.recurrent_dropout > 0.0:
+            recurrent_keep = keras.random.dropout(
+                tf.ones_like(h), self.cell.recurrent_dropout, seed=self.cell.seed_generator
+            )
+        if self.go_backwards:
+            inputs = tf.reverse(inputs, [0])
+            mask = None if mask is None else tf.reverse(mask, [0])
+        projected = self._project(inputs)
+        functions = self.cell.functions
+        if mask is None and recurrent_keep is None and functions is None and not self.unroll:
+            recurrent_kernel = tf.cast(
+                self.cell.recurrent_kernel, self.matmul_dtype or self.compute_dtype
+            )
             sequence, h, c = lstm_sequence(projected, h, c, recurrent_kernel)
             return sequence, h, h, c
         # The float32 kernel here: TensorFlow's own gradient of this loop would sum the
@@ -666,9 +632,28 @@ class GateLSTM(keras.layers.Layer):
             tf.convert_to_tensor(self.cell.recurrent_kernel),
             mask=mask,
             recurrent_keep=recurrent_keep,
+            functions=functions,
+            zero_output_for_mask=self.zero_output_for_mask,
+            unroll=self.unroll,
         )
 
+    def _project(self, inputs):
+        """`inputs @ kernel + bias`, `[T, B, 4H]`, for every step at once."""
+        # One [T*B, D] x [D, 4H] product for all steps, in the loop's time-major order so
+        # that neither the [T, B, 4H] result nor its gradient needs a transpose. A
+        # `bias_add` right after a float32 `matmul` is fused into it by TensorFlow's
+        # graph optimizer, which saves a pass over the [T, B, 4H] result.
+        kernel = tf.cast(self.cell.kernel, self.matmul_dtype or self.compute_dtype)
+        flat = product(tf.reshape(inputs, [-1, tf.shape(inputs)[-1]]), kernel)
+        if self.cell.bias is not None:
+            flat = tf.nn.bias_add(flat, self.cell.bias)
+        projected = tf.reshape(flat, tf.concat([tf.shape(inputs)[:2], [4 * self.units]], 0))
+        projected.set_shape([inputs.shape[0], inputs.shape[1], 4 * self.units])
+        return projected
+
     def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
         if self.return_sequences and mask is not None:
             return [mask, None, None] if self.return_state else mask
         return [None, None, None] if self.return_state else None
@@ -684,21 +669,27 @@ class GateLSTM(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         cell = self.cell.get_config()
+        config.update({name: cell[name] for name in ("units", *_CELL_ARGUMENTS)})
         config.update(
             {
-                "units": self.units,
+                "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+                "seed": self.seed,
                 "return_sequences": self.return_sequences,
                 "return_state": self.return_state,
+                "go_backwards": self.go_backwards,
+                "stateful": self.stateful,
+                "unroll": self.unroll,
+                "use_cudnn": self.use_cudnn,
+                "zero_output_for_mask": self.zero_output_for_mask,
                 "time_major": self.time_major,
-                "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout,
                 "implementation": self.implementation,
-                "kernel_initializer": cell["kernel_initializer"],
-                "recurrent_initializer": cell["recurrent_initializer"],
-                "bias_initializer": cell["bias_initializer"],
-                "unit_forget_bias": self.cell.unit_forget_bias,
-                "seed": self.seed,
                 "matmul_dtype": self.matmul_dtype,
             }
         )
         return config
+
+
+# keras.layers.LSTM reads these from its cell; so does GateLSTM.
+for _name in _CELL_ARGUMENTS:
+    setattr(GateLSTM, _name, _cell_property(_name))
+del _name
