@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The smoke test at the version floor: in a fresh virtual environment holding the oldest
-# TensorFlow and Keras that pyproject.toml allows (.ci/constraints-floor.txt), train a few
-# steps, resume, export, load the export without lstm_textgen, and generate.
+# TensorFlow and Keras that pyproject.toml allows (.ci/constraints-floor.txt), check the
+# layer against that Keras's LSTM (tests/test_layers*.py), train a few steps, resume,
+# export, load the export without lstm_textgen, and generate.
 #   .ci/floor_smoke.sh [VENV]     (default: a temporary folder, removed afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ VENV="${1:-$WORK/venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c .ci/constraints-floor.txt -e .
+        -c .ci/constraints-floor.txt -e . pytest
 fi
 CLI="$VENV/bin/lstm-textgen"
 PY="$VENV/bin/python"
@@ -41,6 +42,10 @@ for i in range(60):
     lines += ["the quick brown fox jumps over the lazy dog.", f"pack my box with {i} dozen jugs!"]
 open(sys.argv[1], "w", encoding="utf-8").write("\n".join(lines) + "\n")
 PYTHON
+
+# GateLSTM is that Keras's LSTM, argument by argument (one process: no pytest-xdist here).
+step "GateLSTM against keras.layers.LSTM" "$PY" -m pytest -q -p no:cacheprovider \
+    -o addopts="" tests/test_layers.py tests/test_layers_keras.py
 
 RUN="$WORK/run"
 TINY=(--units 16 --layers 1 --embedding-dim 8 --seq-len 16 --batch-size 4 --checkpoint-every 2)
