@@ -10,6 +10,7 @@ import os
 
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.request import Generator
+from lstm_textgen.settings import SERVER_DEADLINE
 from lstm_textgen.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 
 
@@ -20,13 +21,15 @@ def open_generator(
     litert: str | None = None,
     checkpoint: str = "best",
     model_name: str | None = None,
+    deadline: float = SERVER_DEADLINE,
 ) -> Generator:
     """The `Generator` of one source, or of the shipped model when none is given.
 
     Args:
         run: a training run directory (its `checkpoint`, best or last).
         saved_model: an export (`saved_models/NAME`, or one version folder).
-        server: a TF Serving REST endpoint, with `model_name`.
+        server: a TF Serving REST endpoint, with `model_name` (and optionally
+            `deadline`, the seconds a whole request may take).
         litert: a LiteRT model file (`export --litert`).
 
     With none of the four, the shipped model (`lstm_textgen.shipped`): its LiteRT file
@@ -63,7 +66,9 @@ def open_generator(
     if server:
         from lstm_textgen.client import ServerGenerator
 
-        return ServerGenerator(server, model_name)
+        return ServerGenerator(
+            server, model_name, **({} if deadline is None else {"deadline": deadline})
+        )
     from lstm_textgen.litert import LiteRTModel
 
     return LiteRTModel(litert)

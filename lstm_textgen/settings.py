@@ -30,6 +30,9 @@ MAX_STOP_CHARS = 16  # characters per stop string
 MAX_SEED = 2**31 - 1  # seeds are 31-bit: the counter-based stream hashes them as uint32
 # A continuation's first step of the random stream; with MAX_NUM_CHARS more it stays int32.
 MAX_START_STEP = 2**31 - 1 - MAX_NUM_CHARS
+# How long a request to a TF Serving server may take by default, from connecting to the
+# reply's last byte: a server that answers a byte at a time is cut off then.
+SERVER_DEADLINE = 120.0
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def tensorflow_start(args) -> str | None:
 
 
 def add_cli_args(parser) -> None:
+    from lstm_textgen.settings import SERVER_DEADLINE
+
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", metavar="DIR", help="training run directory")
     source.add_argument(
@@ -54,6 +56,14 @@ def add_cli_args(parser) -> None:
         "TensorFlow (needs ai-edge-litert)",
     )
     parser.add_argument("--model-name", metavar="NAME", help="model name on the TF Serving server")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=SERVER_DEADLINE,
+        metavar="SECONDS",
+        help="with --server: the most a request may take, the whole reply included "
+        f"(default: {SERVER_DEADLINE:g})",
+    )
     common.add_checkpoint(parser)
     parser.add_argument(
         "--prompt", default="", help="text to continue (default: start from the initial state)"
@@ -143,6 +153,7 @@ def main(args) -> int:
         litert=args.litert,
         checkpoint=args.checkpoint,
         model_name=args.model_name,
+        deadline=args.deadline,
     )
     if _uses_shipped_model(args):
         common.log(
