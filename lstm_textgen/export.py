@@ -140,9 +140,15 @@ def check_request(prompt, settings):
     ]
 
 
+STATE_NOT_FINITE = (
+    "h and c must be finite numbers: a state with NaN or infinity is damaged; continue from "
+    "the h and c of a reply"
+)
+
+
 def check_state(h, c, start_step, rows, num_layers: int, units: int):
-    """In-graph checks of a continuation's inputs: a state of this model's shape, one per
-    prompt, and a start step within `START_STEP`'s limits."""
+    """In-graph checks of a continuation's inputs: a finite state of this model's shape,
+    one per prompt, and a start step within `START_STEP`'s limits."""
     message = (
         f"h and c must be [rows, {num_layers}, {units}], a state of this model "
         "(the h and c of its own reply)"
@@ -151,6 +157,8 @@ def check_state(h, c, start_step, rows, num_layers: int, units: int):
     return [
         tf.debugging.assert_equal(tf.shape(h), expected, message=message),
         tf.debugging.assert_equal(tf.shape(c), expected, message=message),
+        tf.debugging.assert_all_finite(h, STATE_NOT_FINITE),
+        tf.debugging.assert_all_finite(c, STATE_NOT_FINITE),
         tf.debugging.assert_equal(
             tf.size(start_step), rows, message="every input needs one value per prompt"
         ),

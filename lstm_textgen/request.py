@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -196,6 +197,10 @@ class GenerationRequest:
     """
 
     def __init__(self, prompts, *, settings=None, state=None, **values):
+        if isinstance(prompts, (bytes, bytearray)) or not isinstance(prompts, str | Iterable):
+            raise TextgenError(
+                f"prompts must be a string or a list of strings, got {_kind(prompts)}"
+            )
         self.prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if settings is not None and values:
             raise TextgenError("give settings or the settings by name, not both")
@@ -212,6 +217,13 @@ class GenerationRequest:
         if self._checked is None:
             self._checked = _checked(self)
         return self._checked
+
+
+def _kind(value) -> str:
+    """What a value is, for an error: its type, and how to mend bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        return f"{type(value).__name__}; decode it first (e.g. prompt.decode('utf-8'))"
+    return type(value).__name__
 
 
 def _per_row(name: str, value, rows: int) -> list:
@@ -272,12 +284,13 @@ def _checked(request: GenerationRequest) -> CheckedRequest:
         raise TextgenError("give at least one prompt")
     for p in request.prompts:
         if not isinstance(p, str):
-            raise TextgenError(f"a prompt must be a string, got {type(p).__name__}")
+            raise TextgenError(f"a prompt must be a string, got {_kind(p)}")
     values = _row_values(request, rows)
     seeds = _seeds(request, [v.get("seed") for v in values], rows)
     checked = tuple(SamplingSettings(**{**v, "seed": s}) for v, s in zip(values, seeds))
     states = None if request.state is None else _states(request.state, rows)
-    return CheckedRequest(tuple(prompt_tail(p) for p in request.prompts), checked, states)
+    prompts = tuple(prompt_tail(without_surrogates(p)) for p in request.prompts)
+    return CheckedRequest(prompts, checked, states)
 
 
 def _states(given, rows: int) -> tuple[GenerationState, ...]:
@@ -295,6 +308,11 @@ def _states(given, rows: int) -> tuple[GenerationState, ...]:
         except (TypeError, ValueError):
             raise TextgenError("a state's h and c must be arrays of numbers") from None
         s = GenerationState(h, c, START_STEP.check(s.step), s.model)
+        if not (np.isfinite(h).all() and np.isfinite(c).all()):
+            raise TextgenError(
+                "a state's h and c must be finite numbers, and this one holds NaN or "
+                "infinity: it is damaged; continue from a completion's .state"
+            )
         states.append(s)
         if s.h.ndim != 2 or s.h.shape != s.c.shape:
             raise TextgenError(
@@ -304,6 +322,16 @@ def _states(given, rows: int) -> tuple[GenerationState, ...]:
     if len({(s.h.shape, s.model) for s in states}) > 1:
         raise TextgenError("the rows' states come from different models; continue each on its own")
     return tuple(states)
+
+
+def without_surrogates(text: str) -> str:
+    """`text` without lone surrogates: what Python makes of bytes that are not UTF-8 (a
+    command line's `surrogateescape`) is no character of any vocabulary, so a prompt skips
+    it like any character the model never saw (and the warning names it)."""
+    return _SURROGATES.sub("", text)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def prompt_tail(prompt: str) -> str:

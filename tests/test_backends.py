@@ -201,6 +201,11 @@ def test_log_probs_agree_across_backends_and_with_the_model_outside_the_loop(bac
         (lambda s: GenerationState(s.h, s.c, -1), "start_step must be 0 to"),
         (lambda s: GenerationState(s.h, s.c, s.step, "2x16:0123456789ab"), "another model"),
         (lambda s: "state", "must be a GenerationState"),
+        (lambda s: GenerationState(s.h * np.nan, s.c, s.step), "must be finite numbers"),
+        (
+            lambda s: GenerationState(s.h, np.where(s.c > 0, np.inf, s.c), s.step),
+            "must be finite numbers",
+        ),
     ],
 )
 def test_a_bad_state_is_one_line_before_any_backend_runs(backends, state, message):
@@ -228,3 +233,26 @@ def test_a_stop_string_across_two_chunks_cuts_and_leaves_the_state_as_unstreamed
         assert stream.completion == whole, name
         assert stream.completion.state.step == whole.state.step == i + 2, name
         np.testing.assert_allclose(stream.completion.state.h, whole.state.h, atol=1e-5)
+
+
+def test_an_export_refuses_a_state_that_is_not_finite_in_its_graph(litert_exported):
+    """A request that reaches the export directly (TF Serving) is checked by the graph."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(litert_exported["saved_model"]).signatures["continue"]
+    state = GenerationState(np.zeros([LAYERS, UNITS]), np.zeros([LAYERS, UNITS]), 0)
+    inputs = GenerationRequest("", num_chars=3, seed=1, state=state).checked().export_inputs()
+    specs = signature.structured_input_signature[1]
+    feeds = {name: tf.constant(value, specs[name].dtype) for name, value in inputs.items()}
+    assert signature(**feeds)["text"].shape == (1,)
+    feeds["h"] = tf.fill(tf.shape(feeds["h"]), np.nan)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be finite numbers"):
+        signature(**feeds)
+
+
+def test_a_prompt_with_bytes_that_are_not_utf8_skips_them_on_every_backend(backends):
+    """Python reads such bytes off a command line as lone surrogates (surrogateescape)."""
+    expected = backends["run"].complete(GenerationRequest("the ", num_chars=12, seed=3))
+    for name, generator in backends.items():
+        got = generator.complete(GenerationRequest("th\udcffe \ud800", num_chars=12, seed=3))
+        assert got == expected, name

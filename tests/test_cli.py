@@ -365,3 +365,30 @@ def test_show_logprobs_prints_the_totals_and_least_likely_characters(trained_tex
     text, report = shown.stdout.splitlines()[-2:]
     assert report.startswith("[logprob: -") and "least likely: " in report
     assert "0.00 as sampled" in report  # greedy: every pick is certain
+
+
+@pytest.mark.slow  # two fresh processes that start TensorFlow
+def test_a_prompt_with_a_byte_that_is_not_utf8_is_skipped_with_the_warning(litert_exported):
+    """The shell hands Python such a byte as a lone surrogate (surrogateescape)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    settings = ["--num-chars", "20", "--seed", "1"]
+    clean = cli_in_process(
+        "generate", "--run", litert_exported["run"], "--prompt", "the ", *settings
+    )
+    assert clean.returncode == 0, clean.stderr
+    for source, path in (("--run", "run"), ("--saved-model", "saved_model")):
+        args = ["generate", source, str(litert_exported[path]), *settings, "--prompt", b"th\xffe "]
+        result = subprocess.run(
+            [sys.executable, "-m", "lstm_textgen", *args],
+            capture_output=True,
+            cwd=REPO,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"never saw" in result.stderr and b"skipped" in result.stderr, source
+        # The prompt is echoed as given; the text after it is the clean prompt's.
+        assert result.stdout == b"th\xffe " + clean.stdout[len("the ") :].encode(), source

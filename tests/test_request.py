@@ -113,3 +113,26 @@ def test_a_backend_gets_checked_rows_and_one_warning_per_prompt_policy(caplog):
     assert "never saw 'c'" in caplog.records[-1].getMessage()
     assert not generator.has_items
     assert EchoGenerator(CharVocabulary(list("ab"), end_of_item=END_OF_ITEM)).has_items
+
+
+@pytest.mark.parametrize(
+    "prompts, message",
+    [
+        (b"ROMEO:", "got bytes; decode it first"),
+        ([b"ROMEO:"], "got bytes; decode it first"),
+        (None, "prompts must be a string or a list of strings, got NoneType"),
+        (5, "prompts must be a string or a list of strings, got int"),
+        ([5], "a prompt must be a string, got int"),
+    ],
+)
+def test_a_prompt_that_is_not_a_string_is_one_clear_error(prompts, message):
+    with pytest.raises(TextgenError, match=message):
+        GenerationRequest(prompts).checked()
+
+
+def test_lone_surrogates_are_left_out_of_the_prompt_and_named_in_the_warning(caplog):
+    generator = EchoGenerator(CharVocabulary(list("ab")))
+    with caplog.at_level(logging.WARNING, logger="lstm_textgen"):
+        texts = generator.generate(["a\udcffb"], num_chars=1, seed=0)
+    assert texts == ["ab:0"]
+    assert "never saw" in caplog.records[-1].getMessage()
