@@ -7,15 +7,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from lstm_textgen import data, id_file, rundir, stepping
+from lstm_textgen import data, id_file, rundir
 from lstm_textgen.config import TrainConfig, bits
 from lstm_textgen.corpus import corpus_from_tfds, items_corpus, read_text_files
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.scorers import source_scorer
 from lstm_textgen.scoring import Scorer
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
@@ -31,117 +29,6 @@ class Evaluation:
     @property
     def bits_per_char(self) -> float:
         return bits(self.nats_per_char)
-
-
-class KerasScorer(Scorer):
-    """A `CharLanguageModel` (from a run, an export or the shipped model) as a `Scorer`.
-
-    Args:
-        model: the Keras model; its pieces are scored in one compiled function.
-    """
-
-    def __init__(self, model: CharLanguageModel):
-        self.model = model
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
-
-        @tf.function
-        def piece_loss(x, y, state):
-            logits, state = model.logits_and_state(x, state)
-            return loss_fn(y, logits), state
-
-        @tf.function(reduce_retracing=True)
-        def piece_log_probs(ids, state):
-            first = stepping.next_logits(model, state)[:, None]
-            logits, state = model.logits_and_state(ids, state)
-            logits = tf.concat([first, logits[:, :-1]], axis=1)
-            log_softmax = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-            return tf.gather(log_softmax, ids, batch_dims=2), state
-
-        self._piece_loss = piece_loss
-        self._piece_log_probs = piece_log_probs
-
-    def initial_state(self, batch: int):
-        return self.model.initial_state(batch)
-
-    def char_log_probs(self, ids, state):
-        log_probs, state = self._piece_log_probs(tf.constant(ids, tf.int32), state)
-        return log_probs.numpy(), state
-
-    def summed_loss(self, x, y, state):
-        loss, state = self._piece_loss(x, y, state)
-        return float(loss), state
-
-
-@dataclass(frozen=True)
-class ScoredChar:
-    """One character of a scored text and its log-probability in nats (None for a
-    character outside the vocabulary, which is skipped: the state does not read it)."""
-
-    char: str
-    logprob: float | None
-
-
-def score_text(scorer: Scorer, vocab: CharVocabulary, text: str, piece: int = 1024):
-    """Each character of `text` with its log-probability under the model, read from the
-    initial state (after the end-of-item marker for a model of items) with the state
-    carried from piece to piece of `piece` known characters; yields `ScoredChar`s."""
-    state = scorer.initial_state(1)
-    if vocab.end_id is not None:
-        _, state = scorer.char_log_probs(np.array([[vocab.end_id]], np.int32), state)
-    ids = vocab.encode(text)
-    for start in range(0, len(text), piece):
-        chunk = ids[start : start + piece]
-        known = np.array([[i for i in chunk if i != UNKNOWN_ID]], np.int32)
-        log_probs = iter(())
-        if known.size:
-            scores, state = scorer.char_log_probs(known, state)
-            log_probs = iter(scores[0].tolist())
-        for offset, i in enumerate(chunk):
-            yield ScoredChar(text[start + offset], next(log_probs) if i != UNKNOWN_ID else None)
-
-
-def open_scorer(
-    source: str | None = None,
-    checkpoint: str = "best",
-    litert: str | None = None,
-    saved_model: str | None = None,
-):
-    """`(scorer, vocab)` of a run, an export or a shipped model (`sources`; default: the
-    shipped model) rebuilt in Keras; or of a LiteRT file, or of an export run by its
-    signatures (`saved_model`)."""
-    exported = _exported_scorer(litert, saved_model)
-    if exported is not None:
-        if source:
-            flag = setting("litert" if litert else "saved_model")
-            raise TextgenError(f"give {setting('run')} or {flag}, not both")
-        _one_checkpoint(checkpoint)
-        return exported, exported.vocab
-    from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import describe_source
-
-    scorer, vocab, _ = _source_scorer(describe_source(source or DEFAULT_MODEL), checkpoint)
-    return scorer, vocab
-
-
-def _exported_scorer(litert: str | None, saved_model: str | None) -> Scorer | None:
-    """The scorer of a LiteRT file or of a SavedModel's signatures; None for neither."""
-    if litert and saved_model:
-        raise TextgenError(f"give {setting('litert')} or {setting('saved_model')}, not both")
-    if litert:
-        from lstm_textgen.litert import LiteRTModel
-
-        return LiteRTModel(litert)
-    if saved_model:
-        from lstm_textgen.saved_model import SavedModelScorer
-
-        return SavedModelScorer(saved_model)
-    return None
-
-
-def _one_checkpoint(checkpoint: str) -> None:
-    """An export holds one checkpoint: asking for another is an error."""
-    if checkpoint != "best":
-        raise TextgenError(f"an export holds one checkpoint; leave out {setting('checkpoint')}")
 
 
 def evaluate_text(
@@ -208,29 +95,6 @@ def _evaluate_streams(scorer: Scorer, ids, seq_len, streams) -> Evaluation:
     return Evaluation(total / count, count, unknown)
 
 
-def _source_scorer(source, checkpoint: str, litert=None, saved_model=None):
-    """`(scorer, vocab, train config)` of a described source (`sources.describe_source`);
-    with `litert` or `saved_model`, of that export of it, which must match its vocabulary
-    and size. The train config is None where the source does not record it."""
-    from lstm_textgen.sources import load_source, source_configs
-
-    scorer = _exported_scorer(litert, saved_model)
-    if scorer is None:
-        trained = load_source(source, checkpoint)
-        return KerasScorer(trained.model), trained.vocab, trained.train_config
-    _one_checkpoint(checkpoint)
-    model_config, train_config, vocab = source_configs(source)
-    shape = ("embedding_dim", "units", "num_layers")
-    if scorer.vocab != vocab or any(
-        scorer.config[name] != getattr(model_config, name) for name in shape
-    ):
-        raise TextgenError(
-            f"{litert or saved_model} was not exported from {source.path}: its vocabulary "
-            "or model size differs"
-        )
-    return scorer, vocab, train_config
-
-
 def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, workdir: str):
     """The ids of split `split` of a text-file run, as encoded for training (RUN/data)."""
     if split not in ("train", "validation"):
@@ -281,7 +145,7 @@ def evaluate_run(
     from lstm_textgen.sources import describe_source
 
     source = describe_source(run_dir or DEFAULT_MODEL)
-    scorer, vocab, train_config = _source_scorer(source, checkpoint, litert, saved_model)
+    scorer, vocab, train_config = source_scorer(source, checkpoint, litert, saved_model)
     if train_config is None:
         if not text_files:
             raise TextgenError(

@@ -85,6 +85,12 @@ class LiteRTModel(Generator, Scorer):
         if num_threads is None:
             cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
             num_threads = len(cores) if cores else os.cpu_count() or 1
+        if os.path.isdir(path):
+            found = sorted(name for name in os.listdir(path) if name.endswith(".tflite"))
+            hint = f" (it holds {', '.join(found)})" if found else ""
+            raise TextgenError(
+                f"LiteRT model {path} is a folder{hint}; give the .tflite file itself"
+            )
         if not os.path.isfile(path):
             raise TextgenError(f"LiteRT model {path} does not exist")
         litert = _litert()

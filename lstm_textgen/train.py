@@ -43,8 +43,9 @@ from lstm_textgen.distribute import (
     thread_settings,
 )
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.evaluate import KerasScorer, evaluate_ids
+from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
+from lstm_textgen.keras_scorer import KerasScorer
 from lstm_textgen.training_data import total_steps, training_datasets
 from lstm_textgen.training_start import (
     TrainJob,

@@ -6,7 +6,8 @@ import pytest
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluate import KerasScorer, evaluate_run, evaluate_text
+from lstm_textgen.evaluate import evaluate_run, evaluate_text
+from lstm_textgen.keras_scorer import KerasScorer
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.vocab import CharVocabulary

@@ -4,6 +4,7 @@ Every LiteRT model here is loaded by `ai_edge_litert`'s interpreter, which has n
 (select TensorFlow) ops: a model that needed one would fail to load.
 """
 
+import os
 import subprocess
 import sys
 
@@ -175,6 +176,10 @@ def test_litert_errors_are_one_line(litert_exported, tmp_path):
             "--litert exports only",
         ),  # fmt: skip
         (("generate", "--litert", tmp_path / "missing.tflite"), "does not exist"),
+        (
+            ("generate", "--litert", os.path.dirname(litert_exported["fp32"])),
+            "is a folder (it holds model-int8.tflite, model.tflite); give the .tflite file",
+        ),
         (("generate", "--litert", litert_exported["fp32"], "--seed", 2**31), "seed must be 0 to"),
         (("evaluate", "--run", run, "--litert", run / "vocab.json"), "not a LiteRT model"),
         (
@@ -201,3 +206,16 @@ def test_litert_generation_runs_without_tensorflow(litert_exported):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["30", "[]"]
+
+
+def test_scoring_with_litert_runs_without_tensorflow(litert_exported):
+    args = ["score", "--litert", str(litert_exported["fp32"]), "--text", "the fox"]
+    code = (
+        f"import sys; from lstm_textgen.cli import main; code = main({args!r}); "
+        "print(code, sorted({'tensorflow', 'keras'} & set(sys.modules)), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.stderr.splitlines()[-1] == "0 []", result.stderr
+    assert len(result.stdout.splitlines()) == len("the fox")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.evaluate import evaluate_run, open_scorer, score_text
+from lstm_textgen.evaluate import evaluate_run
 from lstm_textgen.saved_model import SavedModelScorer
+from lstm_textgen.scorers import open_scorer, score_text
 
 from helpers import cli_in_process
 
@@ -91,3 +92,30 @@ def test_score_errors_are_one_line(tmp_path, trained_text_run):
     assert len(missing.stderr.strip().splitlines()) == 1
     empty = cli_in_process("score", "--run", trained_text_run, "--text", "")
     assert empty.returncode != 0 and "empty" in empty.stderr
+
+
+def test_bytes_that_are_not_utf8_and_carriage_returns_are_skipped_and_said(
+    tmp_path, litert_exported
+):
+    pytest.importorskip("ai_edge_litert")
+    model = litert_exported["fp32"]
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"the fox\r\nju\xffmps")
+    result = cli_in_process("score", "--litert", model, "--text-file", path)
+    lines = scores(result)
+    assert "".join(s["char"] for s in lines) == "the fox\r\nju\ufffdmps"
+    assert lines[7]["logprob"] is None and lines[11]["logprob"] is None  # "\r", the byte
+    assert "1 byte(s) of" in result.stderr and "not UTF-8" in result.stderr
+    assert "2 the model never saw were skipped" in result.stderr
+    clean = scores(cli_in_process("score", "--litert", model, "--text", "the fox\njumps"))
+    assert [s["logprob"] for s in lines if s["logprob"] is not None] == pytest.approx(
+        [s["logprob"] for s in clean], abs=1e-5
+    )
+
+
+def test_a_text_with_no_known_character_is_an_error_not_a_zero_score(litert_exported):
+    pytest.importorskip("ai_edge_litert")
+    result = cli_in_process("score", "--litert", litert_exported["fp32"], "--text", "ΩΩ")
+    assert result.returncode == 2
+    assert "none of the text's 2 characters is in the model's vocabulary" in result.stderr
+    assert "-0.0000" not in result.stderr

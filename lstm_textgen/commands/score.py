@@ -37,38 +37,66 @@ def add_cli_args(parser) -> None:
 
 def main(args) -> int:
     import json
-    import sys
 
     from lstm_textgen.config import bits
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.evaluate import open_scorer, score_text
+    from lstm_textgen.request import without_surrogates
+    from lstm_textgen.scorers import open_scorer, score_text
 
-    if args.text is not None:
-        text = args.text
-    elif args.text_file == "-":
-        text = sys.stdin.read()
-    else:
-        try:
-            with open(args.text_file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise TextgenError(f"cannot read {args.text_file}: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise TextgenError(f"{args.text_file} is not UTF-8 text") from None
-    if not text:
-        raise TextgenError("the text to score is empty")
+    text = _read_text(args)
     scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert, args.saved_model)
     total, scored, skipped = 0.0, 0, 0
     for item in score_text(scorer, vocab, text):
-        print(json.dumps({"char": item.char, "logprob": item.logprob}, ensure_ascii=False))
+        # A byte that is not UTF-8 shows as U+FFFD: the text to print must be UTF-8.
+        char = without_surrogates(item.char) or "\ufffd"
+        print(json.dumps({"char": char, "logprob": item.logprob}, ensure_ascii=False))
         if item.logprob is None:
             skipped += 1
         else:
             total, scored = total + item.logprob, scored + 1
-    per_char = -total / max(scored, 1)
+    if not scored:
+        raise TextgenError(
+            f"none of the text's {len(text):,} characters is in the model's vocabulary; "
+            "there is nothing to score"
+        )
+    per_char = -total / scored
     common.log(
         f"{scored} characters: {total:.4f} nats in all, {per_char:.4f} nats/char, "
         f"{bits(per_char):.4f} bits/char"
         + (f"; {skipped} the model never saw were skipped" if skipped else "")
     )
     return 0
+
+
+def _read_text(args) -> str:
+    """The text to score, as given: a file's bytes that are not UTF-8 come as lone
+    surrogates (skipped as characters the model never saw, with a warning), and its line
+    ends stay as they are (a CRLF file's carriage returns are scored, or skipped)."""
+    import logging
+    import sys
+
+    from lstm_textgen.errors import TextgenError
+
+    if args.text is not None:
+        text, name = args.text, "--text"
+    elif args.text_file == "-":
+        text, name = sys.stdin.read(), "standard input"
+    else:
+        name = args.text_file
+        try:
+            with open(args.text_file, encoding="utf-8", errors="surrogateescape", newline="") as f:
+                text = f.read()
+        except OSError as e:
+            raise TextgenError(f"cannot read {args.text_file}: {e.strerror}") from None
+    if not text:
+        raise TextgenError("the text to score is empty")
+    from lstm_textgen.request import without_surrogates
+
+    undecodable = len(text) - len(without_surrogates(text))
+    if undecodable:
+        logging.getLogger("lstm_textgen").warning(
+            "%s byte(s) of %s are not UTF-8; they are skipped as characters the model never saw",
+            undecodable,
+            name,
+        )
+    return text
