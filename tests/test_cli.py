@@ -392,3 +392,57 @@ def test_a_prompt_with_a_byte_that_is_not_utf8_is_skipped_with_the_warning(liter
         assert b"never saw" in result.stderr and b"skipped" in result.stderr, source
         # The prompt is echoed as given; the text after it is the clean prompt's.
         assert result.stdout == b"th\xffe " + clean.stdout[len("the ") :].encode(), source
+
+
+def test_save_state_and_continue_give_the_text_of_one_long_request(litert_exported, tmp_path):
+    run, state = litert_exported["run"], tmp_path / "state.json"
+    settings = ["--temperature", "0.9", "--seed", "5", "--batch", "2"]
+    whole = cli_in_process(
+        "generate", "--run", run, "--prompt", "the ", "--num-chars", "30", *settings
+    )
+    assert whole.returncode == 0, whole.stderr
+    first = cli_in_process(
+        "generate", "--run", run, "--prompt", "the ", "--num-chars", "12", *settings,
+        "--save-state", state,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert json.loads(state.read_text())["rows"][1]["seed"] == 6
+    # The seeds come from the file; a LiteRT export of the same model goes on as well.
+    for source in (("--run", run), ("--litert", litert_exported["fp32"])):
+        rest = cli_in_process(
+            "generate", *source, "--num-chars", "18", "--temperature", "0.9", "--continue", state
+        )
+        assert rest.returncode == 0, rest.stderr
+        samples = [p.split("\n", 1)[1] for p in first.stdout.split("----- sample ")[1:]]
+        tails = [p.split("\n", 1)[1] for p in rest.stdout.split("----- sample ")[1:]]
+        joined = [a.rstrip("\n") + b for a, b in zip(samples, tails)]
+        assert "----- sample 1 -----\n" + "----- sample 2 -----\n".join(joined) == whole.stdout
+
+
+def test_a_state_file_that_is_not_one_is_refused_in_one_line(litert_exported, tmp_path):
+    run, state = litert_exported["run"], tmp_path / "state.json"
+    made = cli_in_process("generate", "--run", run, "--num-chars", "5", "--save-state", state)
+    assert made.returncode == 0, made.stderr
+    good = json.loads(state.read_text())
+    nan_h = [[float("nan")] * len(row) for row in good["rows"][0]["h"]]
+    cases = {
+        "truncated.json": (state.read_text()[:40], "it is truncated or damaged"),
+        "other.json": (json.dumps({"rows": []}), "is not a generation state"),
+        "model.json": (json.dumps({**good, "model": "9x9:0123456789ab"}), "another model"),
+        "shape.json": (
+            json.dumps({**good, "rows": [{**good["rows"][0], "h": [[0.0]], "c": [[0.0]]}]}),
+            "cannot continue this model",
+        ),
+        "nan.json": (
+            json.dumps({**good, "rows": [{**good["rows"][0], "h": nan_h}]}),
+            "finite",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        result = cli_in_process("generate", "--run", run, "--continue", tmp_path / name)
+        assert result.returncode == 2, (name, result.stderr)
+        lines = error_lines(result)
+        assert len(lines) == 1 and message in lines[0], (name, lines)
+    missing = cli_in_process("generate", "--run", run, "--continue", tmp_path / "none.json")
+    assert "cannot read the state" in missing.stderr

@@ -96,6 +96,20 @@ def add_cli_args(parser) -> None:
         "sampled from and under the model) and its least likely characters",
     )
     parser.add_argument(
+        "--save-state",
+        metavar="FILE",
+        help="write where each sample ended (its state, random stream and seed) to FILE, "
+        "for --continue",
+    )
+    parser.add_argument(
+        "--continue",
+        dest="continue_from",
+        metavar="FILE",
+        help="go on from the state --save-state wrote, with the same model: with the same "
+        "settings, the text is what one longer request would have given (--prompt is read on "
+        "from the state; the seeds are the file's unless --seed is given)",
+    )
+    parser.add_argument(
         "--show-finish-reason",
         action="store_true",
         help="print why each sample ended after it, tab-separated: [length], [stop] or [end]",
@@ -142,7 +156,13 @@ def main(args) -> int:
     # Row r gets the seed --seed + r: the rows differ, and row 0 is the text that
     # --batch 1 gives, from every backend alike.
     settings = {name: getattr(args, name) for name in SETTINGS}
-    request = GenerationRequest([args.prompt] * rows, **{**settings, "stop": args.stop or []})
+    settings["stop"] = args.stop or []
+    states = None
+    if args.continue_from:
+        states, rows, seeds = _continued(args)
+        if args.seed is None:
+            settings["seed"] = seeds
+    request = GenerationRequest([args.prompt] * rows, **settings, state=states)
     request.checked()  # a bad request fails before a model is loaded
     if args.model_name and not args.server:
         raise TextgenError("--model-name names a model on a TF Serving server; give --server too")
@@ -175,6 +195,10 @@ def main(args) -> int:
     else:
         completions = generator.complete(request)
         _print_completions(completions, args)
+    if args.save_state:
+        from lstm_textgen.state_file import save_states
+
+        save_states(args.save_state, completions, request.checked().column("seed"))
     if args.num_items is not None and args.run:
         from lstm_textgen.backends import training_items
 
@@ -182,6 +206,22 @@ def main(args) -> int:
         copies = sum(args.prompt + c.text in known for c in completions)
         common.log(f"{copies} of {len(completions)} items appear verbatim among the training items")
     return 0
+
+
+def _continued(args):
+    """`(states, rows, seeds)` of the file --continue names, checked against the flags."""
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.state_file import load_states
+
+    if args.num_items is not None:
+        raise TextgenError("--num-items starts new items; leave it out with --continue")
+    states, seeds = load_states(args.continue_from)
+    if args.batch not in (1, len(states)):
+        raise TextgenError(
+            f"{args.continue_from} holds {len(states)} rows, and --batch asks for "
+            f"{args.batch}; leave --batch out"
+        )
+    return states, len(states), seeds
 
 
 def _reason(completion, args) -> str:
