@@ -65,6 +65,7 @@ from lstm_textgen.saved_model import (
     EXPORT_METADATA_FILE,
     ExportMetadata,
     export_versions,
+    file_checksums,
 )
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,
@@ -294,12 +295,15 @@ def export_for_serving(
         extra = os.path.join(tmp, EXTRA_DIR)
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
-        metadata = export_metadata(trained, weight_paths(weights, model))
-        atomic_write_text(os.path.join(extra, EXPORT_METADATA_FILE), metadata.to_json())
         if warmup:
             from lstm_textgen.serving import write_warmup_requests
 
             write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_config)
+        # The metadata last: it holds the checksums of every other file.
+        metadata = dataclasses.replace(
+            export_metadata(trained, weight_paths(weights, model)), checksums=file_checksums(tmp)
+        )
+        atomic_write_text(os.path.join(extra, EXPORT_METADATA_FILE), metadata.to_json())
         os.rename(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

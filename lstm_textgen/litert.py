@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from itertools import groupby
@@ -47,26 +48,55 @@ def _litert():
     return ai_edge_litert
 
 
+# A LiteRT export's metadata holds the sha256 of the whole file, taken with this in place
+# of the digest (the digest cannot hash itself).
+CHECKSUM_PLACEHOLDER = "0" * 64
+
+
+def file_checksum(content: bytes, digest: str = CHECKSUM_PLACEHOLDER) -> str:
+    """The sha256 of a LiteRT file's `content` whose metadata holds `digest`, taken with
+    the placeholder in the digest's place."""
+    blank = f'"checksum": "{CHECKSUM_PLACEHOLDER}"'.encode()
+    return hashlib.sha256(content.replace(f'"checksum": "{digest}"'.encode(), blank, 1)).hexdigest()
+
+
+def with_checksum(content: bytes) -> bytes:
+    """`content` (metadata holding the placeholder) with its checksum written in."""
+    digest = file_checksum(content)
+    blank = f'"checksum": "{CHECKSUM_PLACEHOLDER}"'.encode()
+    return content.replace(blank, f'"checksum": "{digest}"'.encode(), 1)
+
+
 def read_metadata(path: str) -> dict:
-    """The JSON metadata (`vocabulary`, `model`, ...) embedded in a LiteRT export."""
+    """The JSON metadata (`vocabulary`, `model`, ...) embedded in a LiteRT export, after
+    checking the file against its checksum where the metadata holds one."""
     schema = _litert().schema_py_generated
 
     try:
         with open(path, "rb") as f:
             content = f.read()
         model = schema.Model.GetRootAs(content, 0)
+        metadata = None
         for k in range(model.MetadataLength()):
             entry = model.Metadata(k)
             if entry.Name() == METADATA_NAME.encode():
                 data = model.Buffers(entry.Buffer()).DataAsNumpy()
-                return json.loads(bytes(data).decode("utf-8"))
+                metadata = json.loads(bytes(data).decode("utf-8"))
     except OSError as e:
         raise TextgenError(f"cannot read {path}: {e.strerror}") from None
     except Exception:  # a file that is not a flatbuffer fails in many ways
         raise TextgenError(f"{path} is not a LiteRT model file") from None
-    raise TextgenError(
-        f"{path} has no {METADATA_NAME} metadata; write it with `lstm-textgen export --litert`"
-    )
+    if metadata is None:
+        raise TextgenError(
+            f"{path} has no {METADATA_NAME} metadata; write it with `lstm-textgen export --litert`"
+        )
+    digest = metadata.get("checksum") if isinstance(metadata, dict) else None
+    if digest is not None and file_checksum(content, str(digest)) != digest:
+        raise TextgenError(
+            f"{path} changed since it was exported (its checksum differs); the file is "
+            "damaged: export the run again"
+        )
+    return metadata
 
 
 class LiteRTModel(Generator, Scorer):
@@ -118,11 +148,16 @@ class LiteRTModel(Generator, Scorer):
             # LiteRT logs a line on stderr as its first call starts the CPU delegate:
             # make that call here, quietly.
             with quiet_stderr_fd():
-                self.step(np.zeros(1, np.int32), *self.initial_state(1))
+                logits, _, _ = self.step(np.zeros(1, np.int32), *self.initial_state(1))
         except (ValueError, RuntimeError, KeyError) as e:
             raise TextgenError(
                 f"LiteRT cannot run {path} as an lstm-textgen export: {first_line(e)}"
             ) from None
+        if logits.shape[-1] != self.vocab.size:
+            raise TextgenError(
+                f"{path}'s metadata has a vocabulary of {self.vocab.size} ids, but its graph "
+                f"predicts {logits.shape[-1]}; the file is damaged: export the run again"
+            )
 
     @property
     def state_shape(self):

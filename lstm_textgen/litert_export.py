@@ -21,7 +21,7 @@ from lstm_textgen.exporting import (
     unstacked_state,
 )
 from lstm_textgen.files import atomic_path
-from lstm_textgen.litert import METADATA_NAME
+from lstm_textgen.litert import CHECKSUM_PLACEHOLDER, METADATA_NAME, with_checksum
 from lstm_textgen.model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop, sampling_batch
 from lstm_textgen.settings import (
@@ -202,9 +202,10 @@ def export_litert(
         "max_stop_chars": MAX_STOP_CHARS,
         "max_start_step": MAX_START_STEP,
         "signatures": list(LITERT_SIGNATURES),
+        "checksum": CHECKSUM_PLACEHOLDER,
     }
     payload = json.dumps(metadata, ensure_ascii=False).encode("utf-8")
-    flatbuffer = _with_metadata(flatbuffer, METADATA_NAME, payload)
+    flatbuffer = with_checksum(_with_metadata(flatbuffer, METADATA_NAME, payload))
     try:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

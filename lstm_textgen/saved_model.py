@@ -10,6 +10,7 @@ layout and metadata needs no TensorFlow; the generator and the scorer start it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -68,6 +69,9 @@ class ExportMetadata:
             reader rebuilds the Keras model; None in exports written before it.
         limits: the request limits the graph enforces, e.g. `max_num_chars`.
         format: `EXPORT_FORMAT`.
+        checksums: `{path in the version folder: sha256}` of every other file of the
+            export (`file_checksums`), checked on opening it; None in exports written
+            before it.
     """
 
     model: dict
@@ -75,6 +79,7 @@ class ExportMetadata:
     weights: dict | None
     limits: dict
     format: str = EXPORT_FORMAT
+    checksums: dict | None = None
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
@@ -108,7 +113,23 @@ class ExportMetadata:
             weights=fields.get("weights"),
             limits=limits,
             format=fields.get("format", EXPORT_FORMAT),
+            checksums=fields.get("checksums"),
         )
+
+    def verify(self, version_dir: str) -> None:
+        """Fail in one line, naming the file, if a file of the export changed since it
+        was written (an export without checksums passes)."""
+        if not self.checksums:
+            return
+        found = file_checksums(version_dir)
+        for name, digest in sorted(self.checksums.items()):
+            if found.get(name) != digest:
+                what = "is missing" if name not in found else "changed since it was exported"
+                raise TextgenError(
+                    f"{os.path.join(version_dir, name)} {what} (its checksum in "
+                    f"{EXPORT_EXTRA_DIR}/{EXPORT_METADATA_FILE} differs); the export is "
+                    "damaged: export the run again"
+                )
 
     def model_config(self, where: str) -> ModelConfig:
         try:
@@ -133,13 +154,67 @@ def export_vocabulary(saved_model: str) -> CharVocabulary | None:
     return CharVocabulary.load(extra)
 
 
-def _load(path: str):
+def file_checksums(version_dir: str) -> dict[str, str]:
+    """`{path: sha256}` of every file of an export's version folder but its metadata."""
+    sums = {}
+    for folder, _, names in os.walk(version_dir):
+        for name in names:
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, version_dir).replace(os.sep, "/")
+            if relative == f"{EXPORT_EXTRA_DIR}/{EXPORT_METADATA_FILE}":
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            sums[relative] = digest.hexdigest()
+    return sums
+
+
+def _load(path: str, metadata: ExportMetadata | None = None):
+    """The SavedModel in `path`, its files checked against its metadata's checksums."""
     import tensorflow as tf
 
+    if metadata is not None:
+        metadata.verify(path)
     try:
         return tf.saved_model.load(path)
     except Exception as e:  # a damaged export fails in many ways inside TensorFlow
         raise TextgenError(f"cannot load SavedModel {path}: {first_line(e)}") from None
+
+
+def check_graph(path: str, loaded, metadata: ExportMetadata | None, vocab) -> None:
+    """The export's metadata and vocabulary against its graph (the `h` and `logits` of its
+    `step` signature): a file edited after the export is one line naming it."""
+    if "step" not in loaded.signatures:
+        return  # an export from before the step signature
+    outputs = loaded.signatures["step"].structured_outputs
+    _, layers, units = outputs["h"].shape
+    graph = {"num_layers": layers, "units": units, "vocab_size": outputs["logits"].shape[-1]}
+    extra = os.path.join(path, EXPORT_EXTRA_DIR)
+    for name, value in graph.items():
+        said = (metadata.model if metadata else {}).get(name)
+        if said is not None and said != value:
+            raise TextgenError(
+                f"{os.path.join(extra, EXPORT_METADATA_FILE)} says {name}={said}, but the "
+                f"graph has {value}: the file was changed after the export; export the run again"
+            )
+    if vocab is not None and vocab.size != graph["vocab_size"]:
+        raise TextgenError(
+            f"{os.path.join(extra, VOCAB_FILE)} has {vocab.size} ids, but the graph predicts "
+            f"{graph['vocab_size']}: the file was changed after the export; export the run again"
+        )
+
+
+def _metadata_if_any(path: str) -> ExportMetadata | None:
+    """The export's metadata, or None for an export written before it had any."""
+    extra = os.path.join(path, EXPORT_EXTRA_DIR)
+    names = (EXPORT_METADATA_FILE, _EARLIER_METADATA_FILE)
+    return (
+        ExportMetadata.read(path)
+        if any(os.path.isfile(os.path.join(extra, n)) for n in names)
+        else None
+    )
 
 
 class SavedModelGenerator(Generator):
@@ -155,7 +230,8 @@ class SavedModelGenerator(Generator):
 
     def __init__(self, saved_model: str):
         path = latest_version(saved_model)
-        loaded = _load(path)
+        metadata = _metadata_if_any(path)
+        loaded = _load(path, metadata)
         if "serving_default" not in loaded.signatures:
             raise TextgenError(f"{path} has no serving_default signature")
         self.path = path
@@ -168,6 +244,7 @@ class SavedModelGenerator(Generator):
                 "finish reasons or the shared random stream; export the run again"
             )
         self.vocab = export_vocabulary(path)
+        check_graph(path, loaded, metadata, self.vocab)
         self.can_continue = "continue" in loaded.signatures
         if self.can_continue:
             _, layers, units = self.signature.structured_outputs["h"].shape
@@ -215,7 +292,8 @@ class SavedModelScorer(Scorer):
 
         path = latest_version(saved_model)
         metadata = ExportMetadata.read(path)
-        loaded = _load(path)
+        loaded = _load(path, metadata)
+        check_graph(path, loaded, metadata, export_vocabulary(path))
         bias_key = next((k for k, w in (metadata.weights or {}).items() if w == "logits/bias"), "")
         if "step" not in loaded.signatures or not bias_key:
             raise TextgenError(

@@ -115,7 +115,9 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
         model_config.vocab_size = model.vocab_size
         return TrainedModel(model, vocab, model_config, train_config, source)
     model_config, train_config, vocab = source_configs(source)
-    model = _model_from_export(source.path, model_config, ExportMetadata.read(source.path))
+    metadata = ExportMetadata.read(source.path)
+    metadata.verify(source.path)
+    model = _model_from_export(source.path, model_config, metadata)
     if model.vocab_size != vocab.size:
         raise TextgenError(
             f"{source.path} predicts {model.vocab_size} ids but its vocabulary has {vocab.size}"

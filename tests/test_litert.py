@@ -219,3 +219,17 @@ def test_scoring_with_litert_runs_without_tensorflow(litert_exported):
     )
     assert result.stderr.splitlines()[-1] == "0 []", result.stderr
     assert len(result.stdout.splitlines()) == len("the fox")
+
+
+def test_a_litert_file_with_bytes_overwritten_is_refused(litert_exported, tmp_path):
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.litert import LiteRTModel, read_metadata
+
+    assert len(read_metadata(litert_exported["fp32"])["checksum"]) == 64
+    content = bytearray(open(litert_exported["fp32"], "rb").read())
+    middle = len(content) // 2
+    content[middle : middle + 200] = bytes(range(200))
+    damaged = tmp_path / "damaged.tflite"
+    damaged.write_bytes(bytes(content))
+    with pytest.raises(TextgenError, match="changed since it was exported"):
+        LiteRTModel(str(damaged))

@@ -55,3 +55,66 @@ def test_what_needs_continuation_is_refused_in_one_line(old_export):
 def test_an_export_without_the_weights_map_is_not_scored_through_signatures(old_export):
     with pytest.raises(TextgenError, match="export the run again"):
         SavedModelScorer(str(old_export))
+
+
+def _copy_export(litert_exported, tmp_path):
+    import shutil
+
+    copy = tmp_path / "export" / "1"
+    shutil.copytree(litert_exported["saved_model"], copy)
+    return copy
+
+
+def _one_line_error(open_export, path, *names):
+    with pytest.raises(TextgenError) as error:
+        open_export(str(path))
+    message = str(error.value)
+    assert "\n" not in message and all(name in message for name in names), message
+    return message
+
+
+def test_an_export_whose_files_changed_is_refused_naming_the_file(litert_exported, tmp_path):
+    import json
+
+    copy = _copy_export(litert_exported, tmp_path)
+    metadata = json.loads((copy / "assets.extra" / "export.json").read_text())
+    assert "variables/variables.index" in metadata["checksums"]
+    assert SavedModelGenerator(str(copy)).generate(["the "], num_chars=3, seed=1)
+
+    vocab_path, metadata_path = (
+        copy / "assets.extra" / "vocab.json",
+        copy / "assets.extra" / "export.json",
+    )
+    original = {path: path.read_bytes() for path in (vocab_path, metadata_path)}
+    vocab = json.loads(vocab_path.read_text())
+    vocab_path.write_text(json.dumps({**vocab, "characters": vocab["characters"][:-3]}))
+    for open_export in (SavedModelGenerator, SavedModelScorer):
+        _one_line_error(open_export, copy, "vocab.json", "changed since it was exported")
+    # Without checksums (an export from before them), the graph still tells.
+    (copy / "assets.extra" / "export.json").write_text(
+        json.dumps({k: v for k, v in metadata.items() if k != "checksums"})
+    )
+    _one_line_error(SavedModelGenerator, copy, "vocab.json", "but the graph predicts")
+
+    data = next((copy / "variables").glob("variables.data-*"))
+    damaged = bytearray(data.read_bytes())
+    damaged[10:210] = bytes(range(200))
+    data.write_bytes(bytes(damaged))
+    for path, content in original.items():
+        path.write_bytes(content)
+    _one_line_error(SavedModelGenerator, copy, data.name, "changed since it was exported")
+
+
+def test_an_export_json_with_other_units_is_one_line_on_every_way_in(litert_exported, tmp_path):
+    import json
+
+    copy = _copy_export(litert_exported, tmp_path)
+    path = copy / "assets.extra" / "export.json"
+    metadata = json.loads(path.read_text())
+    units = metadata["model"]["units"]
+    path.write_text(json.dumps({**metadata, "model": {**metadata["model"], "units": units + 1}}))
+    for open_export in (SavedModelGenerator, SavedModelScorer):
+        _one_line_error(open_export, copy, "export.json", f"units={units + 1}")
+    result = cli_in_process("score", "--saved-model", copy, "--text", "the fox")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"says units={units + 1}, but the graph has {units}" in result.stderr
