@@ -153,11 +153,3 @@ def cleared_first(clear, log):
         log(message)
 
     return both
-
-
-def is_terminal(stream) -> bool:
-    """Whether `stream` is a terminal (where a progress line belongs)."""
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -27,12 +27,7 @@ import keras
 import tensorflow as tf
 
 from lstm_textgen import rundir
-from lstm_textgen.callbacks import (
-    CheckpointAndReport,
-    StepProgress,
-    cleared_first,
-    is_terminal,
-)
+from lstm_textgen.callbacks import CheckpointAndReport, StepProgress, cleared_first
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.distribute import (
     Precision,
@@ -46,6 +41,7 @@ from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.keras_scorer import KerasScorer
+from lstm_textgen.progress import is_terminal
 from lstm_textgen.training_data import total_steps, training_datasets
 from lstm_textgen.training_start import (
     TrainJob,

@@ -65,3 +65,24 @@ def test_reproduce_shakespeare_resumes_a_run_it_started(tmp_path):
     _, calls = run_script(tmp_path, str(run))
     # No corpus folder here: tfds is left to download.
     assert calls[0] == f"train --preset shakespeare --run {run} --resume"
+
+
+def test_score_rate_prints_the_cpu_and_each_backend_against_the_floor():
+    import sys
+
+    import pytest
+
+    pytest.importorskip("ai_edge_litert")
+    result = subprocess.run(
+        [sys.executable, "scripts/score_rate.py", "--chars", "400", "--backends", "litert"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and "400 characters" in lines[0]
+    assert lines[2].split()[0] == "floor" and lines[2].endswith("100%")
+    name, rate, share = lines[3].split()
+    assert name == "litert" and float(rate.replace(",", "")) > 0 and share.endswith("%")

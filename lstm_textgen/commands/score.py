@@ -15,6 +15,9 @@ DESCRIPTION = (
 )
 
 
+PROGRESS_EVERY = 256  # characters between two looks at the clock
+
+
 def tensorflow_start(args) -> str | None:
     return None if args.litert else "devices"
 
@@ -40,13 +43,17 @@ def main(args) -> int:
 
     from lstm_textgen.config import bits
     from lstm_textgen.errors import TextgenError
+    from lstm_textgen.progress import Progress
     from lstm_textgen.request import without_surrogates
     from lstm_textgen.scorers import open_scorer, score_text
 
     text = _read_text(args)
     scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert, args.saved_model)
     total, scored, skipped = 0.0, 0, 0
-    for item in score_text(scorer, vocab, text):
+    progress = Progress(len(text), "scored")
+    for k, item in enumerate(score_text(scorer, vocab, text)):
+        if k % PROGRESS_EVERY == 0:
+            progress.update(k)
         # A byte that is not UTF-8 shows as U+FFFD: the text to print must be UTF-8.
         char = without_surrogates(item.char) or "\ufffd"
         print(json.dumps({"char": char, "logprob": item.logprob}, ensure_ascii=False))
@@ -54,6 +61,7 @@ def main(args) -> int:
             skipped += 1
         else:
             total, scored = total + item.logprob, scored + 1
+    progress.close()
     if not scored:
         raise TextgenError(
             f"none of the text's {len(text):,} characters is in the model's vocabulary; "
