@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.scoring import Scorer
+from lstm_textgen.scoring import PIECE_CHARS, Scorer
 from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 
@@ -24,7 +24,7 @@ class ScoredChar:
     logprob: float | None
 
 
-def score_text(scorer: Scorer, vocab: CharVocabulary, text: str, piece: int = 1024):
+def score_text(scorer: Scorer, vocab: CharVocabulary, text: str, piece: int = PIECE_CHARS):
     """Each character of `text` with its log-probability under the model, read from the
     initial state (after the end-of-item marker for a model of items) with the state
     carried from piece to piece of `piece` known characters; yields `ScoredChar`s."""

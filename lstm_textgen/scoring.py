@@ -14,6 +14,10 @@ import abc
 
 import numpy as np
 
+# Characters read per call when a text is scored one character at a time
+# (`scorers.score_text`); a Keras model compiles that length with XLA.
+PIECE_CHARS = 1024
+
 
 def log_softmax(logits):
     """log_softmax over the last axis, in float64 (for scorers that run outside TensorFlow)."""

@@ -119,3 +119,16 @@ def test_a_text_with_no_known_character_is_an_error_not_a_zero_score(litert_expo
     assert result.returncode == 2
     assert "none of the text's 2 characters is in the model's vocabulary" in result.stderr
     assert "-0.0000" not in result.stderr
+
+
+def test_a_long_text_scored_in_xla_pieces_equals_the_graph_pieces(litert_exported):
+    """Full pieces of `PIECE_CHARS` run under XLA, shorter ones in a graph: the same scores."""
+    from lstm_textgen.scoring import PIECE_CHARS
+
+    scorer, vocab = open_scorer(str(litert_exported["run"]))
+    text = ("the quick brown fox jumps over the lazy dog. " * 40)[: PIECE_CHARS + 100]
+    in_pieces = [s.logprob for s in score_text(scorer, vocab, text)]  # XLA, then graph
+    in_small_pieces = [s.logprob for s in score_text(scorer, vocab, text, piece=300)]
+    assert None not in in_pieces and len(in_pieces) == len(text)
+    np.testing.assert_allclose(in_pieces, in_small_pieces, atol=1e-5)
+    assert scorer._piece_log_probs_xla.experimental_get_tracing_count() == 1
