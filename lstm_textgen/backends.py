@@ -66,9 +66,7 @@ def open_generator(
     if server:
         from lstm_textgen.client import ServerGenerator
 
-        return ServerGenerator(
-            server, model_name, **({} if deadline is None else {"deadline": deadline})
-        )
+        return ServerGenerator(server, model_name, deadline)
     from lstm_textgen.litert import LiteRTModel
 
     return LiteRTModel(litert)

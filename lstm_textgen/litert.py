@@ -53,18 +53,22 @@ def _litert():
 CHECKSUM_PLACEHOLDER = "0" * 64
 
 
+def _checksum_field(digest: str) -> bytes:
+    """The checksum as the metadata's JSON holds it."""
+    return f'"checksum": "{digest}"'.encode()
+
+
 def file_checksum(content: bytes, digest: str = CHECKSUM_PLACEHOLDER) -> str:
     """The sha256 of a LiteRT file's `content` whose metadata holds `digest`, taken with
     the placeholder in the digest's place."""
-    blank = f'"checksum": "{CHECKSUM_PLACEHOLDER}"'.encode()
-    return hashlib.sha256(content.replace(f'"checksum": "{digest}"'.encode(), blank, 1)).hexdigest()
+    blank = _checksum_field(CHECKSUM_PLACEHOLDER)
+    return hashlib.sha256(content.replace(_checksum_field(digest), blank, 1)).hexdigest()
 
 
 def with_checksum(content: bytes) -> bytes:
     """`content` (metadata holding the placeholder) with its checksum written in."""
-    digest = file_checksum(content)
-    blank = f'"checksum": "{CHECKSUM_PLACEHOLDER}"'.encode()
-    return content.replace(blank, f'"checksum": "{digest}"'.encode(), 1)
+    blank = _checksum_field(CHECKSUM_PLACEHOLDER)
+    return content.replace(blank, _checksum_field(file_checksum(content)), 1)
 
 
 def read_metadata(path: str) -> dict:

@@ -293,7 +293,8 @@ class SavedModelScorer(Scorer):
         path = latest_version(saved_model)
         metadata = ExportMetadata.read(path)
         loaded = _load(path, metadata)
-        check_graph(path, loaded, metadata, export_vocabulary(path))
+        vocab = export_vocabulary(path)
+        check_graph(path, loaded, metadata, vocab)
         bias_key = next((k for k, w in (metadata.weights or {}).items() if w == "logits/bias"), "")
         if "step" not in loaded.signatures or not bias_key:
             raise TextgenError(
@@ -303,7 +304,7 @@ class SavedModelScorer(Scorer):
         reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
         self.path = path
         self.config = metadata.model
-        self.vocab = export_vocabulary(path)
+        self.vocab = vocab
         self._loaded = loaded  # the signature needs its object alive
         self._step = loaded.signatures["step"]
         self._bias = reader.get_tensor(bias_key)

@@ -84,6 +84,7 @@ def _read_text(args) -> str:
     import sys
 
     from lstm_textgen.errors import TextgenError
+    from lstm_textgen.request import without_surrogates
 
     if args.text is not None:
         text, name = args.text, "--text"
@@ -98,8 +99,6 @@ def _read_text(args) -> str:
             raise TextgenError(f"cannot read {args.text_file}: {e.strerror}") from None
     if not text:
         raise TextgenError("the text to score is empty")
-    from lstm_textgen.request import without_surrogates
-
     undecodable = len(text) - len(without_surrogates(text))
     if undecodable:
         logging.getLogger("lstm_textgen").warning(
