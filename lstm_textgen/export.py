@@ -42,7 +42,6 @@ import shutil
 
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.exporting import (
@@ -59,7 +58,8 @@ from lstm_textgen.generate import (
     generate_spec,
     generate_text,
 )
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.saved_model import (
     EXPORT_EXTRA_DIR,
     EXPORT_METADATA_FILE,

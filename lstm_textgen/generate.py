@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.exporting import stacked_state, unstacked_state
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.request import (
     FINISH_REASONS,
     CheckedRequest,

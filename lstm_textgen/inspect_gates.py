@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
+from lstm_textgen.model import stepping
 from lstm_textgen.settings import MAX_PROMPT_CHARS
 from lstm_textgen.shipped import DEFAULT_MODEL
 from lstm_textgen.sources import load_source

@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from lstm_textgen import stepping
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.scoring import PIECE_CHARS, Scorer
 
 

@@ -10,7 +10,6 @@ import tempfile
 
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.exporting import (
@@ -22,7 +21,8 @@ from lstm_textgen.exporting import (
 )
 from lstm_textgen.files import atomic_path
 from lstm_textgen.litert import CHECKSUM_PLACEHOLDER, METADATA_NAME, with_checksum
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.samplers import sample_loop, sampling_batch
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,

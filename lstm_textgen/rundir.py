@@ -271,7 +271,7 @@ def load_checkpoint(path: str, compile: bool = True):
     """The Keras model saved at `path`, with a one-line error if it cannot be read."""
     import keras
 
-    import lstm_textgen.model  # noqa: F401  (registers the classes a checkpoint names)
+    import lstm_textgen.model.language_model  # noqa: F401  (registers the classes a checkpoint names)
 
     try:
         with _current_layout(path) as current:

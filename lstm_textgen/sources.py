@@ -134,7 +134,7 @@ def _model_from_export(version_dir: str, model_config: ModelConfig, metadata: Ex
     """
     import tensorflow as tf
 
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
 
     model = CharLanguageModel.from_model_config(model_config)
     by_path = {v.path.split("/", 1)[1]: v for v in model.variables}

@@ -17,7 +17,7 @@ from lstm_textgen.config import ModelConfig, TrainConfig, check_architecture
 from lstm_textgen.distribute import Precision
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.finetune import copy_weights
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.optimizer import compile_model
 from lstm_textgen.sources import load_source
 from lstm_textgen.training_data import load_training_data, total_steps

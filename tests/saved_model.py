@@ -17,10 +17,10 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.generate import TextGenerator
+from lstm_textgen.model import stepping
 from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.serving import predict_request
 

@@ -11,7 +11,7 @@ from conftest import REPO
 def test_every_public_name_resolves():
     missing = [name for name in lstm_textgen.__all__ if getattr(lstm_textgen, name, None) is None]
     assert missing == []
-    assert lstm_textgen.GateLSTM.__module__ == "lstm_textgen.layers"
+    assert lstm_textgen.GateLSTM.__module__ == "lstm_textgen.model.layers"
 
 
 def test_importing_the_cli_does_not_start_tensorflow():

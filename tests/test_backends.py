@@ -5,9 +5,9 @@ and the same finish reasons; stop strings cut the text where the reference cut s
 import numpy as np
 import pytest
 
-from lstm_textgen import stepping
 from lstm_textgen.backends import open_generator
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.model import stepping
 from lstm_textgen.request import GenerationRequest, GenerationState, stop_at_first
 from lstm_textgen.settings import MAX_SEED
 

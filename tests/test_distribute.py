@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.model import stepping
 
 from conftest import REPO
 from helpers import cli_in_process, error_lines, run_cli, write_corpus
@@ -177,7 +177,7 @@ def test_multi_worker_without_tf_config_is_a_clear_error(tmp_path, corpus):
 def test_mixed_precision_keeps_logits_and_the_gate_loop_in_float32():
     import keras
 
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:

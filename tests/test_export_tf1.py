@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.client import STATE_OUTPUTS
+from lstm_textgen.model import stepping
 from lstm_textgen.request import GenerationRequest
 from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS, START_STEP
 

@@ -11,7 +11,7 @@ from lstm_textgen.exporting import (
     state_spec,
     unstacked_state,
 )
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model.language_model import CharLanguageModel
 
 from helpers import assert_close
 from saved_model import LAYERS, UNITS

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.optimizer import compile_model
 
 from helpers import assert_close

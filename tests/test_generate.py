@@ -8,7 +8,7 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.generate import TextGenerator
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.vocab import CharVocabulary
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from lstm_textgen.inspect_gates import find_tracking_units, text_features
-from lstm_textgen.layers import GateLSTM
+from lstm_textgen.model.layers import GateLSTM
 
 from helpers import assert_close, cli_in_process, error_lines
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.layers import GateLSTM, GateLSTMCell
+from lstm_textgen.model.layers import GateLSTM, GateLSTMCell
 
 from helpers import assert_close
 
@@ -356,7 +356,7 @@ def test_bfloat16_training_steps_track_float32_losses():
     """Stated tolerance: over 8 Adam steps of a small model, each loss within 1% of the
     float32 run's."""
     from lstm_textgen.config import ModelConfig, TrainConfig
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
     from lstm_textgen.optimizer import compile_model
 
     config = ModelConfig(vocab_size=12, embedding_dim=8, units=16, num_layers=2)

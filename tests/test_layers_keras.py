@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.layers import GateLSTM, GateLSTMCell
+from lstm_textgen.model.layers import GateLSTM, GateLSTMCell
 
 from helpers import assert_close
 

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 
 from helpers import assert_close
 

@@ -53,7 +53,7 @@ def test_a_checkpoint_in_the_old_weights_layout_still_loads(tmp_path, implementa
     import numpy as np
     import tensorflow as tf
 
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
 
     config = ModelConfig(
         vocab_size=7, units=4, num_layers=2, embedding_dim=3, implementation=implementation

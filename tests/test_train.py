@@ -64,7 +64,7 @@ def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_te
     import tensorflow as tf
 
     from lstm_textgen import data, id_file
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
     from lstm_textgen.optimizer import compile_model
     from lstm_textgen.vocab import CharVocabulary
 
@@ -196,7 +196,7 @@ def test_progress_is_counted_in_steps_not_epochs(tmp_path, corpus, capsys):
 def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
     # Bug: compile_model defaulted total_steps to max_steps or 1, so a schedule given in
     # epochs reached its floor after one step. The run's length is now required.
-    from lstm_textgen.model import CharLanguageModel
+    from lstm_textgen.model.language_model import CharLanguageModel
     from lstm_textgen.optimizer import compile_model, learning_rate
 
     model = CharLanguageModel(vocab_size=5, embedding_dim=2, units=3, num_layers=1)

@@ -47,13 +47,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen import stepping
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
 from lstm_textgen.serving import generate_arrays

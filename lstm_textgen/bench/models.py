@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.model import CharLanguageModel
+from lstm_textgen.model.language_model import CharLanguageModel
 
 VOCAB, EMBED, LAYERS = 66, 64, 2
 

@@ -1,6 +1,6 @@
 """`GateLSTMCell` (one step) and `GateLSTM` (the loop): `keras.layers.LSTMCell` and
 `keras.layers.LSTM`, argument by argument, with the four gates written out like the
-equations. The arithmetic itself is in `lstm_textgen.recurrence`."""
+equations. The arithmetic itself is in `lstm_textgen.model.recurrence`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from lstm_textgen.config import IMPLEMENTATIONS
 from lstm_textgen.errors import first_line
-from lstm_textgen.recurrence import (
+from lstm_textgen.model.recurrence import (
     GateFunctions,
     gate_scale,
     gate_step,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from lstm_textgen.carried_state import CarriedState
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.layers import GateLSTM
+from lstm_textgen.model.carried_state import CarriedState
+from lstm_textgen.model.layers import GateLSTM
 
 
 @keras.saving.register_keras_serializable(package="lstm_textgen")
@@ -19,7 +19,7 @@ class CharLanguageModel(keras.Model):
 
     The model is the network: `call` for training, and `logits_and_state` to run it from a
     given state (scoring). State is a tuple with one `(h, c)` pair per layer. Generation
-    runs it one character at a time through `lstm_textgen.stepping` (`prime`, `step`,
+    runs it one character at a time through `lstm_textgen.model.stepping` (`prime`, `step`,
     `next_logits`).
 
     With `carry_state(...)` set, every training call starts from the state the previous

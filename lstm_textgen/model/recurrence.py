@@ -1,5 +1,5 @@
 """The LSTM's arithmetic as TensorFlow functions, apart from the Keras layers that own the
-weights (`lstm_textgen.layers`): one step (`lstm_update`, `gate_step`) and the loops over a
+weights (`lstm_textgen.model.layers`): one step (`lstm_update`, `gate_step`) and the loops over a
 sequence (`lstm_loop`, `lstm_loop_with_gates`, and `lstm_sequence` with its hand-written
 backward pass).
 
