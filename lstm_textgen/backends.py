@@ -86,7 +86,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
 
 def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
     """The training items of a run trained with `--items`, to tell new items from copies."""
-    from lstm_textgen.corpus import items_corpus
+    from lstm_textgen.data.corpus import items_corpus
     from lstm_textgen.rundir import load_run_config
 
     _, config = load_run_config(run_dir)

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_textgen import data, id_file, rundir
+from lstm_textgen import rundir
 from lstm_textgen.config import TrainConfig, bits
-from lstm_textgen.corpus import corpus_from_tfds, items_corpus, read_text_files
+from lstm_textgen.data import id_file
+from lstm_textgen.data import windows as data
+from lstm_textgen.data.corpus import corpus_from_tfds, items_corpus, read_text_files
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.scorers import source_scorer
 from lstm_textgen.scoring import Scorer
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 log = logging.getLogger("lstm_textgen")
 

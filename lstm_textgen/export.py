@@ -43,6 +43,7 @@ import shutil
 import tensorflow as tf
 
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.exporting import (
     export_model,
@@ -76,7 +77,6 @@ from lstm_textgen.settings import (
     SETTINGS,
     START_STEP,
 )
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 SIGNATURES = ("serving_default", "continue", "generate_rows", "step", "score")
 EXTRA_DIR = EXPORT_EXTRA_DIR

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.exporting import stacked_state, unstacked_state
 from lstm_textgen.model import stepping
@@ -31,7 +32,6 @@ from lstm_textgen.settings import (
     SETTINGS,
     START_STEP,
 )
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.
 _UTF8_WINDOW = lambda chars: 4 * chars + 3  # noqa: E731

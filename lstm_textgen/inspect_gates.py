@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.data.vocab import UNKNOWN_ID
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.model import stepping
 from lstm_textgen.settings import MAX_PROMPT_CHARS
 from lstm_textgen.shipped import DEFAULT_MODEL
 from lstm_textgen.sources import load_source
-from lstm_textgen.vocab import UNKNOWN_ID
 
 SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
 # One page colours every character once per signal and unit: past this it stops being

@@ -19,6 +19,7 @@ from itertools import groupby
 
 import numpy as np
 
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
 from lstm_textgen.request import (
     FINISH_REASONS,
@@ -30,7 +31,6 @@ from lstm_textgen.request import (
 )
 from lstm_textgen.scoring import Scorer, log_softmax
 from lstm_textgen.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 METADATA_NAME = "lstm_textgen"
 

@@ -11,6 +11,7 @@ import tempfile
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.exporting import (
     export_model,
@@ -31,7 +32,6 @@ from lstm_textgen.settings import (
     MAX_STOP_STRINGS,
     numbers,
 )
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 LITERT_SIGNATURES = ("step", "prime", "generate")
 QUANTIZE_CHOICES = ("dynamic",)

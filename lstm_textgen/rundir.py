@@ -363,7 +363,7 @@ def checkpoint_path(run_dir: str, checkpoint: str = "best") -> str:
 
 def load_trained_model(run_dir: str, checkpoint: str = "best"):
     """`(model, vocab)` of a training run; `checkpoint` is "best" or "last"."""
-    from lstm_textgen.vocab import CharVocabulary
+    from lstm_textgen.data.vocab import CharVocabulary
 
     path = checkpoint_path(run_dir, checkpoint)
     vocab = CharVocabulary.load(run_dir)

@@ -18,6 +18,7 @@ import re
 import numpy as np
 
 from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.request import (
     CheckedRequest,
@@ -27,7 +28,6 @@ from lstm_textgen.request import (
     model_key,
 )
 from lstm_textgen.scoring import Scorer, log_softmax
-from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
 
 EXPORT_EXTRA_DIR = "assets.extra"  # where an export keeps its vocabulary and metadata
 EXPORT_METADATA_FILE = "export.json"  # `ExportMetadata`

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.scoring import PIECE_CHARS, Scorer
-from lstm_textgen.vocab import UNKNOWN_ID, CharVocabulary
 
 
 @dataclass(frozen=True)

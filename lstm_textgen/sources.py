@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from lstm_textgen import rundir
 from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line
 from lstm_textgen.saved_model import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
 from lstm_textgen.shipped import is_shipped_name, shipped_model
-from lstm_textgen.vocab import VOCAB_FILE, CharVocabulary
 
 
 @dataclass(frozen=True)

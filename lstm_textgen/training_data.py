@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from lstm_textgen import data, id_file
 from lstm_textgen.config import TrainConfig
-from lstm_textgen.corpus import corpus_from_tfds, items_corpus
-from lstm_textgen.vocab import END_OF_ITEM, CharVocabulary
+from lstm_textgen.data import id_file
+from lstm_textgen.data import windows as data
+from lstm_textgen.data.corpus import corpus_from_tfds, items_corpus
+from lstm_textgen.data.vocab import END_OF_ITEM, CharVocabulary
 
 
 def load_training_data(

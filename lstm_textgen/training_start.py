@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from lstm_textgen import data, rundir
+from lstm_textgen import rundir
 from lstm_textgen.callbacks import restore_seed_states
 from lstm_textgen.config import ModelConfig, TrainConfig, check_architecture
+from lstm_textgen.data import windows as data
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.distribute import Precision
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.finetune import copy_weights
@@ -21,7 +23,6 @@ from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.optimizer import compile_model
 from lstm_textgen.sources import load_source
 from lstm_textgen.training_data import load_training_data, total_steps
-from lstm_textgen.vocab import CharVocabulary
 
 
 @dataclass

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from lstm_textgen import stepping  # noqa: E402
-from lstm_textgen.corpus import corpus_from_tfds  # noqa: E402
-from lstm_textgen.id_file import encode_text  # noqa: E402
+from lstm_textgen.data.corpus import corpus_from_tfds  # noqa: E402
+from lstm_textgen.data.id_file import encode_text  # noqa: E402
 from lstm_textgen.rundir import load_run_config, load_trained_model  # noqa: E402
 
 

@@ -41,7 +41,7 @@ def test_light_modules_do_not_import_tensorflow():
     # `plot`, `generate --server` and `generate --litert` need neither TensorFlow nor tfds.
     code = (
         "import sys, lstm_textgen.plot, lstm_textgen.client, lstm_textgen.rundir, "
-        "lstm_textgen.config, lstm_textgen.vocab, lstm_textgen.request, lstm_textgen.backends, "
+        "lstm_textgen.config, lstm_textgen.data.vocab, lstm_textgen.request, lstm_textgen.backends, "
         "lstm_textgen.litert, lstm_textgen.shipped, lstm_textgen.sources, lstm_textgen.settings; "
         "print(sorted({'tensorflow', 'keras', 'tensorflow_datasets'} & set(sys.modules)))"
     )

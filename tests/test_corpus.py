@@ -2,7 +2,7 @@
 
 import pytest
 
-from lstm_textgen.corpus import (
+from lstm_textgen.data.corpus import (
     MANUAL_DIR_ENV,
     corpus_from_text_files,
     corpus_from_tfds,
@@ -67,7 +67,7 @@ def test_tiny_shakespeare_from_tfds(manual_dir):
 
 
 def test_items_are_lines_or_paragraphs_and_the_stream_marks_each_end():
-    from lstm_textgen.vocab import END_OF_ITEM
+    from lstm_textgen.data.vocab import END_OF_ITEM
 
     text = "Anna\n\nBo b\r\n  \nCy\n"
     assert split_items(text, "lines") == ["Anna", "Bo b", "Cy"]
@@ -78,7 +78,7 @@ def test_items_are_lines_or_paragraphs_and_the_stream_marks_each_end():
 
 
 def test_an_items_corpus_splits_by_items_and_refuses_the_marker(tmp_path):
-    from lstm_textgen.vocab import END_OF_ITEM
+    from lstm_textgen.data.vocab import END_OF_ITEM
 
     path = tmp_path / "names.txt"
     path.write_text("\n".join(f"name{k}" for k in range(40)) + "\n", encoding="utf-8")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lstm_textgen import data
+from lstm_textgen.data import windows as data
 from lstm_textgen.errors import TextgenError
 
 

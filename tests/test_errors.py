@@ -70,7 +70,7 @@ def test_an_error_quoting_another_keeps_its_settings_for_the_reader():
 
 def test_the_library_names_arguments_and_the_cli_names_flags(tmp_path, capsys):
     from lstm_textgen.cli import main
-    from lstm_textgen.corpus import expand_text_files
+    from lstm_textgen.data.corpus import expand_text_files
 
     with pytest.raises(TextgenError, match=r"^text_files pattern '.*nothing\*\.txt' matches no"):
         expand_text_files([str(tmp_path / "nothing*.txt")])

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.evaluate import evaluate_run, evaluate_text
 from lstm_textgen.keras_scorer import KerasScorer
 from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.rundir import load_trained_model
-from lstm_textgen.vocab import CharVocabulary
 
 from helpers import assert_close, train_tiny, write_corpus
 

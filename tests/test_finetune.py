@@ -9,6 +9,7 @@ import pytest
 
 from lstm_textgen.cli import main as cli_main
 from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.data.vocab import END_OF_ITEM
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.finetune import copy_weights
 from lstm_textgen.generate import TextGenerator
@@ -16,7 +17,6 @@ from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.rundir import load_run_config, load_trained_model
 from lstm_textgen.sources import load_source
 from lstm_textgen.train import train
-from lstm_textgen.vocab import END_OF_ITEM
 
 from helpers import write_corpus
 

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.generate import TextGenerator
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.vocab import CharVocabulary
 
 
 @pytest.fixture(scope="module")

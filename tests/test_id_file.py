@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from lstm_textgen import corpus as corpus_module
-from lstm_textgen import data, id_file
-from lstm_textgen.corpus import corpus_from_text_files
+from lstm_textgen.data import corpus as corpus_module
+from lstm_textgen.data import id_file
+from lstm_textgen.data import windows as data
+from lstm_textgen.data.corpus import corpus_from_text_files
 from lstm_textgen.errors import TextgenError
 
 

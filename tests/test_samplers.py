@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.request import GenerationRequest, stop_at_first
 from lstm_textgen.samplers import (
@@ -15,7 +16,6 @@ from lstm_textgen.samplers import (
     sample_next,
     sampling_batch,
 )
-from lstm_textgen.vocab import CharVocabulary
 
 VOCAB = CharVocabulary("abcdefghijklmnopqrstuvwxyz")  # ids 1..26, id 0 unknown
 V = VOCAB.size

@@ -4,11 +4,11 @@ what needs the newer signatures is refused in one line."""
 import pytest
 import tensorflow as tf
 
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.generate import generate_spec
 from lstm_textgen.request import GenerationRequest, GenerationState
 from lstm_textgen.saved_model import SavedModelGenerator, SavedModelScorer
-from lstm_textgen.vocab import CharVocabulary
 
 from helpers import cli_in_process
 

@@ -63,10 +63,11 @@ def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_te
     import numpy as np
     import tensorflow as tf
 
-    from lstm_textgen import data, id_file
+    from lstm_textgen.data import id_file
+    from lstm_textgen.data import windows as data
+    from lstm_textgen.data.vocab import CharVocabulary
     from lstm_textgen.model.language_model import CharLanguageModel
     from lstm_textgen.optimizer import compile_model
-    from lstm_textgen.vocab import CharVocabulary
 
     vocab = CharVocabulary.from_text(small_text)
     ids = id_file.encode_text(small_text, vocab)

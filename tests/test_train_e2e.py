@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lstm_textgen.vocab import CharVocabulary
+from lstm_textgen.data.vocab import CharVocabulary
 
 from helpers import run_cli
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen import id_file
+from lstm_textgen.data import id_file
+from lstm_textgen.data.vocab import END_OF_ITEM, UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.vocab import END_OF_ITEM, UNKNOWN_ID, CharVocabulary
 
 
 def test_ids_are_sorted_characters_after_the_unknown_id():

@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
@@ -58,7 +59,6 @@ from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
 from lstm_textgen.serving import generate_arrays
 from lstm_textgen.settings import SamplingSettings, numbers
-from lstm_textgen.vocab import CharVocabulary
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
 EMBEDDING_DIM = 64

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.data.id_file import IdFile
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.id_file import IdFile
 
 
 def count_windows(num_chars: int, seq_len: int) -> int:

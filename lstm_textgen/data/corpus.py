@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 
 from lstm_textgen.config import ITEM_KINDS
+from lstm_textgen.data.vocab import END_OF_ITEM
 from lstm_textgen.errors import TextgenError, first_line, setting
-from lstm_textgen.vocab import END_OF_ITEM
 
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
 log = logging.getLogger("lstm_textgen")

@@ -8,10 +8,10 @@ import os
 
 import numpy as np
 
-from lstm_textgen.corpus import VALIDATION_FRACTION, iter_text_files
+from lstm_textgen.data.corpus import VALIDATION_FRACTION, iter_text_files
+from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_path
-from lstm_textgen.vocab import CharVocabulary
 
 
 def encode_text(text: str, vocab: CharVocabulary) -> np.ndarray:
