@@ -11,7 +11,7 @@ import os
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.request import Generator
 from lstm_textgen.settings import SERVER_DEADLINE
-from lstm_textgen.shipped import DEFAULT_MODEL, litert_installed, shipped_model
+from lstm_textgen.store.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 
 
 def open_generator(
@@ -32,7 +32,7 @@ def open_generator(
             `deadline`, the seconds a whole request may take).
         litert: a LiteRT model file (`export --litert`).
 
-    With none of the four, the shipped model (`lstm_textgen.shipped`): its LiteRT file
+    With none of the four, the shipped model (`lstm_textgen.store.shipped`): its LiteRT file
     where LiteRT's interpreter is installed (no TensorFlow: it answers in a fraction of
     a second), its SavedModel otherwise; both give the same text.
 
@@ -56,11 +56,11 @@ def open_generator(
         return open_shipped_generator()
     if run:
         from lstm_textgen.generate import TextGenerator
-        from lstm_textgen.rundir import load_trained_model
+        from lstm_textgen.store.run_dir import load_trained_model
 
         return TextGenerator(*load_trained_model(run, checkpoint))
     if saved_model:
-        from lstm_textgen.saved_model import SavedModelGenerator
+        from lstm_textgen.generation.backends.saved_model import SavedModelGenerator
 
         return SavedModelGenerator(saved_model)
     if server:
@@ -79,7 +79,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
         from lstm_textgen.litert import LiteRTModel
 
         return LiteRTModel(shipped.litert)
-    from lstm_textgen.saved_model import SavedModelGenerator
+    from lstm_textgen.generation.backends.saved_model import SavedModelGenerator
 
     return SavedModelGenerator(shipped.saved_model)
 
@@ -87,7 +87,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
 def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
     """The training items of a run trained with `--items`, to tell new items from copies."""
     from lstm_textgen.data.corpus import items_corpus
-    from lstm_textgen.rundir import load_run_config
+    from lstm_textgen.store.run_dir import load_run_config
 
     _, config = load_run_config(run_dir)
     if not config.items:

@@ -11,8 +11,8 @@ import time
 
 import keras
 
-from lstm_textgen import rundir
 from lstm_textgen.config import bits
+from lstm_textgen.store import run_dir as rundir
 
 
 def _seed_variables(model: keras.Model) -> list:

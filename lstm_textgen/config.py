@@ -4,7 +4,7 @@ shares. Importing this module costs nothing (no TensorFlow).
 The dataclass fields are the one source of truth for the training settings: their
 defaults, and, through each field's `metadata`, the `lstm-textgen train` flag, its help
 and its choices. `generate`, `evaluate` and `export` read the saved `config.json` of a run
-(see `lstm_textgen.rundir`), so none of them needs the training flags again.
+(see `lstm_textgen.store.run_dir`), so none of them needs the training flags again.
 """
 
 from __future__ import annotations

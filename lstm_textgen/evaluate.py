@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_textgen import rundir
 from lstm_textgen.config import TrainConfig, bits
 from lstm_textgen.data import id_file
 from lstm_textgen.data import windows as data
@@ -18,6 +17,7 @@ from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.scorers import source_scorer
 from lstm_textgen.scoring import Scorer
+from lstm_textgen.store import run_dir as rundir
 
 log = logging.getLogger("lstm_textgen")
 
@@ -132,7 +132,7 @@ def evaluate_run(
     """Evaluate a trained model on a split of its corpus or on `text_files`.
 
     `run_dir` is a training run, a SavedModel export or a shipped model's name (see
-    `lstm_textgen.sources`; default: the shipped model). `seq_len` is the window length
+    `lstm_textgen.store.sources`; default: the shipped model). `seq_len` is the window length
     (default: the run's training windows; nanoGPT's tiny Shakespeare figures use 256).
     With `litert`, the model scored is that LiteRT export of the run (`export --litert`),
     run by LiteRT's interpreter, on the same text; with `saved_model`, that SavedModel
@@ -143,8 +143,8 @@ def evaluate_run(
     evaluated on the ids training wrote to `RUN/data`, read from disk a batch at a time,
     so the split is the one it trained with even if the files changed since.
     """
-    from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import describe_source
+    from lstm_textgen.store.shipped import DEFAULT_MODEL
+    from lstm_textgen.store.sources import describe_source
 
     source = describe_source(run_dir or DEFAULT_MODEL)
     scorer, vocab, train_config = source_scorer(source, checkpoint, litert, saved_model)

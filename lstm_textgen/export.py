@@ -61,13 +61,6 @@ from lstm_textgen.generate import (
 )
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.saved_model import (
-    EXPORT_EXTRA_DIR,
-    EXPORT_METADATA_FILE,
-    ExportMetadata,
-    export_versions,
-    file_checksums,
-)
 from lstm_textgen.settings import (
     MAX_NUM_CHARS,
     MAX_PROMPT_CHARS,
@@ -76,6 +69,13 @@ from lstm_textgen.settings import (
     MAX_STOP_STRINGS,
     SETTINGS,
     START_STEP,
+)
+from lstm_textgen.store.export_layout import (
+    EXPORT_EXTRA_DIR,
+    EXPORT_METADATA_FILE,
+    ExportMetadata,
+    export_versions,
+    file_checksums,
 )
 
 SIGNATURES = ("serving_default", "continue", "generate_rows", "step", "score")

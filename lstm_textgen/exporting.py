@@ -35,8 +35,8 @@ def state_spec(config: ModelConfig, name: str):
 def export_model(source: str | None, checkpoint: str):
     """The `TrainedModel` of a run, an export or a shipped model (`sources.load_source`;
     None: the shipped model), to export: its model on the gates implementation."""
-    from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import load_source
+    from lstm_textgen.store.shipped import DEFAULT_MODEL
+    from lstm_textgen.store.sources import load_source
 
     trained = load_source(source or DEFAULT_MODEL, checkpoint)
     trained.model = serving_model(trained.model, trained.model_config)

@@ -21,8 +21,8 @@ from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.model import stepping
 from lstm_textgen.settings import MAX_PROMPT_CHARS
-from lstm_textgen.shipped import DEFAULT_MODEL
-from lstm_textgen.sources import load_source
+from lstm_textgen.store.shipped import DEFAULT_MODEL
+from lstm_textgen.store.sources import load_source
 
 SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
 # One page colours every character once per signal and unit: past this it stops being
@@ -260,7 +260,7 @@ def inspect_run(
 ) -> tuple[str, str, list[UnitFinding]]:
     """Write `out_html` (self-contained) and a PNG beside it; returns their paths and the
     units found to track a feature. `units` defaults to those units. `run_dir` is a run,
-    an export or a shipped model's name (`lstm_textgen.sources`; None: the shipped model).
+    an export or a shipped model's name (`lstm_textgen.store.sources`; None: the shipped model).
 
     At most `MAX_INSPECT_CHARS` characters are shown: `span` `(start, stop)` picks them
     out of a longer text, and the state at `start` comes from the `MAX_PROMPT_CHARS`

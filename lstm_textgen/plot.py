@@ -7,7 +7,7 @@ import os
 from lstm_textgen.config import LN2, bits
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_path
-from lstm_textgen.rundir import STATE_FILE, read_state
+from lstm_textgen.store.run_dir import STATE_FILE, read_state
 
 
 def plot_run(run_dir: str, out_path: str | None = None) -> str:

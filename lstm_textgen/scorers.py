@@ -59,8 +59,8 @@ def open_scorer(
             raise TextgenError(f"give {setting('run')} or {flag}, not both")
         one_checkpoint(checkpoint)
         return exported, exported.vocab
-    from lstm_textgen.shipped import DEFAULT_MODEL
-    from lstm_textgen.sources import describe_source
+    from lstm_textgen.store.shipped import DEFAULT_MODEL
+    from lstm_textgen.store.sources import describe_source
 
     scorer, vocab, _ = source_scorer(describe_source(source or DEFAULT_MODEL), checkpoint)
     return scorer, vocab
@@ -75,7 +75,7 @@ def exported_scorer(litert: str | None, saved_model: str | None) -> Scorer | Non
 
         return LiteRTModel(litert)
     if saved_model:
-        from lstm_textgen.saved_model import SavedModelScorer
+        from lstm_textgen.generation.backends.saved_model import SavedModelScorer
 
         return SavedModelScorer(saved_model)
     return None
@@ -91,7 +91,7 @@ def source_scorer(source, checkpoint: str, litert=None, saved_model=None):
     """`(scorer, vocab, train config)` of a described source (`sources.describe_source`);
     with `litert` or `saved_model`, of that export of it, which must match its vocabulary
     and size. The train config is None where the source does not record it."""
-    from lstm_textgen.sources import load_source, source_configs
+    from lstm_textgen.store.sources import load_source, source_configs
 
     scorer = exported_scorer(litert, saved_model)
     if scorer is None:

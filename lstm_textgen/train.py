@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from lstm_textgen import rundir
 from lstm_textgen.callbacks import CheckpointAndReport, StepProgress, cleared_first
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.distribute import (
@@ -42,6 +41,7 @@ from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.keras_scorer import KerasScorer
 from lstm_textgen.progress import is_terminal
+from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.training_data import total_steps, training_datasets
 from lstm_textgen.training_start import (
     TrainJob,
@@ -80,7 +80,7 @@ def train(
     """Train (or with `resume=True`, continue) the run in `run_dir`.
 
     Args:
-        run_dir: the run directory (see `lstm_textgen.rundir`).
+        run_dir: the run directory (see `lstm_textgen.store.run_dir`).
         model_config, train_config: the run's settings (defaults if None); ignored on
             resume, which uses the run's saved config. The caller's objects are not changed.
         resume: continue from `run_dir/last.keras`.

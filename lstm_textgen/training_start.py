@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from lstm_textgen import rundir
 from lstm_textgen.callbacks import restore_seed_states
 from lstm_textgen.config import ModelConfig, TrainConfig, check_architecture
 from lstm_textgen.data import windows as data
@@ -21,7 +20,8 @@ from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.optimizer import compile_model
-from lstm_textgen.sources import load_source
+from lstm_textgen.store import run_dir as rundir
+from lstm_textgen.store.sources import load_source
 from lstm_textgen.training_data import load_training_data, total_steps
 
 
@@ -52,7 +52,7 @@ def new_model_config(model_config: ModelConfig | None, config: TrainConfig) -> M
     source's architecture, which `model_config`, if given, must agree with."""
     if not config.init_from:
         return dataclasses.replace(model_config or ModelConfig())
-    from lstm_textgen.sources import describe_source, source_configs
+    from lstm_textgen.store.sources import describe_source, source_configs
 
     source_config = source_configs(describe_source(config.init_from))[0]
     if model_config is None:

@@ -8,7 +8,7 @@ import time
 
 import keras
 
-from lstm_textgen import rundir
+from lstm_textgen.store import run_dir as rundir
 
 logger = logging.getLogger("lstm_textgen")
 

@@ -52,7 +52,7 @@ def train_command(run: str) -> list[str]:
 
 def train(run: str) -> dict:
     """Train (or finish) the run; the wall and CPU minutes its train command reported."""
-    from lstm_textgen.rundir import read_state
+    from lstm_textgen.store.run_dir import read_state
 
     report = os.path.join(run, TRAIN_LOG)
     if not os.path.isdir(run) or read_state(run).step < _preset_steps():
@@ -89,7 +89,7 @@ def _preset_steps() -> int:
 def export(run: str, folder: str) -> None:
     from lstm_textgen.export import export_for_serving
     from lstm_textgen.litert_export import export_litert
-    from lstm_textgen.shipped import LITERT_FILE, LITERT_INT8_FILE
+    from lstm_textgen.store.shipped import LITERT_FILE, LITERT_INT8_FILE
 
     log(f"exporting {run} to {folder}")
     export_for_serving(run, folder, version=1)
@@ -116,7 +116,7 @@ def sample(folder: str) -> str:
     """The sample text, from the SavedModel; the LiteRT file must give the same."""
     from lstm_textgen.backends import open_generator
     from lstm_textgen.request import GenerationRequest
-    from lstm_textgen.shipped import LITERT_FILE
+    from lstm_textgen.store.shipped import LITERT_FILE
 
     settings = {k: v for k, v in SAMPLE.items() if k != "prompt"}
     request = GenerationRequest([SAMPLE["prompt"]], **settings)
@@ -156,7 +156,7 @@ def commit() -> str:
 
 def card(run: str, folder: str, timing: dict) -> dict:
     from lstm_textgen.bench.timing import cpu_description
-    from lstm_textgen.sources import load_source
+    from lstm_textgen.store.sources import load_source
 
     trained = load_source(os.path.join(folder, "1"))
     return {

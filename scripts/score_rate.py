@@ -32,7 +32,7 @@ BACKENDS = ("litert", "saved-model", "keras")
 
 def scorer_of(name: str):
     from lstm_textgen.scorers import open_scorer
-    from lstm_textgen.shipped import shipped_model
+    from lstm_textgen.store.shipped import shipped_model
 
     shipped = shipped_model()
     if name == "litert":
@@ -57,7 +57,7 @@ def rate(scorer, vocab, text: str) -> float:
 def floor_rate(chars: int) -> float:
     """Characters per second of the shipped model's matrix-vector products alone."""
     from lstm_textgen.litert import read_metadata
-    from lstm_textgen.shipped import shipped_model
+    from lstm_textgen.store.shipped import shipped_model
 
     config = read_metadata(shipped_model().litert)["model"]
     units, layers = config["units"], config["num_layers"]

@@ -21,8 +21,8 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.generate import TextGenerator
 from lstm_textgen.model import stepping
-from lstm_textgen.rundir import load_trained_model
 from lstm_textgen.serving import predict_request
+from lstm_textgen.store.run_dir import load_trained_model
 
 import tf_serving as serving
 from conftest import built_once

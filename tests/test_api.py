@@ -40,9 +40,9 @@ def test_first_line_of_an_error_never_fails():
 def test_light_modules_do_not_import_tensorflow():
     # `plot`, `generate --server` and `generate --litert` need neither TensorFlow nor tfds.
     code = (
-        "import sys, lstm_textgen.plot, lstm_textgen.client, lstm_textgen.rundir, "
+        "import sys, lstm_textgen.plot, lstm_textgen.client, lstm_textgen.store.run_dir, "
         "lstm_textgen.config, lstm_textgen.data.vocab, lstm_textgen.request, lstm_textgen.backends, "
-        "lstm_textgen.litert, lstm_textgen.shipped, lstm_textgen.sources, lstm_textgen.settings; "
+        "lstm_textgen.litert, lstm_textgen.store.shipped, lstm_textgen.store.sources, lstm_textgen.settings; "
         "print(sorted({'tensorflow', 'keras', 'tensorflow_datasets'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

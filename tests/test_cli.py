@@ -83,7 +83,7 @@ def test_a_run_in_use_is_refused_before_tensorflow_starts(tmp_path):
     import subprocess
     import sys
 
-    from lstm_textgen.rundir import writer_lock
+    from lstm_textgen.store.run_dir import writer_lock
 
     # TensorFlow cannot be imported in the child: the refusal must come before it.
     code = (

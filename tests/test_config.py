@@ -6,7 +6,7 @@ import pytest
 
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.rundir import load_run_config, save_run_config
+from lstm_textgen.store.run_dir import load_run_config, save_run_config
 
 
 def test_round_trip(tmp_path):

@@ -200,7 +200,7 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
     from lstm_textgen import distribute
     from lstm_textgen.config import TrainConfig
     from lstm_textgen.generate import TextGenerator
-    from lstm_textgen.rundir import load_trained_model
+    from lstm_textgen.store.run_dir import load_trained_model
     from lstm_textgen.train import train
 
     # This project's CPUs differ: pretend to have (or lack) bfloat16 instructions. With

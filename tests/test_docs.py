@@ -391,7 +391,7 @@ def test_the_readme_tour_and_the_docs_examples_run(tmp_path, monkeypatch, manual
     if manual_dir is None:
         pytest.skip("needs tiny Shakespeare's input.txt offline")
     from lstm_textgen.cli import main
-    from lstm_textgen.saved_model import latest_version
+    from lstm_textgen.store.export_layout import latest_version
 
     from tf_serving import fake_tf_serving
 

@@ -11,7 +11,7 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
 from lstm_textgen.generate import TextGenerator
-from lstm_textgen.rundir import load_trained_model
+from lstm_textgen.store.run_dir import load_trained_model
 
 from helpers import train_tiny, write_corpus
 from saved_model import (
@@ -89,8 +89,8 @@ def test_a_keras_implementation_run_exports_without_cudnn(tmp_path, small_text):
 
 
 def test_the_metadata_is_export_json_and_an_earlier_config_json_still_reads(served, tmp_path):
-    from lstm_textgen.saved_model import ExportMetadata
-    from lstm_textgen.sources import describe_source, source_configs
+    from lstm_textgen.store.export_layout import ExportMetadata
+    from lstm_textgen.store.sources import describe_source, source_configs
 
     version_dir = Path(served["version_dir"])
     metadata = ExportMetadata.read(str(version_dir))

@@ -82,7 +82,7 @@ def test_cpp_load_saved_model_serves_the_shipped_export(cpp_runner, tmp_path):
     """The shipped export as TF Serving's C++ loader runs it: the text of the library."""
     from lstm_textgen.litert import LiteRTModel
     from lstm_textgen.request import GenerationRequest
-    from lstm_textgen.shipped import shipped_model
+    from lstm_textgen.store.shipped import shipped_model
 
     shipped = shipped_model()
     request = GenerationRequest(

@@ -14,8 +14,8 @@ from lstm_textgen.errors import TextgenError
 from lstm_textgen.finetune import copy_weights
 from lstm_textgen.generate import TextGenerator
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.rundir import load_run_config, load_trained_model
-from lstm_textgen.sources import load_source
+from lstm_textgen.store.run_dir import load_run_config, load_trained_model
+from lstm_textgen.store.sources import load_source
 from lstm_textgen.train import train
 
 from helpers import write_corpus
@@ -157,7 +157,7 @@ def test_a_missing_or_foreign_source_is_a_one_line_error(tmp_path, capsys, make_
 
 
 def test_the_shipped_model_is_a_source_by_name():
-    from lstm_textgen.sources import describe_source, source_configs
+    from lstm_textgen.store.sources import describe_source, source_configs
 
     source = describe_source("shakespeare")
     assert source.kind == "export" and "shipped" in source.label

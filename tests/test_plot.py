@@ -6,7 +6,7 @@ import pytest
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.plot import plot_run
-from lstm_textgen.rundir import STATE_FILE
+from lstm_textgen.store.run_dir import STATE_FILE
 
 
 def test_plot_writes_a_png_of_every_checkpoint(tmp_path):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from lstm_textgen import rundir
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.store import run_dir as rundir
 
 
 def test_the_config_round_trips_and_an_older_config_gains_new_fields(tmp_path):

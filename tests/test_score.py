@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.evaluate import evaluate_run
-from lstm_textgen.saved_model import SavedModelScorer
+from lstm_textgen.generation.backends.saved_model import SavedModelScorer
 from lstm_textgen.scorers import open_scorer, score_text
 
 from helpers import cli_in_process

@@ -15,10 +15,10 @@ import pytest
 from lstm_textgen import backends
 from lstm_textgen.backends import open_generator, open_shipped_generator
 from lstm_textgen.evaluate import evaluate_run
+from lstm_textgen.generation.backends.saved_model import SavedModelGenerator
 from lstm_textgen.litert import LiteRTModel
 from lstm_textgen.request import GenerationRequest
-from lstm_textgen.saved_model import SavedModelGenerator
-from lstm_textgen.shipped import shipped_model
+from lstm_textgen.store.shipped import shipped_model
 
 from conftest import REPO
 from helpers import error_lines, run_cli
@@ -123,7 +123,7 @@ def test_a_plain_pip_install_carries_the_shipped_model(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-2000:]
-    code = "from lstm_textgen.shipped import shipped_model; print(shipped_model().folder)"
+    code = "from lstm_textgen.store.shipped import shipped_model; print(shipped_model().folder)"
     env = {**os.environ, "PYTHONPATH": str(target)}
     found = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env

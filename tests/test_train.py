@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.rundir import (
+from lstm_textgen.store.run_dir import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     load_run_config,
@@ -146,8 +146,8 @@ def test_resume_with_fewer_steps_changes_nothing(tmp_path, corpus):
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
     import numpy as np
 
-    from lstm_textgen import rundir
     from lstm_textgen.errors import TextgenError
+    from lstm_textgen.store import run_dir as rundir
 
     run = tmp_path / "run"
     tiny_train(run, corpus)

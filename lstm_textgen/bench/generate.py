@@ -55,10 +55,10 @@ from lstm_textgen.export import export_for_serving
 from lstm_textgen.litert_export import export_litert
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.rundir import BEST_CHECKPOINT, save_run_config
 from lstm_textgen.samplers import sample_next
 from lstm_textgen.serving import generate_arrays
 from lstm_textgen.settings import SamplingSettings, numbers
+from lstm_textgen.store.run_dir import BEST_CHECKPOINT, save_run_config
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
 EMBEDDING_DIM = 64

@@ -28,7 +28,7 @@ def tensorflow_start(args) -> str | None:
     if args.server or args.litert:
         return None
     if _uses_shipped_model(args):
-        from lstm_textgen.shipped import litert_installed
+        from lstm_textgen.store.shipped import litert_installed
 
         return None if litert_installed() else "devices"
     return "devices"

@@ -24,7 +24,7 @@ def tensorflow_start(args) -> str:
 
 def check_early(args) -> None:
     """Refuse a run that another process trains before TensorFlow starts (seconds)."""
-    from lstm_textgen.rundir import check_not_in_use
+    from lstm_textgen.store.run_dir import check_not_in_use
 
     check_not_in_use(args.run)
 
@@ -95,12 +95,12 @@ def main(args) -> int:
     settings = config_settings(args)
     base_model = None
     if settings.get("init_from") and not args.resume:
-        from lstm_textgen.sources import describe_source, source_configs
+        from lstm_textgen.store.sources import describe_source, source_configs
 
         base_model = source_configs(describe_source(settings["init_from"]))[0]
     model_config, train_config = make_configs(args.preset, base_model, **settings)
     if args.resume:
-        from lstm_textgen.rundir import load_run_config
+        from lstm_textgen.store.run_dir import load_run_config
 
         for warning in ignored_on_resume(load_run_config(args.run), settings):
             common.log(f"warning: {warning}")

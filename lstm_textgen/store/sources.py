@@ -1,5 +1,5 @@
 """A trained model from wherever it lies: a run directory, a SavedModel export, or the
-name of a shipped model (`lstm_textgen.shipped`).
+name of a shipped model (`lstm_textgen.store.shipped`).
 
 `describe_source` and `source_configs` read only JSON (no TensorFlow), so a command can
 check its flags against a source before TensorFlow starts; `load_source` rebuilds the
@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lstm_textgen import rundir
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line
-from lstm_textgen.saved_model import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
-from lstm_textgen.shipped import is_shipped_name, shipped_model
+from lstm_textgen.store import run_dir as rundir
+from lstm_textgen.store.export_layout import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
+from lstm_textgen.store.shipped import is_shipped_name, shipped_model
 
 
 @dataclass(frozen=True)

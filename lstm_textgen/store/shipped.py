@@ -8,7 +8,7 @@ carries it inside the package (`lstm_textgen/saved_models/`, see pyproject.toml)
 
 Example:
 
->>> from lstm_textgen.shipped import shipped_model
+>>> from lstm_textgen.store.shipped import shipped_model
 >>> shipped_model().saved_model   # the folder of its SavedModel versions
 '.../saved_models/shakespeare'
 """
@@ -27,7 +27,7 @@ FOLDER_ENV = "LSTM_TEXTGEN_SAVED_MODELS"
 LITERT_FILE = "model.tflite"  # float32 weights: the same text as the SavedModel
 LITERT_INT8_FILE = "model-int8.tflite"  # int8 weights: smaller, its text drifts
 CARD_FILE = "README.md"
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # lstm_textgen/
 
 
 @dataclass(frozen=True)
