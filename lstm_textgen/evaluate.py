@@ -15,8 +15,8 @@ from lstm_textgen.data import windows as data
 from lstm_textgen.data.corpus import corpus_from_tfds, items_corpus, read_text_files
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.scorers import source_scorer
-from lstm_textgen.scoring import Scorer
+from lstm_textgen.generation.scorers import source_scorer
+from lstm_textgen.generation.scoring import Scorer
 from lstm_textgen.store import run_dir as rundir
 
 log = logging.getLogger("lstm_textgen")

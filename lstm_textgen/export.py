@@ -7,7 +7,7 @@ strings out, no Python at serve time); every input of every signature has the ba
 first dimension, so TF Serving's batching (`--enable_batching`) can merge requests:
 
 - `serving_default`: `prompt` string [B] and one input per setting of
-  `lstm_textgen.settings.SETTINGS`, of the table's dtype (`generate_spec`): `num_chars`,
+  `lstm_textgen.generation.settings.SETTINGS`, of the table's dtype (`generate_spec`): `num_chars`,
   `temperature`, `top_k`, `top_p`, `seed` [B] and `stop` string [B, MAX_STOP_STRINGS]
   (each row's stop strings, then empty strings for unused slots) -> `text` string [B],
   `finish_reason` string [B] (`length`, `stop` or `end`), `h` and `c` float32
@@ -26,7 +26,7 @@ first dimension, so TF Serving's batching (`--enable_batching`) can merge reques
 
 A row's text depends only on its own inputs, not on the rows merged with it (up to the
 rounding of matrix products across batch sizes, see docs/serving.md). The request follows the
-limits of `lstm_textgen.settings.SETTINGS`, checked in the graph (`check_request`): the
+limits of `lstm_textgen.generation.settings.SETTINGS`, checked in the graph (`check_request`): the
 last `MAX_PROMPT_CHARS` characters of a prompt prime the state, at most `MAX_NUM_CHARS`
 are generated per row (more is clamped), and `score` reads the first `MAX_SCORE_CHARS` of
 a text. A setting outside its limits, a stop string longer than `MAX_STOP_CHARS`
@@ -53,15 +53,13 @@ from lstm_textgen.exporting import (
     unstacked_state,
 )
 from lstm_textgen.files import atomic_write_text
-from lstm_textgen.generate import (
+from lstm_textgen.generation.graph import (
     continue_spec,
     first_characters,
     generate_spec,
     generate_text,
 )
-from lstm_textgen.model import stepping
-from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.settings import (
+from lstm_textgen.generation.settings import (
     MAX_NUM_CHARS,
     MAX_PROMPT_CHARS,
     MAX_START_STEP,
@@ -70,6 +68,8 @@ from lstm_textgen.settings import (
     SETTINGS,
     START_STEP,
 )
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.store.export_layout import (
     EXPORT_EXTRA_DIR,
     EXPORT_METADATA_FILE,

@@ -19,8 +19,8 @@ import tensorflow as tf
 from lstm_textgen.data.vocab import UNKNOWN_ID
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
+from lstm_textgen.generation.settings import MAX_PROMPT_CHARS
 from lstm_textgen.model import stepping
-from lstm_textgen.settings import MAX_PROMPT_CHARS
 from lstm_textgen.store.shipped import DEFAULT_MODEL
 from lstm_textgen.store.sources import load_source
 

@@ -1,5 +1,5 @@
 """Export a trained run as a LiteRT model (`.tflite`) for devices: builtin ops only, its
-vocabulary and config embedded as metadata. `lstm_textgen.litert` runs it without
+vocabulary and config embedded as metadata. `lstm_textgen.generation.backends.litert` runs it without
 TensorFlow."""
 
 from __future__ import annotations
@@ -21,17 +21,21 @@ from lstm_textgen.exporting import (
     unstacked_state,
 )
 from lstm_textgen.files import atomic_path
-from lstm_textgen.litert import CHECKSUM_PLACEHOLDER, METADATA_NAME, with_checksum
-from lstm_textgen.model import stepping
-from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.samplers import sample_loop, sampling_batch
-from lstm_textgen.settings import (
+from lstm_textgen.generation.backends.litert import (
+    CHECKSUM_PLACEHOLDER,
+    METADATA_NAME,
+    with_checksum,
+)
+from lstm_textgen.generation.samplers import sample_loop, sampling_batch
+from lstm_textgen.generation.settings import (
     MAX_NUM_CHARS,
     MAX_START_STEP,
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
     numbers,
 )
+from lstm_textgen.model import stepping
+from lstm_textgen.model.language_model import CharLanguageModel
 
 LITERT_SIGNATURES = ("step", "prime", "generate")
 QUANTIZE_CHOICES = ("dynamic",)

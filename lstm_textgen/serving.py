@@ -6,8 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.generate import generate_spec
-from lstm_textgen.settings import START_STEP, SamplingSettings, export_inputs
+from lstm_textgen.generation.graph import generate_spec
+from lstm_textgen.generation.settings import START_STEP, SamplingSettings, export_inputs
 
 # The batch sizes the batching_parameters.txt of docs/serving.md allows; the warmup file runs each.
 ALLOWED_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)

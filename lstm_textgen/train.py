@@ -39,7 +39,7 @@ from lstm_textgen.distribute import (
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
-from lstm_textgen.keras_scorer import KerasScorer
+from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 from lstm_textgen.progress import is_terminal
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.training_data import total_steps, training_datasets

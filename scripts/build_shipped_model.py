@@ -114,8 +114,8 @@ def losses(folder: str) -> dict:
 
 def sample(folder: str) -> str:
     """The sample text, from the SavedModel; the LiteRT file must give the same."""
-    from lstm_textgen.backends import open_generator
-    from lstm_textgen.request import GenerationRequest
+    from lstm_textgen.generation.open_model import open_generator
+    from lstm_textgen.generation.request import GenerationRequest
     from lstm_textgen.store.shipped import LITERT_FILE
 
     settings = {k: v for k, v in SAMPLE.items() if k != "prompt"}

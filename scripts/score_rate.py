@@ -31,7 +31,7 @@ BACKENDS = ("litert", "saved-model", "keras")
 
 
 def scorer_of(name: str):
-    from lstm_textgen.scorers import open_scorer
+    from lstm_textgen.generation.scorers import open_scorer
     from lstm_textgen.store.shipped import shipped_model
 
     shipped = shipped_model()
@@ -43,8 +43,8 @@ def scorer_of(name: str):
 
 
 def rate(scorer, vocab, text: str) -> float:
-    from lstm_textgen.scorers import score_text
-    from lstm_textgen.scoring import PIECE_CHARS
+    from lstm_textgen.generation.scorers import score_text
+    from lstm_textgen.generation.scoring import PIECE_CHARS
 
     for _ in score_text(scorer, vocab, text[: PIECE_CHARS + 256]):  # compiles what it uses
         pass
@@ -56,7 +56,7 @@ def rate(scorer, vocab, text: str) -> float:
 
 def floor_rate(chars: int) -> float:
     """Characters per second of the shipped model's matrix-vector products alone."""
-    from lstm_textgen.litert import read_metadata
+    from lstm_textgen.generation.backends.litert import read_metadata
     from lstm_textgen.store.shipped import shipped_model
 
     config = read_metadata(shipped_model().litert)["model"]

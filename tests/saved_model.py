@@ -19,7 +19,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.export import export_for_serving
-from lstm_textgen.generate import TextGenerator
+from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model import stepping
 from lstm_textgen.serving import predict_request
 from lstm_textgen.store.run_dir import load_trained_model

@@ -40,9 +40,9 @@ def test_first_line_of_an_error_never_fails():
 def test_light_modules_do_not_import_tensorflow():
     # `plot`, `generate --server` and `generate --litert` need neither TensorFlow nor tfds.
     code = (
-        "import sys, lstm_textgen.plot, lstm_textgen.client, lstm_textgen.store.run_dir, "
-        "lstm_textgen.config, lstm_textgen.data.vocab, lstm_textgen.request, lstm_textgen.backends, "
-        "lstm_textgen.litert, lstm_textgen.store.shipped, lstm_textgen.store.sources, lstm_textgen.settings; "
+        "import sys, lstm_textgen.plot, lstm_textgen.generation.backends.server, lstm_textgen.store.run_dir, "
+        "lstm_textgen.config, lstm_textgen.data.vocab, lstm_textgen.generation.request, lstm_textgen.generation.open_model, "
+        "lstm_textgen.generation.backends.litert, lstm_textgen.store.shipped, lstm_textgen.store.sources, lstm_textgen.generation.settings; "
         "print(sorted({'tensorflow', 'keras', 'tensorflow_datasets'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -54,8 +54,8 @@ def test_the_package_does_not_need_litert_until_a_litert_model_is_run():
     # exporter must work without it (a stub that fails on import stands in for it).
     code = (
         "import sys; sys.modules['ai_edge_litert'] = None; "
-        "import lstm_textgen, lstm_textgen.litert, lstm_textgen.export, lstm_textgen.cli; "
-        "from lstm_textgen.litert import LiteRTModel; "
+        "import lstm_textgen, lstm_textgen.generation.backends.litert, lstm_textgen.export, lstm_textgen.cli; "
+        "from lstm_textgen.generation.backends.litert import LiteRTModel; "
         "LiteRTModel(lstm_textgen.export.__file__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

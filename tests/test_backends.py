@@ -5,11 +5,11 @@ and the same finish reasons; stop strings cut the text where the reference cut s
 import numpy as np
 import pytest
 
-from lstm_textgen.backends import open_generator
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.generation.open_model import open_generator
+from lstm_textgen.generation.request import GenerationRequest, GenerationState, stop_at_first
+from lstm_textgen.generation.settings import MAX_SEED
 from lstm_textgen.model import stepping
-from lstm_textgen.request import GenerationRequest, GenerationState, stop_at_first
-from lstm_textgen.settings import MAX_SEED
 
 import tf_serving
 from litert_model import LAYERS, UNITS

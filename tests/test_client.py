@@ -8,9 +8,13 @@ import time
 
 import pytest
 
-from lstm_textgen.client import ServerGenerator, completions_from_reply, generate_body
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.request import Completion, GenerationRequest
+from lstm_textgen.generation.backends.server import (
+    ServerGenerator,
+    completions_from_reply,
+    generate_body,
+)
+from lstm_textgen.generation.request import Completion, GenerationRequest
 
 
 class Echo(http.server.BaseHTTPRequestHandler):

@@ -199,7 +199,7 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
 
     from lstm_textgen import distribute
     from lstm_textgen.config import TrainConfig
-    from lstm_textgen.generate import TextGenerator
+    from lstm_textgen.generation.backends.keras import TextGenerator
     from lstm_textgen.store.run_dir import load_trained_model
     from lstm_textgen.train import train
 

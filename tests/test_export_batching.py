@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import MAX_SCORE_CHARS
-from lstm_textgen.settings import MAX_PROMPT_CHARS, MAX_STOP_STRINGS
+from lstm_textgen.generation.settings import MAX_PROMPT_CHARS, MAX_STOP_STRINGS
 
 from saved_model import texts, used
 from tf_serving import signature_input_shapes

@@ -80,8 +80,8 @@ def run_cpp(binary, version_dir, request, workdir, name):
 @pytest.mark.slow
 def test_cpp_load_saved_model_serves_the_shipped_export(cpp_runner, tmp_path):
     """The shipped export as TF Serving's C++ loader runs it: the text of the library."""
-    from lstm_textgen.litert import LiteRTModel
-    from lstm_textgen.request import GenerationRequest
+    from lstm_textgen.generation.backends.litert import LiteRTModel
+    from lstm_textgen.generation.request import GenerationRequest
     from lstm_textgen.store.shipped import shipped_model
 
     shipped = shipped_model()

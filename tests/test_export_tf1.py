@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.client import STATE_OUTPUTS
+from lstm_textgen.generation.backends.server import STATE_OUTPUTS
+from lstm_textgen.generation.request import GenerationRequest
+from lstm_textgen.generation.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS, START_STEP
 from lstm_textgen.model import stepping
-from lstm_textgen.request import GenerationRequest
-from lstm_textgen.settings import MAX_NUM_CHARS, MAX_STOP_STRINGS, SETTINGS, START_STEP
 
 import tf_serving as serving
 from helpers import assert_close

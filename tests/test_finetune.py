@@ -12,7 +12,7 @@ from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import END_OF_ITEM
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.finetune import copy_weights
-from lstm_textgen.generate import TextGenerator
+from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.store.run_dir import load_run_config, load_trained_model
 from lstm_textgen.store.sources import load_source

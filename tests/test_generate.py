@@ -8,7 +8,7 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.generate import TextGenerator
+from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model.language_model import CharLanguageModel
 
 
@@ -52,7 +52,7 @@ def test_bad_requests_are_clear_errors(generator):
 
 
 def test_last_and_first_characters_read_whole_characters_from_a_byte_window():
-    from lstm_textgen.generate import first_characters, last_characters
+    from lstm_textgen.generation.graph import first_characters, last_characters
 
     texts = ["Ω€a" * 1000 + "xyΩ€", "ab", ""]
     got = last_characters(tf.constant(texts), 5).to_list()
@@ -112,10 +112,10 @@ def items_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(items_run, tmp_path):
-    from lstm_textgen.backends import open_generator
     from lstm_textgen.export import export_for_serving
+    from lstm_textgen.generation.open_model import open_generator
+    from lstm_textgen.generation.request import GenerationRequest
     from lstm_textgen.litert_export import export_litert
-    from lstm_textgen.request import GenerationRequest
 
     from helpers import cli_in_process, error_lines
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.litert import LiteRTModel
-from lstm_textgen.samplers import hash_uniforms
+from lstm_textgen.generation.backends.litert import LiteRTModel
+from lstm_textgen.generation.samplers import hash_uniforms
 
 from conftest import REPO
 from helpers import assert_close, cli_in_process, error_lines, run_cli
@@ -196,7 +196,7 @@ def test_litert_errors_are_one_line(litert_exported, tmp_path):
 
 def test_litert_generation_runs_without_tensorflow(litert_exported):
     code = (
-        "import sys; from lstm_textgen.litert import LiteRTModel; "
+        "import sys; from lstm_textgen.generation.backends.litert import LiteRTModel; "
         f"m = LiteRTModel({litert_exported['fp32']!r}); "
         "print(len(m.generate(['the'], num_chars=30, seed=1)[0]), "
         "sorted({'tensorflow', 'keras'} & set(sys.modules)))"
@@ -223,7 +223,7 @@ def test_scoring_with_litert_runs_without_tensorflow(litert_exported):
 
 def test_a_litert_file_with_bytes_overwritten_is_refused(litert_exported, tmp_path):
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.litert import LiteRTModel, read_metadata
+    from lstm_textgen.generation.backends.litert import LiteRTModel, read_metadata
 
     assert len(read_metadata(litert_exported["fp32"])["checksum"]) == 64
     content = bytearray(open(litert_exported["fp32"], "rb").read())

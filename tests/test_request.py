@@ -7,14 +7,19 @@ import pytest
 
 from lstm_textgen.data.vocab import END_OF_ITEM, CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.request import (
+from lstm_textgen.generation.request import (
     Completion,
     GenerationRequest,
     Generator,
     prompt_tail,
     stop_at_first,
 )
-from lstm_textgen.settings import MAX_PROMPT_CHARS, MAX_SEED, MAX_STOP_STRINGS, stop_matrix
+from lstm_textgen.generation.settings import (
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STOP_STRINGS,
+    stop_matrix,
+)
 
 
 def test_one_value_applies_to_every_row_and_a_seed_counts_up_per_row():

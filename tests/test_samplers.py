@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.request import GenerationRequest, stop_at_first
-from lstm_textgen.samplers import (
+from lstm_textgen.generation.request import GenerationRequest, stop_at_first
+from lstm_textgen.generation.samplers import (
     filter_logits,
     hash_uniforms,
     sample_loop,

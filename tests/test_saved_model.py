@@ -6,9 +6,9 @@ import tensorflow as tf
 
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.generate import generate_spec
 from lstm_textgen.generation.backends.saved_model import SavedModelGenerator, SavedModelScorer
-from lstm_textgen.request import GenerationRequest, GenerationState
+from lstm_textgen.generation.graph import generate_spec
+from lstm_textgen.generation.request import GenerationRequest, GenerationState
 
 from helpers import cli_in_process
 

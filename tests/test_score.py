@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from lstm_textgen.evaluate import evaluate_run
 from lstm_textgen.generation.backends.saved_model import SavedModelScorer
-from lstm_textgen.scorers import open_scorer, score_text
+from lstm_textgen.generation.scorers import open_scorer, score_text
 
 from helpers import cli_in_process
 
@@ -123,7 +123,7 @@ def test_a_text_with_no_known_character_is_an_error_not_a_zero_score(litert_expo
 
 def test_a_long_text_scored_in_xla_pieces_equals_the_graph_pieces(litert_exported):
     """Full pieces of `PIECE_CHARS` run under XLA, shorter ones in a graph: the same scores."""
-    from lstm_textgen.scoring import PIECE_CHARS
+    from lstm_textgen.generation.scoring import PIECE_CHARS
 
     scorer, vocab = open_scorer(str(litert_exported["run"]))
     text = ("the quick brown fox jumps over the lazy dog. " * 40)[: PIECE_CHARS + 100]

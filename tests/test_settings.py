@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.request import GenerationRequest
-from lstm_textgen.settings import SETTINGS, SamplingSettings, export_inputs
+from lstm_textgen.generation.request import GenerationRequest
+from lstm_textgen.generation.settings import SETTINGS, SamplingSettings, export_inputs
 
 
 def test_a_row_takes_the_defaults_checks_each_value_and_stays_frozen():
@@ -68,8 +68,8 @@ def test_the_export_inputs_are_every_setting_in_the_table_order():
 def test_a_limit_changed_in_the_table_is_followed_by_every_path(monkeypatch, capsys):
     from lstm_textgen.cli import main
     from lstm_textgen.export import check_request
-    from lstm_textgen.generate import generate_spec
-    from lstm_textgen.samplers import sampling_batch
+    from lstm_textgen.generation.graph import generate_spec
+    from lstm_textgen.generation.samplers import sampling_batch
     from lstm_textgen.serving import generate_arrays
 
     top_k = dataclasses.replace(SETTINGS["top_k"], maximum=5, limits="0 to 5")

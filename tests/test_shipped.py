@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lstm_textgen import backends
-from lstm_textgen.backends import open_generator, open_shipped_generator
 from lstm_textgen.evaluate import evaluate_run
+from lstm_textgen.generation import open_model as backends
+from lstm_textgen.generation.backends.litert import LiteRTModel
 from lstm_textgen.generation.backends.saved_model import SavedModelGenerator
-from lstm_textgen.litert import LiteRTModel
-from lstm_textgen.request import GenerationRequest
+from lstm_textgen.generation.open_model import open_generator, open_shipped_generator
+from lstm_textgen.generation.request import GenerationRequest
 from lstm_textgen.store.shipped import shipped_model
 
 from conftest import REPO

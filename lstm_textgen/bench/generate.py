@@ -52,12 +52,12 @@ from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export import export_for_serving
+from lstm_textgen.generation.samplers import sample_next
+from lstm_textgen.generation.settings import SamplingSettings, numbers
 from lstm_textgen.litert_export import export_litert
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.samplers import sample_next
 from lstm_textgen.serving import generate_arrays
-from lstm_textgen.settings import SamplingSettings, numbers
 from lstm_textgen.store.run_dir import BEST_CHECKPOINT, save_run_config
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
@@ -146,7 +146,7 @@ def floor_loop(model, batch, chars):
 
 def litert_variants(workdir) -> dict:
     """{name: LiteRTModel} of the LiteRT exports of the benchmark's run, if LiteRT runs."""
-    from lstm_textgen.litert import LiteRTModel
+    from lstm_textgen.generation.backends.litert import LiteRTModel
 
     run = os.path.join(workdir, "run")
     variants = {}
@@ -220,7 +220,7 @@ def cold_start(export_dir, chars):
 def cold_start_litert(path, chars):
     """Seconds from a fresh interpreter to the first text of a LiteRT model (no TF)."""
     code = (
-        "from lstm_textgen.litert import LiteRTModel\n"
+        "from lstm_textgen.generation.backends.litert import LiteRTModel\n"
         f"LiteRTModel({path!r}).generate(['ROMEO:'], num_chars={chars}, seed=1)\n"
     )
     start = time.perf_counter()

@@ -35,7 +35,7 @@ def tensorflow_start(args) -> str | None:
 
 
 def add_cli_args(parser) -> None:
-    from lstm_textgen.settings import SERVER_DEADLINE
+    from lstm_textgen.generation.settings import SERVER_DEADLINE
 
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", metavar="DIR", help="training run directory")
@@ -119,7 +119,7 @@ def add_cli_args(parser) -> None:
 
 def add_setting_flags(parser) -> None:
     """One flag per generation setting of `settings.SETTINGS`; `--stop` is repeatable."""
-    from lstm_textgen.settings import SETTINGS
+    from lstm_textgen.generation.settings import SETTINGS
 
     for spec in SETTINGS.values():
         if not spec.is_number:
@@ -136,10 +136,10 @@ def add_setting_flags(parser) -> None:
 
 
 def main(args) -> int:
-    from lstm_textgen.backends import open_generator
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.request import GenerationRequest
-    from lstm_textgen.settings import SETTINGS
+    from lstm_textgen.generation.open_model import open_generator
+    from lstm_textgen.generation.request import GenerationRequest
+    from lstm_textgen.generation.settings import SETTINGS
 
     if args.batch < 1:
         raise TextgenError(f"--batch must be >= 1, got {args.batch}")
@@ -196,11 +196,11 @@ def main(args) -> int:
         completions = generator.complete(request)
         _print_completions(completions, args)
     if args.save_state:
-        from lstm_textgen.state_file import save_states
+        from lstm_textgen.generation.state_file import save_states
 
         save_states(args.save_state, completions, request.checked().column("seed"))
     if args.num_items is not None and args.run:
-        from lstm_textgen.backends import training_items
+        from lstm_textgen.generation.open_model import training_items
 
         known = training_items(args.run, args.tfds_manual_dir)
         copies = sum(args.prompt + c.text in known for c in completions)
@@ -211,7 +211,7 @@ def main(args) -> int:
 def _continued(args):
     """`(states, rows, seeds)` of the file --continue names, checked against the flags."""
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.state_file import load_states
+    from lstm_textgen.generation.state_file import load_states
 
     if args.num_items is not None:
         raise TextgenError("--num-items starts new items; leave it out with --continue")

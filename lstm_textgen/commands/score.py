@@ -43,9 +43,9 @@ def main(args) -> int:
 
     from lstm_textgen.config import bits
     from lstm_textgen.errors import TextgenError
+    from lstm_textgen.generation.request import without_surrogates
+    from lstm_textgen.generation.scorers import open_scorer, score_text
     from lstm_textgen.progress import Progress
-    from lstm_textgen.request import without_surrogates
-    from lstm_textgen.scorers import open_scorer, score_text
 
     text = _read_text(args)
     scorer, vocab = open_scorer(args.run, args.checkpoint, args.litert, args.saved_model)
@@ -84,7 +84,7 @@ def _read_text(args) -> str:
     import sys
 
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.request import without_surrogates
+    from lstm_textgen.generation.request import without_surrogates
 
     if args.text is not None:
         text, name = args.text, "--text"

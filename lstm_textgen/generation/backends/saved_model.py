@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line
-from lstm_textgen.request import (
+from lstm_textgen.generation.request import (
     CheckedRequest,
     Completion,
     Generator,
     completion_from_row,
     model_key,
 )
-from lstm_textgen.scoring import Scorer, log_softmax
+from lstm_textgen.generation.scoring import Scorer, log_softmax
 from lstm_textgen.store.export_layout import (
     ExportMetadata,
     check_graph,

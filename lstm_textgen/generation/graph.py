@@ -3,35 +3,29 @@ time, carrying the state forward, all inside one `tf.function`.
 
 `generate_text` is the one generation graph: strings in, strings out, every setting per
 row, from the initial state or from each row's state of an earlier request. `TextGenerator`
-(the library and `lstm-textgen generate --run`) and the export's `serving_default` and
-`continue` signatures all run it; the LiteRT export runs the same sampling loop.
+(`generation.backends.keras`: the library and `lstm-textgen generate --run`) and the
+export's `serving_default` and `continue` signatures all run it; the LiteRT export runs the
+same sampling loop.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.data.vocab import UNKNOWN_ID
 from lstm_textgen.exporting import stacked_state, unstacked_state
-from lstm_textgen.model import stepping
-from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.request import (
+from lstm_textgen.generation.request import (
     FINISH_REASONS,
-    CheckedRequest,
-    Completion,
-    Generator,
-    completion_from_row,
-    model_key,
 )
-from lstm_textgen.samplers import Generated, sample_loop, sampling_batch
-from lstm_textgen.settings import (
+from lstm_textgen.generation.samplers import Generated, sample_loop, sampling_batch
+from lstm_textgen.generation.settings import (
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
     SETTINGS,
     START_STEP,
 )
+from lstm_textgen.model import stepping
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.
 _UTF8_WINDOW = lambda chars: 4 * chars + 3  # noqa: E731
@@ -116,7 +110,7 @@ def first_characters(text, count: int):
 
 def generate_text(model, vocab, prompt, settings, continued=None):
     """Graph code: the continuation of each prompt, with the prompt policy of
-    `lstm_textgen.request`.
+    `lstm_textgen.generation.request`.
 
     Args:
         prompt: string `[B]`. Only its last `MAX_PROMPT_CHARS` characters prime the state;
@@ -200,54 +194,3 @@ def continue_function(model, vocab):
         return generate_text(model, vocab, prompt, dict(zip(SETTINGS, settings)), continued)
 
     return generate
-
-
-class TextGenerator(Generator):
-    """Samples text from a trained `CharLanguageModel` in this process.
-
-    Args:
-        model: the trained model.
-        vocab: the run's `CharVocabulary`.
-
-    Example:
-
-    >>> generator = TextGenerator(model, vocab)
-    >>> generator.generate(["ROMEO:"], num_chars=100, temperature=0.8, seed=1)
-    >>> generator.complete(GenerationRequest(["ROMEO:"], stop=["\n"]))[0].finish_reason
-    """
-
-    source = "run"
-
-    def __init__(self, model: CharLanguageModel, vocab: CharVocabulary):
-        if model.vocab_size != vocab.size:
-            raise TextgenError(
-                f"model predicts {model.vocab_size} ids but the vocabulary has {vocab.size}"
-            )
-        self.model = model
-        self.vocab = vocab
-        self.state_shape = (model.num_layers, model.units)
-        self.model_key = model_key(vocab, *self.state_shape)
-        self._functions = {
-            "serving_default": tf.function(
-                generate_function(model, vocab), input_signature=generate_spec()
-            ),
-            "continue": tf.function(
-                continue_function(model, vocab),
-                input_signature=continue_spec(model.num_layers, model.units),
-            ),
-        }
-
-    def unknown_characters(self, prompts) -> list[str]:
-        """Prompt characters outside the vocabulary; generation skips them."""
-        return self.vocab.unknown_characters("".join(prompts))
-
-    def _complete(self, request: CheckedRequest) -> list[Completion]:
-        inputs = request.export_inputs()
-        function = self._functions[request.signature]
-        specs = function.input_signature
-        out = function(*[tf.constant(inputs[spec.name], spec.dtype) for spec in specs])
-        out = {name: value.numpy() for name, value in out.items()}
-        return [
-            completion_from_row(t.decode("utf-8"), r.decode(), out, row, self.model_key)
-            for row, (t, r) in enumerate(zip(out["text"], out["finish_reason"]))
-        ]

@@ -19,8 +19,8 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from lstm_textgen.data.vocab import UNKNOWN_ID
-from lstm_textgen.request import FINISH_END, FINISH_LENGTH, FINISH_STOP
-from lstm_textgen.settings import numbers
+from lstm_textgen.generation.request import FINISH_END, FINISH_LENGTH, FINISH_STOP
+from lstm_textgen.generation.settings import numbers
 
 # Temperatures below this divide as this: logits / 1e-20 stay finite, and as good as greedy.
 MIN_TEMPERATURE = 1e-20

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.request import Generator
-from lstm_textgen.settings import SERVER_DEADLINE
+from lstm_textgen.generation.request import Generator
+from lstm_textgen.generation.settings import SERVER_DEADLINE
 from lstm_textgen.store.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 
 
@@ -55,7 +55,7 @@ def open_generator(
     if not given:
         return open_shipped_generator()
     if run:
-        from lstm_textgen.generate import TextGenerator
+        from lstm_textgen.generation.backends.keras import TextGenerator
         from lstm_textgen.store.run_dir import load_trained_model
 
         return TextGenerator(*load_trained_model(run, checkpoint))
@@ -64,10 +64,10 @@ def open_generator(
 
         return SavedModelGenerator(saved_model)
     if server:
-        from lstm_textgen.client import ServerGenerator
+        from lstm_textgen.generation.backends.server import ServerGenerator
 
         return ServerGenerator(server, model_name, deadline)
-    from lstm_textgen.litert import LiteRTModel
+    from lstm_textgen.generation.backends.litert import LiteRTModel
 
     return LiteRTModel(litert)
 
@@ -76,7 +76,7 @@ def open_shipped_generator(name: str = DEFAULT_MODEL) -> Generator:
     """The shipped model `name` as a `Generator`: LiteRT when installed, else SavedModel."""
     shipped = shipped_model(name)
     if litert_installed() and os.path.isfile(shipped.litert):
-        from lstm_textgen.litert import LiteRTModel
+        from lstm_textgen.generation.backends.litert import LiteRTModel
 
         return LiteRTModel(shipped.litert)
     from lstm_textgen.generation.backends.saved_model import SavedModelGenerator

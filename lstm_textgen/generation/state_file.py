@@ -16,7 +16,7 @@ import numpy as np
 
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_write_text
-from lstm_textgen.request import Completion, GenerationState
+from lstm_textgen.generation.request import Completion, GenerationState
 
 FORMAT = "lstm-textgen generation state"
 VERSION = 1

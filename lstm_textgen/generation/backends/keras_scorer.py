@@ -6,9 +6,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from lstm_textgen.generation.scoring import PIECE_CHARS, Scorer
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.scoring import PIECE_CHARS, Scorer
 
 
 class KerasScorer(Scorer):

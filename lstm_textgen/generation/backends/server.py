@@ -16,8 +16,13 @@ import urllib.parse
 import urllib.request
 
 from lstm_textgen.errors import TextgenError, first_line_of, setting
-from lstm_textgen.request import CheckedRequest, Completion, Generator, completion_from_row
-from lstm_textgen.settings import SERVER_DEADLINE
+from lstm_textgen.generation.request import (
+    CheckedRequest,
+    Completion,
+    Generator,
+    completion_from_row,
+)
+from lstm_textgen.generation.settings import SERVER_DEADLINE
 
 
 def check_model_name(name) -> str:

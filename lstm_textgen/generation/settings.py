@@ -5,13 +5,13 @@ Nothing here imports TensorFlow. `SETTINGS` is the table; everything else is der
 it: `SamplingSettings` (one row's checked settings, frozen), the `generate` command's
 flags, the columns of a SavedModel request (`export_inputs`, which the REST client and
 TF Serving's warmup file send), the input signatures of the SavedModel and LiteRT exports
-(`lstm_textgen.generate.generate_spec`, `lstm_textgen.litert_export`), the checks those
+(`lstm_textgen.generation.graph.generate_spec`, `lstm_textgen.litert_export`), the checks those
 exports run in their graphs (`lstm_textgen.export`), and the per-batch tensors of the
-sampling loop (`lstm_textgen.samplers.SamplingBatch`). A limit therefore exists once and
+sampling loop (`lstm_textgen.generation.samplers.SamplingBatch`). A limit therefore exists once and
 reads the same in a Python error, a CLI error and an INVALID_ARGUMENT from TF Serving.
 
 Adding a setting is one entry in `SETTINGS` (a field of `SamplingBatch` if the sampling
-loop needs it) and its use in `lstm_textgen.samplers`.
+loop needs it) and its use in `lstm_textgen.generation.samplers`.
 """
 
 from __future__ import annotations

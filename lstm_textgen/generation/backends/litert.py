@@ -21,7 +21,7 @@ import numpy as np
 
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
-from lstm_textgen.request import (
+from lstm_textgen.generation.request import (
     FINISH_REASONS,
     CheckedRequest,
     Completion,
@@ -29,8 +29,8 @@ from lstm_textgen.request import (
     completion_from_row,
     model_key,
 )
-from lstm_textgen.scoring import Scorer, log_softmax
-from lstm_textgen.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
+from lstm_textgen.generation.scoring import Scorer, log_softmax
+from lstm_textgen.generation.settings import MAX_STOP_CHARS, MAX_STOP_STRINGS, numbers
 
 METADATA_NAME = "lstm_textgen"
 

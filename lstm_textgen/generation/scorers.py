@@ -12,7 +12,7 @@ import numpy as np
 
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.scoring import PIECE_CHARS, Scorer
+from lstm_textgen.generation.scoring import PIECE_CHARS, Scorer
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def exported_scorer(litert: str | None, saved_model: str | None) -> Scorer | Non
     if litert and saved_model:
         raise TextgenError(f"give {setting('litert')} or {setting('saved_model')}, not both")
     if litert:
-        from lstm_textgen.litert import LiteRTModel
+        from lstm_textgen.generation.backends.litert import LiteRTModel
 
         return LiteRTModel(litert)
     if saved_model:
@@ -95,7 +95,7 @@ def source_scorer(source, checkpoint: str, litert=None, saved_model=None):
 
     scorer = exported_scorer(litert, saved_model)
     if scorer is None:
-        from lstm_textgen.keras_scorer import KerasScorer
+        from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 
         trained = load_source(source, checkpoint)
         return KerasScorer(trained.model), trained.vocab, trained.train_config
