@@ -1,6 +1,6 @@
 """Export a trained run as a LiteRT model (`.tflite`) for devices: builtin ops only, its
-vocabulary and config embedded as metadata. `lstm_textgen.generation.backends.litert` runs it without
-TensorFlow."""
+vocabulary and config embedded as metadata. `lstm_textgen.generation.backends.litert` runs
+it without TensorFlow."""
 
 from __future__ import annotations
 

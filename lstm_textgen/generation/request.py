@@ -2,8 +2,8 @@
 
 Nothing here imports TensorFlow: the REST client and the LiteRT runner use it as they are.
 
-A `GenerationRequest` is checked once, here, against the table of `lstm_textgen.generation.settings`;
-the exports check the same limits in their graphs. A `Generator` (a trained run, a
+A `GenerationRequest` is checked once, here, against the table of
+`lstm_textgen.generation.settings`; the exports check the same limits in their graphs. A `Generator` (a trained run, a
 SavedModel, a TF Serving endpoint or a LiteRT file) takes a request and returns one
 `Completion` per prompt, and every backend applies the same prompt policy:
 
@@ -163,7 +163,7 @@ class CheckedRequest:
 
 
 class GenerationRequest:
-    """What to generate: one row per prompt, with the settings of `lstm_textgen.generation.settings`.
+    """What to generate: one row per prompt, with the settings of `generation.settings`.
 
     Args:
         prompts: a string or a list of strings; "" starts from the initial state.

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line
