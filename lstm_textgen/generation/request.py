@@ -3,9 +3,9 @@
 Nothing here imports TensorFlow: the REST client and the LiteRT runner use it as they are.
 
 A `GenerationRequest` is checked once, here, against the table of
-`lstm_textgen.generation.settings`; the exports check the same limits in their graphs. A `Generator` (a trained run, a
-SavedModel, a TF Serving endpoint or a LiteRT file) takes a request and returns one
-`Completion` per prompt, and every backend applies the same prompt policy:
+`lstm_textgen.generation.settings`; the exports check the same limits in their graphs. A
+`Generator` (a trained run, a SavedModel, a TF Serving endpoint or a LiteRT file) takes a
+request and returns one `Completion` per prompt, and every backend applies the same prompt policy:
 
 - only the last `MAX_PROMPT_CHARS` characters of a prompt prime the state;
 - prompt characters outside the vocabulary are skipped (with a warning where the
