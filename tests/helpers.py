@@ -71,7 +71,7 @@ def write_corpus(folder, text, name="corpus.txt"):
 def train_tiny(run, text_file, model_config, *, resume=False, max_steps=None, **train_fields):
     """Train (or resume) a tiny model on one text file, quietly; returns the TrainResult."""
     from lstm_textgen.config import TrainConfig
-    from lstm_textgen.train import train
+    from lstm_textgen.training.train import train
 
     fields = {"seq_len": 16, "batch_size": 4, "max_steps": 4, "checkpoint_every": 2, **train_fields}
     return train(

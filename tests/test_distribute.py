@@ -197,11 +197,11 @@ def test_mixed_precision_keeps_logits_and_the_gate_loop_in_float32():
 def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
     import keras
 
-    from lstm_textgen import distribute
     from lstm_textgen.config import TrainConfig
     from lstm_textgen.generation.backends.keras import TextGenerator
     from lstm_textgen.store.run_dir import load_trained_model
-    from lstm_textgen.train import train
+    from lstm_textgen.training import distribute
+    from lstm_textgen.training.train import train
 
     # This project's CPUs differ: pretend to have (or lack) bfloat16 instructions. With
     # them, the bfloat16 products run here too, only slower where they are emulated.
@@ -245,7 +245,7 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
 
 
 def test_auto_precision_stays_float32_without_instructions_a_wide_model_or_a_gain(monkeypatch):
-    from lstm_textgen import distribute
+    from lstm_textgen.training import distribute
 
     def never(*args):
         raise AssertionError("measured a model too small to try")
@@ -275,9 +275,9 @@ def test_auto_precision_takes_bfloat16_where_it_measures_faster_and_a_resume_kee
 ):
     import keras
 
-    from lstm_textgen import distribute
     from lstm_textgen.config import TrainConfig
-    from lstm_textgen.train import train
+    from lstm_textgen.training import distribute
+    from lstm_textgen.training.train import train
 
     monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: True)
     monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (3e-3, 2e-3))

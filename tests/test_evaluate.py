@@ -7,7 +7,7 @@ import pytest
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluate import evaluate_run, evaluate_text
+from lstm_textgen.evaluation.evaluate import evaluate_run, evaluate_text
 from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.store.run_dir import load_trained_model

@@ -7,7 +7,7 @@ import numpy as np
 
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.optimizer import compile_model
+from lstm_textgen.training.optimizer import compile_model
 
 from helpers import assert_close
 

@@ -357,7 +357,7 @@ def test_bfloat16_training_steps_track_float32_losses():
     float32 run's."""
     from lstm_textgen.config import ModelConfig, TrainConfig
     from lstm_textgen.model.language_model import CharLanguageModel
-    from lstm_textgen.optimizer import compile_model
+    from lstm_textgen.training.optimizer import compile_model
 
     config = ModelConfig(vocab_size=12, embedding_dim=8, units=16, num_layers=2)
     models = [CharLanguageModel.from_model_config(config) for _ in range(2)]

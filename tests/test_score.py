@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.evaluate import evaluate_run
+from lstm_textgen.evaluation.evaluate import evaluate_run
 from lstm_textgen.generation.backends.saved_model import SavedModelScorer
 from lstm_textgen.generation.scorers import open_scorer, score_text
 

@@ -13,7 +13,7 @@ from lstm_textgen.store.run_dir import (
     load_run_config,
     read_checkpoint_info,
 )
-from lstm_textgen.train import train
+from lstm_textgen.training.train import train
 
 from helpers import train_tiny, write_corpus
 
@@ -67,7 +67,7 @@ def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_te
     from lstm_textgen.data import windows as data
     from lstm_textgen.data.vocab import CharVocabulary
     from lstm_textgen.model.language_model import CharLanguageModel
-    from lstm_textgen.optimizer import compile_model
+    from lstm_textgen.training.optimizer import compile_model
 
     vocab = CharVocabulary.from_text(small_text)
     ids = id_file.encode_text(small_text, vocab)
@@ -198,7 +198,7 @@ def test_an_epoch_based_cosine_schedule_decays_over_the_whole_run():
     # Bug: compile_model defaulted total_steps to max_steps or 1, so a schedule given in
     # epochs reached its floor after one step. The run's length is now required.
     from lstm_textgen.model.language_model import CharLanguageModel
-    from lstm_textgen.optimizer import compile_model, learning_rate
+    from lstm_textgen.training.optimizer import compile_model, learning_rate
 
     model = CharLanguageModel(vocab_size=5, embedding_dim=2, units=3, num_layers=1)
     config = TrainConfig(lr_schedule="cosine", epochs=2, learning_rate=0.01)

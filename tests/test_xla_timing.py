@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.train import train
+from lstm_textgen.training.train import train
 
 from helpers import write_corpus
 
@@ -21,7 +21,7 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
 ):
     import re
 
-    from lstm_textgen import xla_timing
+    from lstm_textgen.training import xla_timing
 
     monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 4)
     model = ModelConfig(units=6, num_layers=1, embedding_dim=4, dropout=0.1)
@@ -73,7 +73,7 @@ def test_auto_xla_timing_runs_under_a_one_replica_strategy(tmp_path, corpus, mon
     # The optimizer's slot variables must be made inside the strategy's scope.
     import tensorflow as tf
 
-    from lstm_textgen import xla_timing
+    from lstm_textgen.training import xla_timing
 
     monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 2)
     lines = []
@@ -97,7 +97,7 @@ def test_a_resume_keeps_the_xla_mode_the_run_started_with(tmp_path, corpus, monk
     import logging
     import shutil
 
-    from lstm_textgen import xla_timing
+    from lstm_textgen.training import xla_timing
 
     # A resume that times both modes could pick the other one: let every run be timed.
     monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 1)

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model
 from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
-from lstm_textgen.distribute import configure_threads
+from lstm_textgen.training.distribute import configure_threads
 
 
 def product_parts(units, batch, seq_len, layers=LAYERS):

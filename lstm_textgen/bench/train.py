@@ -49,7 +49,7 @@ from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model, keras_mo
 from lstm_textgen.bench.profile import floor_step
 from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
 from lstm_textgen.bench.torch_worker import TorchStep, TorchStepError
-from lstm_textgen.distribute import configure_threads
+from lstm_textgen.training.distribute import configure_threads
 
 
 def matmul_gflops(n=2048, chain=10, repeats=5):

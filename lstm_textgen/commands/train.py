@@ -89,7 +89,7 @@ def add_cli_args(parser) -> None:
 
 def main(args) -> int:
     from lstm_textgen.config import bits, ignored_on_resume, make_configs
-    from lstm_textgen.train import train
+    from lstm_textgen.training.train import train
 
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     settings = config_settings(args)
@@ -111,8 +111,8 @@ def main(args) -> int:
         train_config.validate()
     strategy = None
     if config_strategy(args):
-        from lstm_textgen.distribute import make_strategy
         from lstm_textgen.errors import quiet_stderr_fd
+        from lstm_textgen.training.distribute import make_strategy
 
         with quiet_stderr_fd():
             strategy = make_strategy(args.strategy, args.cpu_replicas)

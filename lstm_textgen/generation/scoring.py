@@ -2,7 +2,7 @@
 of a piece of text from a state, and the state after it.
 
 `evaluate` reads a text through a `Scorer` whatever runs the model: `KerasScorer`
-(`lstm_textgen.evaluate`) for a run, an export or the shipped model rebuilt in Keras,
+(`lstm_textgen.evaluation.evaluate`) for a run, an export or the shipped model rebuilt in Keras,
 `SavedModelScorer` (`lstm_textgen.store.export_layout`) for an export run by its signatures, and
 `LiteRTModel` (`lstm_textgen.generation.backends.litert`) for a LiteRT file. This module imports no
 TensorFlow, so a LiteRT model implements it without starting TensorFlow.

@@ -26,9 +26,16 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
-from lstm_textgen.callbacks import CheckpointAndReport, StepProgress, cleared_first
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.distribute import (
+from lstm_textgen.errors import TextgenError, setting
+from lstm_textgen.evaluation.evaluate import evaluate_ids
+from lstm_textgen.files import remove_partial_writes
+from lstm_textgen.generation.backends.keras_scorer import KerasScorer
+from lstm_textgen.progress import is_terminal
+from lstm_textgen.store import run_dir as rundir
+from lstm_textgen.training.callbacks import CheckpointAndReport, StepProgress, cleared_first
+from lstm_textgen.training.data import total_steps, training_datasets
+from lstm_textgen.training.distribute import (
     Precision,
     choose_precision,
     is_chief,
@@ -36,20 +43,13 @@ from lstm_textgen.distribute import (
     strategy_name,
     thread_settings,
 )
-from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.evaluate import evaluate_ids
-from lstm_textgen.files import remove_partial_writes
-from lstm_textgen.generation.backends.keras_scorer import KerasScorer
-from lstm_textgen.progress import is_terminal
-from lstm_textgen.store import run_dir as rundir
-from lstm_textgen.training_data import total_steps, training_datasets
-from lstm_textgen.training_start import (
+from lstm_textgen.training.start import (
     TrainJob,
     give_carried_state,
     new_model_config,
     restore_or_initialise,
 )
-from lstm_textgen.xla_timing import settle_xla
+from lstm_textgen.training.xla_timing import settle_xla
 
 logger = logging.getLogger("lstm_textgen")
 
@@ -88,7 +88,7 @@ def train(
         max_steps, epochs: a new length for a resumed run.
         jit_compile: "auto" (time the train step with and without XLA and keep the
             faster, see `settle_xla`), True (XLA unless several replicas) or False.
-        strategy: from `lstm_textgen.distribute.make_strategy`, to spread training over
+        strategy: from `lstm_textgen.training.distribute.make_strategy`, to spread training over
             replicas. Only the chief process writes to `run_dir`, which every worker must
             be able to read (shared storage) to resume.
         verbose: show a progress line counted in steps: True, False or "auto" (when

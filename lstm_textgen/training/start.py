@@ -11,18 +11,18 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from lstm_textgen.callbacks import restore_seed_states
 from lstm_textgen.config import ModelConfig, TrainConfig, check_architecture
 from lstm_textgen.data import windows as data
 from lstm_textgen.data.vocab import CharVocabulary
-from lstm_textgen.distribute import Precision
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.finetune import copy_weights
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.optimizer import compile_model
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.sources import load_source
-from lstm_textgen.training_data import load_training_data, total_steps
+from lstm_textgen.training.callbacks import restore_seed_states
+from lstm_textgen.training.data import load_training_data, total_steps
+from lstm_textgen.training.distribute import Precision
+from lstm_textgen.training.finetune import copy_weights
+from lstm_textgen.training.optimizer import compile_model
 
 
 @dataclass

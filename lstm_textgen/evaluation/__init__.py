@@ -1,0 +1,1 @@
+"""A text's loss under a model, in windows (`evaluate`)."""
