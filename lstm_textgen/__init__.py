@@ -63,13 +63,13 @@ _EXPORTS = {
     "score_text": "lstm_textgen.generation.scorers",
     "open_scorer": "lstm_textgen.generation.scorers",
     "Scorer": "lstm_textgen.generation.scoring",
-    "export_for_serving": "lstm_textgen.export",
+    "export_for_serving": "lstm_textgen.export.saved_model",
     "SavedModelGenerator": "lstm_textgen.generation.backends.saved_model",
     "ServerGenerator": "lstm_textgen.generation.backends.server",
-    "export_litert": "lstm_textgen.litert_export",
+    "export_litert": "lstm_textgen.export.litert",
     "LiteRTModel": "lstm_textgen.generation.backends.litert",
-    "plot_run": "lstm_textgen.plot",
-    "inspect_run": "lstm_textgen.inspect_gates",
+    "plot_run": "lstm_textgen.reports.plot",
+    "inspect_run": "lstm_textgen.reports.inspect_gates",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

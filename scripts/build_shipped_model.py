@@ -87,8 +87,8 @@ def _preset_steps() -> int:
 
 
 def export(run: str, folder: str) -> None:
-    from lstm_textgen.export import export_for_serving
-    from lstm_textgen.litert_export import export_litert
+    from lstm_textgen.export.litert import export_litert
+    from lstm_textgen.export.saved_model import export_for_serving
     from lstm_textgen.store.shipped import LITERT_FILE, LITERT_INT8_FILE
 
     log(f"exporting {run} to {folder}")

@@ -1,8 +1,8 @@
 """The one tiny LiteRT export the LiteRT tests share."""
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.export import export_for_serving
-from lstm_textgen.litert_export import export_litert
+from lstm_textgen.export.litert import export_litert
+from lstm_textgen.export.saved_model import export_for_serving
 from lstm_textgen.store.run_dir import load_trained_model
 
 from conftest import built_once

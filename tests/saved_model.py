@@ -18,10 +18,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.export import export_for_serving
+from lstm_textgen.export.saved_model import export_for_serving
+from lstm_textgen.export.warmup import predict_request
 from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model import stepping
-from lstm_textgen.serving import predict_request
 from lstm_textgen.store.run_dir import load_trained_model
 
 import tf_serving as serving
@@ -164,7 +164,7 @@ def reference_score(model, vocab, text):
 
 def generate_request(request, model_name="lstm_textgen"):
     """The `serving_default` PredictRequest of a `GenerationRequest`, as a client sends it."""
-    from lstm_textgen.serving import generate_arrays
+    from lstm_textgen.export.warmup import generate_arrays
 
     # The whole prompts, as a client sends them: the graph keeps their tails.
     inputs = generate_arrays(request.prompts, request.checked().rows)

@@ -66,10 +66,10 @@ def test_the_package_does_not_need_litert_until_a_litert_model_is_run():
     # exporter must work without it (a stub that fails on import stands in for it).
     code = (
         "import sys; sys.modules['ai_edge_litert'] = None; "
-        "import lstm_textgen, lstm_textgen.generation.backends.litert, lstm_textgen.export; "
-        "import lstm_textgen.cli; "
+        "import lstm_textgen, lstm_textgen.generation.backends.litert; "
+        "import lstm_textgen.export.saved_model, lstm_textgen.cli; "
         "from lstm_textgen.generation.backends.litert import LiteRTModel; "
-        "LiteRTModel(lstm_textgen.export.__file__)"
+        "LiteRTModel(lstm_textgen.export.saved_model.__file__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "pip install 'lstm-textgen[litert]'" in result.stderr.splitlines()[-1], result.stderr

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import export_for_serving
+from lstm_textgen.export.saved_model import export_for_serving
 from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.store.run_dir import load_trained_model
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from lstm_textgen.export import SIGNATURES
+from lstm_textgen.export.saved_model import SIGNATURES
 
 import tf_serving as serving
 from helpers import assert_close
@@ -105,7 +105,7 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, cpp_run
     )
     # Every signature at the smallest and the largest batch size (each C++ run loads the
     # export afresh; the TF1 test replays all of them).
-    from lstm_textgen.serving import ALLOWED_BATCH_SIZES
+    from lstm_textgen.export.warmup import ALLOWED_BATCH_SIZES
 
     def rows(request):
         return tf.make_ndarray(next(iter(request.inputs.values()))).shape[0]

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.exporting import (
+from lstm_textgen.export.model import (
     row_spec,
     serving_model,
     stacked_state,

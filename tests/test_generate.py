@@ -112,10 +112,10 @@ def items_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_an_items_model_ends_items_in_every_backend_and_the_cli_prints_them(items_run, tmp_path):
-    from lstm_textgen.export import export_for_serving
+    from lstm_textgen.export.litert import export_litert
+    from lstm_textgen.export.saved_model import export_for_serving
     from lstm_textgen.generation.open_model import open_generator
     from lstm_textgen.generation.request import GenerationRequest
-    from lstm_textgen.litert_export import export_litert
 
     from helpers import cli_in_process, error_lines
 

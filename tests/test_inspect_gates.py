@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from lstm_textgen.inspect_gates import find_tracking_units, text_features
 from lstm_textgen.model.layers import GateLSTM
+from lstm_textgen.reports.inspect_gates import find_tracking_units, text_features
 
 from helpers import assert_close, cli_in_process, error_lines
 
@@ -102,7 +102,7 @@ def test_inspect_refuses_a_long_text_in_one_line_and_shows_a_span(trained_text_r
 
 
 def test_a_span_is_primed_by_the_text_before_it(trained_text_run):
-    from lstm_textgen.inspect_gates import choose_span
+    from lstm_textgen.reports.inspect_gates import choose_span
 
     text = "abcdef" * 500
     context, shown = choose_span(text, (2000, 2010))
@@ -113,7 +113,12 @@ def test_a_span_is_primed_by_the_text_before_it(trained_text_run):
 def test_the_png_puts_each_character_under_its_column_up_to_a_length(tmp_path):
     import matplotlib.image
 
-    from lstm_textgen.inspect_gates import PNG_LABELLED_CHARS, PNG_ROW_CHARS, SIGNALS, render_png
+    from lstm_textgen.reports.inspect_gates import (
+        PNG_LABELLED_CHARS,
+        PNG_ROW_CHARS,
+        SIGNALS,
+        render_png,
+    )
 
     heights = {}
     for length in (PNG_ROW_CHARS, 2 * PNG_ROW_CHARS + 1, PNG_LABELLED_CHARS + 1):

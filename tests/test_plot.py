@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.plot import plot_run
+from lstm_textgen.reports.plot import plot_run
 from lstm_textgen.store.run_dir import STATE_FILE
 
 

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from lstm_textgen.export import SIGNATURES
+from lstm_textgen.export.saved_model import SIGNATURES
 
 import tf_serving as serving
 from saved_model import serve_tf1
 
 
 def test_warmup_file_covers_every_signature_and_allowed_batch_size_and_replays(served, tmp_path):
-    from lstm_textgen.serving import ALLOWED_BATCH_SIZES
+    from lstm_textgen.export.warmup import ALLOWED_BATCH_SIZES
 
     path = Path(served["version_dir"]) / "assets.extra" / "tf_serving_warmup_requests"
     requests = serving.read_warmup_requests(str(path))

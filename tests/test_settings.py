@@ -67,10 +67,10 @@ def test_the_export_inputs_are_every_setting_in_the_table_order():
 
 def test_a_limit_changed_in_the_table_is_followed_by_every_path(monkeypatch, capsys):
     from lstm_textgen.cli import main
-    from lstm_textgen.export import check_request
+    from lstm_textgen.export.saved_model import check_request
+    from lstm_textgen.export.warmup import generate_arrays
     from lstm_textgen.generation.graph import generate_spec
     from lstm_textgen.generation.samplers import sampling_batch
-    from lstm_textgen.serving import generate_arrays
 
     top_k = dataclasses.replace(SETTINGS["top_k"], maximum=5, limits="0 to 5")
     num_chars = dataclasses.replace(SETTINGS["num_chars"], maximum=700, limits="0 to 700")

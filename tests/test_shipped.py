@@ -136,8 +136,8 @@ def test_a_plain_pip_install_carries_the_shipped_model(tmp_path):
 
 
 def test_inspect_and_the_litert_export_start_from_the_shipped_model(tmp_path):
-    from lstm_textgen.inspect_gates import inspect_run
-    from lstm_textgen.litert_export import export_litert
+    from lstm_textgen.export.litert import export_litert
+    from lstm_textgen.reports.inspect_gates import inspect_run
 
     text = "ROMEO:\nWhat light through yonder window breaks?"
     html, png, _ = inspect_run(None, text, str(tmp_path / "gates.html"), units=[0, 1])

@@ -51,13 +51,13 @@ from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.export import export_for_serving
+from lstm_textgen.export.litert import export_litert
+from lstm_textgen.export.saved_model import export_for_serving
+from lstm_textgen.export.warmup import generate_arrays
 from lstm_textgen.generation.samplers import sample_next
 from lstm_textgen.generation.settings import SamplingSettings, numbers
-from lstm_textgen.litert_export import export_litert
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.serving import generate_arrays
 from lstm_textgen.store.run_dir import BEST_CHECKPOINT, save_run_config
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65

@@ -38,8 +38,8 @@ import tensorflow as tf
 
 from lstm_textgen.bench.generate import add_model_arguments, make_export, print_header
 from lstm_textgen.bench.timing import time_alternately
+from lstm_textgen.export.warmup import generate_arrays
 from lstm_textgen.generation.settings import SamplingSettings
-from lstm_textgen.serving import generate_arrays
 
 PROMPTS = ("ROMEO:", "JULIET:\nO", "First Citizen:\nBefore we proceed", "", "KING RICHARD III:")
 

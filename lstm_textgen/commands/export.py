@@ -40,8 +40,8 @@ def add_cli_args(parser) -> None:
 
 def main(args) -> int:
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.export import export_for_serving
-    from lstm_textgen.litert_export import export_litert
+    from lstm_textgen.export.litert import export_litert
+    from lstm_textgen.export.saved_model import export_for_serving
 
     if args.litert:
         if args.version is not None:

@@ -45,7 +45,7 @@ def add_cli_args(parser) -> None:
 def main(args) -> int:
     from lstm_textgen.data.corpus import read_text_file
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.inspect_gates import inspect_run, parse_span
+    from lstm_textgen.reports.inspect_gates import inspect_run, parse_span
 
     try:
         units = [int(u) for u in args.units.split(",")] if args.units else None

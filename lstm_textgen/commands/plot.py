@@ -22,7 +22,7 @@ def add_cli_args(parser) -> None:
 
 
 def main(args) -> int:
-    from lstm_textgen.plot import plot_run
+    from lstm_textgen.reports.plot import plot_run
 
     print(plot_run(args.run, args.out))
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lstm_textgen.data.vocab import UNKNOWN_ID
-from lstm_textgen.exporting import stacked_state, unstacked_state
+from lstm_textgen.export.model import stacked_state, unstacked_state
 from lstm_textgen.generation.request import (
     FINISH_REASONS,
 )

@@ -5,8 +5,8 @@ Nothing here imports TensorFlow. `SETTINGS` is the table; everything else is der
 it: `SamplingSettings` (one row's checked settings, frozen), the `generate` command's
 flags, the columns of a SavedModel request (`export_inputs`, which the REST client and
 TF Serving's warmup file send), the input signatures of the SavedModel and LiteRT exports
-(`lstm_textgen.generation.graph.generate_spec`, `lstm_textgen.litert_export`), the checks those
-exports run in their graphs (`lstm_textgen.export`), and the per-batch tensors of the
+(`lstm_textgen.generation.graph.generate_spec`, `lstm_textgen.export.litert`), the checks those
+exports run in their graphs (`lstm_textgen.export.saved_model`), and the per-batch tensors of the
 sampling loop (`lstm_textgen.generation.samplers.SamplingBatch`). A limit therefore exists once and
 reads the same in a Python error, a CLI error and an INVALID_ARGUMENT from TF Serving.
 

@@ -2,7 +2,7 @@
 vocabulary and `ExportMetadata` under `assets.extra/`, the checksums of its files, and the
 check of that metadata against the graph.
 
-The writer is `lstm_textgen.export`; the readers that run it are
+The writer is `lstm_textgen.export.saved_model`; the readers that run it are
 `lstm_textgen.generation.backends.saved_model`. Reading the layout and metadata needs no
 TensorFlow; `load` starts it.
 """

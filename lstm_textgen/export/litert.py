@@ -13,7 +13,7 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.exporting import (
+from lstm_textgen.export.model import (
     export_model,
     row_spec,
     stacked_state,

@@ -45,7 +45,7 @@ import tensorflow as tf
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, setting
-from lstm_textgen.exporting import (
+from lstm_textgen.export.model import (
     export_model,
     row_spec,
     stacked_state,
@@ -296,7 +296,7 @@ def export_for_serving(
         os.makedirs(extra, exist_ok=True)
         vocab.save(extra)
         if warmup:
-            from lstm_textgen.serving import write_warmup_requests
+            from lstm_textgen.export.warmup import write_warmup_requests
 
             write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_config)
         # The metadata last: it holds the checksums of every other file.

@@ -1,0 +1,1 @@
+"""Reports on a run: its training curves (`plot`) and its gates (`inspect`)."""
