@@ -257,7 +257,7 @@ def test_plot_and_tensorboard_logs(trained_text_run, tmp_path):
 def parse_train(*flags):
     """The configs `lstm-textgen train` builds from these flags."""
     from lstm_textgen.cli import build_parser
-    from lstm_textgen.commands.train import config_settings
+    from lstm_textgen.cli.train import config_settings
     from lstm_textgen.config import make_configs
 
     args = build_parser().parse_args(["train", "--run", "r", *flags])

@@ -8,7 +8,7 @@ command still sets thread pools or a distribution strategy) or None (no TensorFl
 Importing a command module imports no TensorFlow.
 """
 
-from lstm_textgen.commands import (
+from lstm_textgen.cli import (
     bench,
     evaluate,
     export,

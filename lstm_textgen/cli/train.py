@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import time
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "train"
 HELP = "train a model into a run directory"

@@ -1,4 +1,5 @@
-"""The `lstm-textgen` command: a thin dispatcher over `lstm_textgen.commands`.
+"""The `lstm-textgen` command: a thin dispatcher over the command modules
+of `lstm_textgen.cli` (listed in `lstm_textgen.cli.commands`).
 
 Each sub-command (`train`, `generate`, `export`, `evaluate`, `plot`, `inspect`, `bench`)
 registers its own flags and runs itself; this module parses argv, starts TensorFlow
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's parser: each command module registers its own flags."""
-    from lstm_textgen.commands import COMMANDS
+    from lstm_textgen.cli.commands import COMMANDS
 
     parser = _Parser(
         prog=PROG,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "plot"
 HELP = "draw a run's loss curves as a PNG"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "evaluate"
 HELP = "report loss in nats/char and bits/char"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "export"
 HELP = "export a run as a versioned SavedModel for TF Serving, or for LiteRT"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "score"
 HELP = "print the log-probability of every character of a text, as JSON lines"

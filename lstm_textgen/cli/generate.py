@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstm_textgen.commands import common
+from lstm_textgen.cli import common
 
 NAME = "generate"
 HELP = "sample text from the shipped model, a run, an export, a server or a LiteRT file"
