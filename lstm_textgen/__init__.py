@@ -17,7 +17,7 @@ _EXPORTS = {
     "make_configs": "lstm_textgen.config",
     "load_run_config": "lstm_textgen.store.run_dir",
     "save_run_config": "lstm_textgen.store.run_dir",
-    "load_trained_model": "lstm_textgen.store.run_dir",
+    "load_trained_model": "lstm_textgen.store.loading",
     "GateLSTM": "lstm_textgen.model.layers",
     "GateLSTMCell": "lstm_textgen.model.layers",
     "lstm_cell": "lstm_textgen.model.layers",

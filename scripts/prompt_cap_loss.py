@@ -27,7 +27,8 @@ import tensorflow as tf  # noqa: E402
 from lstm_textgen import stepping  # noqa: E402
 from lstm_textgen.data.corpus import corpus_from_tfds  # noqa: E402
 from lstm_textgen.data.id_file import encode_text  # noqa: E402
-from lstm_textgen.store.run_dir import load_run_config, load_trained_model  # noqa: E402
+from lstm_textgen.store.loading import load_trained_model
+from lstm_textgen.store.run_dir import load_run_config
 
 
 def log_probs(logits, targets):

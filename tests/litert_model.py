@@ -3,7 +3,7 @@
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.export.litert import export_litert
 from lstm_textgen.export.saved_model import export_for_serving
-from lstm_textgen.store.run_dir import load_trained_model
+from lstm_textgen.store.loading import load_trained_model
 
 from conftest import built_once
 from helpers import train_tiny_run

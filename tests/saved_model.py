@@ -22,7 +22,7 @@ from lstm_textgen.export.saved_model import export_for_serving
 from lstm_textgen.export.warmup import predict_request
 from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model import stepping
-from lstm_textgen.store.run_dir import load_trained_model
+from lstm_textgen.store.loading import load_trained_model
 
 import tf_serving as serving
 from conftest import built_once

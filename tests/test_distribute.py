@@ -44,14 +44,16 @@ def corpus(tmp_path, small_text):
 
 
 def history(run):
-    return json.loads((run / "state.json").read_text())["history"]
+    from lstm_textgen.store.run_dir import read_state
+
+    return read_state(str(run)).history
 
 
 def assert_same_losses(actual, expected, atol=1e-4):
-    assert [h["step"] for h in actual] == [h["step"] for h in expected]
+    assert [h.step for h in actual] == [h.step for h in expected]
     for a, e in zip(actual, expected):
-        assert a["train_loss"] == pytest.approx(e["train_loss"], abs=atol)
-        assert a["val_loss"] == pytest.approx(e["val_loss"], abs=atol)
+        assert a.train_loss == pytest.approx(e.train_loss, abs=atol)
+        assert a.val_loss == pytest.approx(e.val_loss, abs=atol)
 
 
 @pytest.fixture
@@ -199,7 +201,7 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
 
     from lstm_textgen.config import TrainConfig
     from lstm_textgen.generation.backends.keras import TextGenerator
-    from lstm_textgen.store.run_dir import load_trained_model
+    from lstm_textgen.store.loading import load_trained_model
     from lstm_textgen.training import distribute
     from lstm_textgen.training.train import train
 
@@ -237,7 +239,7 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
             messages[1],
         ), messages[1]
     assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
-    losses = [h["val_loss"] for h in result.history]
+    losses = [h.val_loss for h in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < np.log(30) - 0.3  # below a uniform guess
     model, vocab = load_trained_model(str(tmp_path / "run"))  # loads for inference in float32
     text = TextGenerator(model, vocab).generate("the ", num_chars=10, seed=1)[0]

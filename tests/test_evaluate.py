@@ -10,7 +10,7 @@ from lstm_textgen.errors import TextgenError
 from lstm_textgen.evaluation.evaluate import evaluate_run, evaluate_text
 from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.store.run_dir import load_trained_model
+from lstm_textgen.store.loading import load_trained_model
 
 from helpers import assert_close, train_tiny, write_corpus
 

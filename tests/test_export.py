@@ -11,7 +11,7 @@ from lstm_textgen.config import ModelConfig
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.export.saved_model import export_for_serving
 from lstm_textgen.generation.backends.keras import TextGenerator
-from lstm_textgen.store.run_dir import load_trained_model
+from lstm_textgen.store.loading import load_trained_model
 
 from helpers import train_tiny, write_corpus
 from saved_model import (

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lstm_textgen.store.run_dir import load_checkpoint
+from lstm_textgen.store.checkpoints import load_checkpoint
 
 from conftest import REPO
 from helpers import write_corpus

@@ -13,7 +13,8 @@ from lstm_textgen.data.vocab import END_OF_ITEM
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.generation.backends.keras import TextGenerator
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.store.run_dir import load_run_config, load_trained_model
+from lstm_textgen.store.loading import load_trained_model
+from lstm_textgen.store.run_dir import load_run_config
 from lstm_textgen.store.sources import load_source
 from lstm_textgen.training.finetune import copy_weights
 from lstm_textgen.training.train import train

@@ -7,12 +7,8 @@ import os
 import pytest
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.store.run_dir import (
-    BEST_CHECKPOINT,
-    LAST_CHECKPOINT,
-    load_run_config,
-    read_checkpoint_info,
-)
+from lstm_textgen.store.checkpoints import read_checkpoint_info
+from lstm_textgen.store.run_dir import BEST_CHECKPOINT, LAST_CHECKPOINT, load_run_config
 from lstm_textgen.training.train import train
 
 from helpers import train_tiny, write_corpus
@@ -52,10 +48,10 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path, corpu
         path.write_bytes(b"half")
     resumed = tiny_train(tmp_path / "split", corpus, resume=True, max_steps=6)
     assert not any(path.exists() for path in stale)
-    assert [h["step"] for h in resumed.history] == [2, 4, 6]
+    assert [h.step for h in resumed.history] == [2, 4, 6]
     for a, b in zip(whole.history, resumed.history):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
-        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
+        assert a.train_loss == pytest.approx(b.train_loss, abs=1e-6)
+        assert a.val_loss == pytest.approx(b.val_loss, abs=1e-6)
 
 
 def test_carry_state_starts_each_batch_where_the_last_one_ended(corpus, small_text):
@@ -106,19 +102,19 @@ def test_a_carry_state_run_resumes_exactly_and_reports_both_validation_losses(tm
     whole = train_tiny(tmp_path / "whole", corpus, model, max_steps=6, **fields)
     train_tiny(tmp_path / "split", corpus, model, max_steps=2, **fields)
     resumed = train_tiny(tmp_path / "split", corpus, model, resume=True, max_steps=6)
-    assert [h["step"] for h in resumed.history] == [2, 4, 6]
+    assert [h.step for h in resumed.history] == [2, 4, 6]
     for a, b in zip(whole.history, resumed.history, strict=True):
         for key in ("train_loss", "val_loss", "val_loss_carried"):
-            assert a[key] == pytest.approx(b[key], abs=1e-6), key
-    assert all(h["val_loss_carried"] != h["val_loss"] for h in whole.history)
+            assert getattr(a, key) == pytest.approx(getattr(b, key), abs=1e-6), key
+    assert all(h.val_loss_carried != h.val_loss for h in whole.history)
 
 
 def test_checkpoints_carry_their_step_and_loss(tmp_path, corpus):
     result = tiny_train(tmp_path / "run", corpus)
     last = read_checkpoint_info(str(tmp_path / "run" / LAST_CHECKPOINT))
     best = read_checkpoint_info(str(tmp_path / "run" / BEST_CHECKPOINT))
-    assert last["step"] == 4 and last["val_loss"] == result.history[-1]["val_loss"]
-    assert best["val_loss"] == result.best_val_loss == min(h["val_loss"] for h in result.history)
+    assert last.step == 4 and last.val_loss == result.history[-1].val_loss
+    assert best.val_loss == result.best_val_loss == min(h.val_loss for h in result.history)
 
 
 def test_resume_trusts_the_best_checkpoint_over_a_stale_state_file(tmp_path, corpus):
@@ -131,7 +127,7 @@ def test_resume_trusts_the_best_checkpoint_over_a_stale_state_file(tmp_path, cor
     resumed = tiny_train(run, corpus, resume=True, max_steps=6)
     assert resumed.step == 6
     assert resumed.best_val_loss <= first.best_val_loss
-    assert read_checkpoint_info(str(run / BEST_CHECKPOINT))["val_loss"] == resumed.best_val_loss
+    assert read_checkpoint_info(str(run / BEST_CHECKPOINT)).val_loss == resumed.best_val_loss
 
 
 def test_resume_with_fewer_steps_changes_nothing(tmp_path, corpus):
@@ -147,19 +143,19 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, corp
     import numpy as np
 
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.store import run_dir as rundir
+    from lstm_textgen.store import checkpoints
 
     run = tmp_path / "run"
     tiny_train(run, corpus)
     good = read_checkpoint_info(str(run / LAST_CHECKPOINT))
-    load = rundir.load_checkpoint
+    load = checkpoints.load_checkpoint
 
     def exploding(path, compile=True):
         model = load(path, compile)
         model.optimizer.learning_rate.assign(3e38)  # the next updates overflow float32
         return model
 
-    monkeypatch.setattr(rundir, "load_checkpoint", exploding)
+    monkeypatch.setattr(checkpoints, "load_checkpoint", exploding)
     with pytest.raises(TextgenError, match="NaN or infinite.*last good checkpoint \\(step 4\\)"):
         tiny_train(run, corpus, resume=True, max_steps=8)
     assert read_checkpoint_info(str(run / LAST_CHECKPOINT)) == good

@@ -60,8 +60,8 @@ def test_auto_xla_times_both_modes_keeps_the_faster_and_leaves_the_run_unchanged
     # relative (measured 0.4e-4 to 1.3e-4).
     other, _ = run("other", not chose_xla)
     for a, b in zip(auto.history, other.history):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=5e-4)
-        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=5e-4)
+        assert a.train_loss == pytest.approx(b.train_loss, rel=5e-4)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=5e-4)
     # Runs too short to pay for two compilations are not timed.
     monkeypatch.setattr(xla_timing, "XLA_TRIAL_MIN_STEPS", 5)
     _, log = run("short", "auto")

@@ -104,7 +104,7 @@ def _run_ids(run_dir: str, train_config, vocab: CharVocabulary, split: str, work
             f"a run on text files has no {split} split (your own text is split into train "
             f"and validation only); evaluate on a file with {setting('text_files')}"
         )
-    path = os.path.join(run_dir, rundir.DATA_DIR, f"{split}.ids")
+    path = rundir.RunDir(run_dir).ids_file(split)
     if not os.path.isfile(path):
         # Runs from before the encoded ids were kept: encode the files as training did.
         log.warning(

@@ -56,7 +56,7 @@ def open_generator(
         return open_shipped_generator()
     if run:
         from lstm_textgen.generation.backends.keras import TextGenerator
-        from lstm_textgen.store.run_dir import load_trained_model
+        from lstm_textgen.store.loading import load_trained_model
 
         return TextGenerator(*load_trained_model(run, checkpoint))
     if saved_model:

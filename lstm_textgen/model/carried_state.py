@@ -13,7 +13,7 @@ class CarriedState:
     continues row b of batch s - 1 (`data.make_stream_dataset`); at the first batch of
     each pass over the streams (s a multiple of `batches_per_pass`) the state starts from
     zeros again. The variables are not the model's weights: a checkpoint keeps them
-    beside the weights (`rundir.save_checkpoint`), and generation never reads them.
+    beside the weights (`store.checkpoints.save_checkpoint`), and generation never reads them.
 
     `batches` counts the training batches: each `write` adds one, and the training loop
     sets it to the run's step when it starts or resumes (`start_at`), so the forward pass

@@ -7,14 +7,14 @@ import os
 from lstm_textgen.config import LN2, bits
 from lstm_textgen.errors import TextgenError
 from lstm_textgen.files import atomic_path
-from lstm_textgen.store.run_dir import STATE_FILE, read_state
+from lstm_textgen.store.run_dir import STATE_FILE, RunDir, read_state
 
 
 def plot_run(run_dir: str, out_path: str | None = None) -> str:
     """Draw train and validation loss (nats/char, with bits/char on the right axis) at
     every checkpoint of `run_dir`; returns the PNG's path (default `RUN/loss.png`, and
     a folder in `out_path` that does not exist yet is created)."""
-    if not os.path.isfile(os.path.join(run_dir, STATE_FILE)):
+    if not os.path.isfile(RunDir(run_dir).state_file):
         raise TextgenError(f"{run_dir} holds no {STATE_FILE}: train it first")
     history = read_state(run_dir).history
     if not history:
@@ -24,12 +24,12 @@ def plot_run(run_dir: str, out_path: str | None = None) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["step"] for h in history]
+    steps = [h.step for h in history]
     figure, axis = plt.subplots(figsize=(7, 4), dpi=120)
     axis.plot(
-        steps, [h["train_loss"] for h in history], marker="o", label="train (mean over interval)"
+        steps, [h.train_loss for h in history], marker="o", label="train (mean over interval)"
     )
-    axis.plot(steps, [h["val_loss"] for h in history], marker="o", label="validation")
+    axis.plot(steps, [h.val_loss for h in history], marker="o", label="validation")
     axis.set_xlabel("step")
     axis.set_ylabel("loss (nats/char)")
     axis.grid(alpha=0.3)
@@ -38,7 +38,7 @@ def plot_run(run_dir: str, out_path: str | None = None) -> str:
     right.set_ylabel("bits/char")
     axis.set_title(os.path.basename(os.path.normpath(run_dir)))
     figure.tight_layout()
-    out_path = out_path or os.path.join(run_dir, "loss.png")
+    out_path = out_path or RunDir(run_dir).file("loss.png")
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     with atomic_path(out_path, suffix=".png") as tmp:
         figure.savefig(tmp)

@@ -1,4 +1,4 @@
-"""The run directory: everything training writes, and loading it back.
+"""The run directory: its layout (`RunDir`), its writer lock, its config and its state.
 
 A run directory holds:
 
@@ -14,8 +14,8 @@ A run directory holds:
 
 Every file is written to a temporary name and renamed (`lstm_textgen.files`), so a run
 killed at any moment leaves the previous complete version of each file behind. Reading
-the config and the state needs no TensorFlow; Keras is imported only to load or save a
-checkpoint.
+the config and the state needs no TensorFlow. The checkpoints' format is
+`store.checkpoints`; loading a trained model, `store.loading`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ import json
 import logging
 import os
 import socket
-import tempfile
-import zipfile
 
 from lstm_textgen.config import ModelConfig, TrainConfig
-from lstm_textgen.errors import TextgenError, first_line, setting
-from lstm_textgen.files import atomic_copy, atomic_path, atomic_write_text
+from lstm_textgen.errors import TextgenError, setting
+from lstm_textgen.files import atomic_write_text
 
 logger = logging.getLogger("lstm_textgen")
 
@@ -42,11 +40,61 @@ LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.keras"
 CHECKPOINTS = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}
 STATE_FILE = "state.json"
-CHECKPOINT_INFO = "lstm_textgen.json"  # inside each .keras zip: its step and losses
-CARRIED_STATE = "carried_state"  # and, with --carry-state, carried_state.npy
 LOG_DIR = "logs"  # TensorBoard
 DATA_DIR = "data"  # the encoded text files
 LOCK_FILE = "train.lock"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """The paths of a run directory, joined in one place. It is a path-like object
+    (`os.fspath(run) == run.path`), so it goes wherever a folder's path goes.
+
+    Example:
+
+    >>> run = RunDir("runs/shakespeare")
+    >>> run.checkpoint("best")
+    'runs/shakespeare/best.keras'
+    """
+
+    path: str
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def checkpoint(self, which: str) -> str:
+        """The file of checkpoint "best" or "last" (whether it exists or not)."""
+        return self.file(CHECKPOINTS[which])
+
+    @property
+    def config_file(self) -> str:
+        return self.file(CONFIG_FILE)
+
+    @property
+    def state_file(self) -> str:
+        return self.file(STATE_FILE)
+
+    @property
+    def lock_file(self) -> str:
+        return self.file(LOCK_FILE)
+
+    @property
+    def data_dir(self) -> str:
+        return self.file(DATA_DIR)
+
+    @property
+    def log_dir(self) -> str:
+        return self.file(LOG_DIR)
+
+    def ids_file(self, split: str) -> str:
+        """The encoded text of `split` ("train" or "validation") under `data/`."""
+        return os.path.join(self.data_dir, f"{split}.ids")
 
 
 def _in_use(run_dir: str, fd: int) -> TextgenError:
@@ -67,7 +115,7 @@ def writer_lock(run_dir: str):
     Readers (`generate`, `evaluate`, `export`, `inspect`) do not take it: every file of a
     run is replaced atomically, so they read a complete version while training goes on.
     """
-    path = os.path.join(run_dir, LOCK_FILE)
+    path = RunDir(run_dir).lock_file
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
@@ -90,7 +138,7 @@ def writer_lock(run_dir: str):
 def check_not_in_use(run_dir: str) -> None:
     """Fail at once if another process holds `run_dir`'s writer lock (`writer_lock`):
     what `train` checks before it starts TensorFlow. Takes nothing."""
-    path = os.path.join(run_dir, LOCK_FILE)
+    path = RunDir(run_dir).lock_file
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -117,7 +165,7 @@ def make_run_dir(run_dir: str) -> None:
 
 def check_new_run_dir(run_dir: str) -> None:
     """A one-line error where a new run would overwrite a trained model."""
-    if os.path.exists(os.path.join(run_dir, LAST_CHECKPOINT)):
+    if os.path.exists(RunDir(run_dir).checkpoint("last")):
         raise TextgenError(
             f"{run_dir} already holds a trained model; pass {setting('resume', switch=True)} "
             "to continue it, or choose another run directory"
@@ -125,7 +173,7 @@ def check_new_run_dir(run_dir: str) -> None:
 
 
 def save_run_config(run_dir: str, model: ModelConfig, train: TrainConfig) -> str:
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = RunDir(run_dir).config_file
     payload = {
         "format": CONFIG_FORMAT,
         "model": dataclasses.asdict(model),
@@ -147,7 +195,7 @@ def _from_dict(cls, values: dict, path: str):
 
 
 def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
-    path = os.path.join(run_dir, CONFIG_FILE)
+    path = RunDir(run_dir).config_file
     if not os.path.isfile(path):
         raise TextgenError(
             f"{run_dir} holds no {CONFIG_FILE}: it is not a training run directory; "
@@ -163,6 +211,28 @@ def load_run_config(run_dir: str) -> tuple[ModelConfig, TrainConfig]:
     return model, train
 
 
+@dataclasses.dataclass(frozen=True)
+class HistoryRecord:
+    """One evaluation of a run: its step, the mean training loss over the interval, and
+    the validation loss (nats/char); `val_loss_carried` is the validation loss read as
+    streams with a carried state (`--carry-state`), None without one."""
+
+    step: int
+    train_loss: float
+    val_loss: float
+    val_loss_carried: float | None = None
+
+    @classmethod
+    def from_json(cls, values: dict) -> HistoryRecord:
+        return cls(**{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+
+    def to_json(self) -> dict:
+        values = dataclasses.asdict(self)
+        if self.val_loss_carried is None:
+            del values["val_loss_carried"]
+        return values
+
+
 @dataclasses.dataclass
 class RunState:
     """Where a run stands, as `state.json` keeps it; `read_state` and `write_state` are
@@ -172,8 +242,7 @@ class RunState:
         step: the step of the last checkpoint.
         best_val_loss: the best validation loss so far (nats/char), None before the first.
         best_step: the step it was reached at.
-        history: one record per evaluation: `step`, `train_loss`, `val_loss` (and
-            `val_loss_carried` with a carried state).
+        history: one `HistoryRecord` per evaluation.
         xla: whether the train step is compiled with XLA; None until the run's first
             start has settled it, after which a resume keeps it.
         precision: the Keras dtype policy the run trains in (`--mixed-precision`), kept
@@ -183,14 +252,14 @@ class RunState:
     step: int = 0
     best_val_loss: float | None = None
     best_step: int | None = None
-    history: list[dict] = dataclasses.field(default_factory=list)
+    history: list[HistoryRecord] = dataclasses.field(default_factory=list)
     xla: bool | None = None
     precision: str | None = None
 
 
 def read_state(run_dir: str) -> RunState:
     """The run's `state.json`, or a new run's state if it has none."""
-    path = os.path.join(run_dir, STATE_FILE)
+    path = RunDir(run_dir).state_file
     if not os.path.isfile(path):
         return RunState()
     try:
@@ -200,6 +269,7 @@ def read_state(run_dir: str) -> RunState:
         state = RunState(**{k: v for k, v in saved.items() if k in names})
         if not isinstance(state.step, int) or not isinstance(state.history, list):
             raise TypeError("step must be an integer and history a list")
+        state.history = [HistoryRecord.from_json(record) for record in state.history]
         return state
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as e:
         raise TextgenError(
@@ -208,169 +278,7 @@ def read_state(run_dir: str) -> RunState:
 
 
 def write_state(run_dir: str, state: RunState) -> None:
-    text = json.dumps(dataclasses.asdict(state), indent=1) + "\n"
-    atomic_write_text(os.path.join(run_dir, STATE_FILE), text)
-
-
-def save_checkpoint(
-    model, path: str, info: dict, best_copy: str | None = None, arrays: dict | None = None
-) -> None:
-    """Save `model` to `path` atomically, with `info` (step, losses) and `arrays` (name:
-    NumPy array, such as the carried state) inside the file, and copy it to `best_copy`
-    if given.
-
-    Keeping the metadata inside the checkpoint means a checkpoint and its numbers can never
-    disagree, whenever training is killed.
-    """
-    try:
-        with atomic_path(path, suffix=".keras") as tmp:
-            model.save(tmp)
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(CHECKPOINT_INFO, json.dumps(info))
-                for name, array in (arrays or {}).items():
-                    archive.writestr(f"{name}.npy", _npy_bytes(array))
-        if best_copy:
-            atomic_copy(path, best_copy)
-    except OSError as e:
-        raise TextgenError(f"could not write checkpoint {path}: {e.strerror or e}") from None
-
-
-def read_checkpoint_info(path: str) -> dict:
-    """The step and losses stored in a checkpoint by `save_checkpoint` ({} if none)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(CHECKPOINT_INFO))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
-        return {}
-
-
-def _npy_bytes(array) -> bytes:
-    import io
-
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def read_checkpoint_array(path: str, name: str):
-    """The array `name` that `save_checkpoint` stored in a checkpoint (None if it has none)."""
-    import io
-
-    import numpy as np
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
-        return None
-
-
-def load_checkpoint(path: str, compile: bool = True):
-    """The Keras model saved at `path`, with a one-line error if it cannot be read."""
-    import keras
-
-    import lstm_textgen.model.language_model  # noqa: F401  (registers the classes a checkpoint names)
-
-    try:
-        with _current_layout(path) as current:
-            return keras.models.load_model(current, compile=compile)
-    except Exception as e:  # Keras raises ValueError, OSError, zip and h5 errors alike
-        reason = first_line(e)
-        if not zipfile.is_zipfile(path):
-            reason = "not a complete .keras file: truncated or overwritten"
-        raise TextgenError(
-            f"cannot load checkpoint {path} ({reason}); it is damaged or not an "
-            "lstm-textgen checkpoint"
-        ) from None
-
-
-# Where a GateLSTM's weights sit inside a checkpoint's weights file. They belong to the
-# layer's cell (`layers/<name>/cell/vars`); checkpoints written before the cell existed
-# hold them in the layer itself, or in its Keras delegate.
-_OLD_WEIGHT_GROUPS = ("vars", "_keras_lstm/cell/vars")
-_WEIGHTS_FILE = "model.weights.h5"
-
-
-def _old_gate_lstm_groups(weights) -> list[tuple[str, str]]:
-    """`(layer, group)` of each GateLSTM layer of an h5 weights file that holds the old
-    layout: the layer's name and the group under it that holds its three weights."""
-    layers = weights.get("layers")
-    if layers is None:
-        return []
-    return [
-        (name, old)
-        for name, group in layers.items()
-        if "cell" not in group
-        for old in _OLD_WEIGHT_GROUPS
-        if len(group.get(old, ())) == 3
-    ]
-
-
-@contextlib.contextmanager
-def _current_layout(path: str):
-    """`path`, or a temporary copy moved to the current weights layout if it is older."""
-    import h5py
-
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(_WEIGHTS_FILE) as stream:
-            with h5py.File(stream, "r") as weights:
-                old = _old_gate_lstm_groups(weights)
-    except (OSError, KeyError, zipfile.BadZipFile):
-        old = []  # let Keras report what is wrong with the file
-    if not old:
-        yield path
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        weights_path = os.path.join(folder, _WEIGHTS_FILE)
-        upgraded = os.path.join(folder, os.path.basename(path))
-        with zipfile.ZipFile(path) as archive:
-            archive.extract(_WEIGHTS_FILE, folder)
-            with h5py.File(weights_path, "r+") as weights:
-                for name, source in old:
-                    group = weights["layers"][name]
-                    group.create_group("cell")
-                    group.move(source, "cell/vars")
-                    group.require_group("vars")
-            with zipfile.ZipFile(upgraded, "w") as copy:
-                for item in archive.infolist():
-                    if item.filename == _WEIGHTS_FILE:
-                        copy.write(weights_path, _WEIGHTS_FILE)
-                    else:
-                        copy.writestr(item, archive.read(item))
-        yield upgraded
-
-
-def checkpoint_path(run_dir: str, checkpoint: str = "best") -> str:
-    """The file of checkpoint "best" or "last" ("best" falls back to "last")."""
-    if not os.path.isdir(run_dir):
-        raise TextgenError(f"run directory {run_dir} does not exist")
-    load_run_config(run_dir)
-    if checkpoint not in CHECKPOINTS:
-        raise TextgenError(f"checkpoint must be best or last, got {checkpoint!r}")
-    for name in (CHECKPOINTS[checkpoint], LAST_CHECKPOINT):
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            if name != CHECKPOINTS[checkpoint]:
-                logger.warning("%s holds no %s; using %s", run_dir, CHECKPOINTS[checkpoint], name)
-            return path
-    raise TextgenError(
-        f"{run_dir} holds no trained model ({CHECKPOINTS[checkpoint]} is missing); "
-        f"train it first with `lstm-textgen train --run {run_dir}`"
-    )
-
-
-def load_trained_model(run_dir: str, checkpoint: str = "best"):
-    """`(model, vocab)` of a training run; `checkpoint` is "best" or "last"."""
-    from lstm_textgen.data.vocab import CharVocabulary
-
-    path = checkpoint_path(run_dir, checkpoint)
-    vocab = CharVocabulary.load(run_dir)
-    model = load_checkpoint(path, compile=False)
-    if model.vocab_size != vocab.size:
-        raise TextgenError(
-            f"{path} predicts {model.vocab_size} ids but {run_dir}/vocab.json has "
-            f"{vocab.size}; the run directory is inconsistent"
-        )
-    return model, vocab
+    values = dataclasses.asdict(state)
+    values["history"] = [record.to_json() for record in state.history]
+    text = json.dumps(values, indent=1) + "\n"
+    atomic_write_text(RunDir(run_dir).state_file, text)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.store import loading
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.export_layout import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
 from lstm_textgen.store.shipped import is_shipped_name, shipped_model
@@ -69,7 +70,7 @@ def describe_source(source: str) -> Source:
     A path that exists wins over a shipped model of the same name.
     """
     if os.path.exists(source):
-        if os.path.isfile(os.path.join(source, rundir.CONFIG_FILE)):
+        if os.path.isfile(rundir.RunDir(source).config_file):
             return Source("run", source, f"run {source}")
         version = _export_version(source)
         if version is not None:
@@ -111,7 +112,7 @@ def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
         source = describe_source(source)
     if source.kind == "run":
         model_config, train_config = rundir.load_run_config(source.path)
-        model, vocab = rundir.load_trained_model(source.path, checkpoint)
+        model, vocab = loading.load_trained_model(source.path, checkpoint)
         model_config.vocab_size = model.vocab_size
         return TrainedModel(model, vocab, model_config, train_config, source)
     model_config, train_config, vocab = source_configs(source)

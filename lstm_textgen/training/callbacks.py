@@ -4,14 +4,15 @@ which a `.keras` file leaves out)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import sys
 import time
 
 import keras
 
 from lstm_textgen.config import bits
+from lstm_textgen.store import checkpoints
 from lstm_textgen.store import run_dir as rundir
 
 
@@ -24,8 +25,8 @@ def seed_states(model: keras.Model) -> list:
     return [v.numpy().tolist() for v in _seed_variables(model)]
 
 
-def restore_seed_states(model: keras.Model, info: dict) -> None:
-    states = info.get("seed_states")
+def restore_seed_states(model: keras.Model, info: checkpoints.CheckpointInfo) -> None:
+    states = info.seed_states
     variables = _seed_variables(model)
     if states is not None and len(states) == len(variables):
         for variable, value in zip(variables, states):
@@ -104,25 +105,25 @@ class CheckpointAndReport(keras.callbacks.Callback):
             self.bad_loss_step = step
             self.model.stop_training = True
             return
-        record = {"step": step, "train_loss": train_loss, "val_loss": val_loss}
-        arrays = {}
+        arrays, carried = {}, None
         if self.carried_validation is not None:
-            record["val_loss_carried"] = float(self.carried_validation())
-            arrays[rundir.CARRIED_STATE] = self.model.carried_state.numpy()
+            carried = float(self.carried_validation())
+            arrays[checkpoints.CARRIED_STATE] = self.model.carried_state.numpy()
+        record = rundir.HistoryRecord(step, train_loss, val_loss, carried)
         best = self.state.best_val_loss
         improved = best is None or val_loss < best
         if self.chief:
-            info = {
-                **record,
-                "seed_states": seed_states(self.model),
-                "xla": self.state.xla,
-                "precision": self.state.precision,
-            }
-            rundir.save_checkpoint(
+            info = checkpoints.CheckpointInfo(
+                **dataclasses.asdict(record),
+                seed_states=seed_states(self.model),
+                xla=self.state.xla,
+                precision=self.state.precision,
+            )
+            checkpoints.save_checkpoint(
                 self.model,
-                os.path.join(self.run_dir, rundir.LAST_CHECKPOINT),
+                rundir.RunDir(self.run_dir).checkpoint("last"),
                 info,
-                best_copy=os.path.join(self.run_dir, rundir.BEST_CHECKPOINT) if improved else None,
+                best_copy=rundir.RunDir(self.run_dir).checkpoint("best") if improved else None,
                 arrays=arrays,
             )
         if improved:
@@ -135,11 +136,7 @@ class CheckpointAndReport(keras.callbacks.Callback):
         self.log(
             f"step {step}/{self.total_steps}: train {train_loss:.4f} nats/char, "
             f"validation {val_loss:.4f} nats/char = {bits(val_loss):.4f} bits/char"
-            + (
-                f" (carried state {record['val_loss_carried']:.4f})"
-                if "val_loss_carried" in record
-                else ""
-            )
+            + (f" (carried state {carried:.4f})" if carried is not None else "")
             + (" (best, saved)" if improved else f" (best {self.state.best_val_loss:.4f})")
         )
 

@@ -5,7 +5,6 @@ or new (from scratch or a fine-tune's source) otherwise."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import keras
@@ -16,6 +15,7 @@ from lstm_textgen.data import windows as data
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.model.language_model import CharLanguageModel
+from lstm_textgen.store import checkpoints
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.sources import load_source
 from lstm_textgen.training.callbacks import restore_seed_states
@@ -44,7 +44,7 @@ class TrainJob:
 
     @property
     def checkpoint(self) -> str:
-        return os.path.join(self.run_dir, rundir.LAST_CHECKPOINT)
+        return rundir.RunDir(self.run_dir).checkpoint("last")
 
 
 def new_model_config(model_config: ModelConfig | None, config: TrainConfig) -> ModelConfig:
@@ -65,10 +65,10 @@ def _load_for_resume(job: TrainJob):
     """The model of the run's last checkpoint; if it is damaged, the error says whether
     the best checkpoint is intact and how to resume from it."""
     try:
-        return rundir.load_checkpoint(job.checkpoint)
+        return checkpoints.load_checkpoint(job.checkpoint)
     except TextgenError as damaged:
-        best = os.path.join(job.run_dir, rundir.BEST_CHECKPOINT)
-        step = rundir.read_checkpoint_info(best).get("step")
+        best = rundir.RunDir(job.run_dir).checkpoint("best")
+        step = checkpoints.read_checkpoint_info(best).step
         if step is None:
             raise
         raise TextgenError(
@@ -84,16 +84,17 @@ def restore_or_initialise(job: TrainJob):
     if job.resume:
         vocab = CharVocabulary.load(job.run_dir)
         model = _load_for_resume(job)
-        restore_seed_states(model, rundir.read_checkpoint_info(job.checkpoint))
+        last_info = checkpoints.read_checkpoint_info(job.checkpoint)
+        restore_seed_states(model, last_info)
         state = rundir.read_state(job.run_dir)
         # The checkpoint keeps the XLA mode too, for a run whose state.json was deleted.
         if state.xla is None:
-            state.xla = rundir.read_checkpoint_info(job.checkpoint).get("xla")
+            state.xla = last_info.xla
         # The best checkpoint carries its own loss, which wins over state.json if a kill
         # landed between writing the two.
-        best_info = rundir.read_checkpoint_info(os.path.join(job.run_dir, rundir.BEST_CHECKPOINT))
-        if "val_loss" in best_info:
-            state.best_val_loss, state.best_step = best_info["val_loss"], best_info["step"]
+        best_info = checkpoints.read_checkpoint_info(rundir.RunDir(job.run_dir).checkpoint("best"))
+        if best_info.val_loss is not None:
+            state.best_val_loss, state.best_step = best_info.val_loss, best_info.step
         name, _, train_ids, val_ids = load_training_data(
             config, job.data_dir, job.manual_dir, vocab
         )
@@ -134,7 +135,7 @@ def give_carried_state(job: TrainJob, model, train_ids) -> None:
     per_pass = data.stream_batches(len(train_ids), config.seq_len, config.batch_size)
     carried = model.carry_state(config.batch_size, max(1, per_pass))
     if job.resume:
-        saved = rundir.read_checkpoint_array(job.checkpoint, rundir.CARRIED_STATE)
+        saved = checkpoints.read_checkpoint_array(job.checkpoint, checkpoints.CARRIED_STATE)
         if saved is None or saved.shape != carried.shape:
             raise TextgenError(
                 f"{job.checkpoint} holds no carried state for {setting('carry_state')} with "

@@ -32,6 +32,7 @@ from lstm_textgen.evaluation.evaluate import evaluate_ids
 from lstm_textgen.files import remove_partial_writes
 from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 from lstm_textgen.progress import is_terminal
+from lstm_textgen.store import checkpoints
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.training.callbacks import CheckpointAndReport, StepProgress, cleared_first
 from lstm_textgen.training.data import total_steps, training_datasets
@@ -59,7 +60,7 @@ class TrainResult:
     run_dir: str
     step: int
     best_val_loss: float
-    history: list = field(default_factory=list)
+    history: list[rundir.HistoryRecord] = field(default_factory=list)
     chief: bool = True  # False on the workers of a multi-worker run that do not write
 
 
@@ -132,8 +133,7 @@ def _run_precision(run_dir, model_config, train_config, resume, strategy) -> Pre
     it started with (state.json, or its last checkpoint), as it keeps its XLA mode."""
     kept = rundir.read_state(run_dir).precision if resume else None
     if resume and kept is None:
-        last = rundir.read_checkpoint_info(os.path.join(run_dir, rundir.LAST_CHECKPOINT))
-        kept = last.get("precision")
+        kept = checkpoints.read_checkpoint_info(rundir.RunDir(run_dir).checkpoint("last")).precision
     if kept:
         return Precision.of_policy(kept, f"precision {kept}, as chosen when the run started")
     batch = train_config.batch_size // strategy.num_replicas_in_sync
@@ -157,7 +157,7 @@ def _settled_configs(run_dir, model_config, train_config, resume, max_steps, epo
     length, if given), copies of the caller's otherwise; the batch must split evenly
     over the strategy's replicas."""
     if resume:
-        if not os.path.isfile(os.path.join(run_dir, rundir.LAST_CHECKPOINT)):
+        if not os.path.isfile(rundir.RunDir(run_dir).checkpoint("last")):
             raise TextgenError(
                 f"nothing to resume in {run_dir}: it holds no {rundir.LAST_CHECKPOINT}; "
                 f"start a new run without {setting('resume', switch=True)}"
@@ -193,7 +193,7 @@ def _open_run_dir(held: contextlib.ExitStack, run_dir: str, resume: bool, chief:
         held.enter_context(rundir.writer_lock(run_dir))
     if not resume:
         rundir.check_new_run_dir(run_dir)
-    data_dir = os.path.join(run_dir, rundir.DATA_DIR)
+    data_dir = rundir.RunDir(run_dir).data_dir
     remove_partial_writes(run_dir, data_dir)
     return data_dir
 
@@ -287,6 +287,6 @@ def _callbacks(job: TrainJob, model, state, total: int, val_ids):
     reporter = CheckpointAndReport(job.run_dir, state, total, log, job.chief, carried_validation)
     callbacks.append(reporter)
     if job.chief:
-        log_dir = os.path.join(job.run_dir, rundir.LOG_DIR)
+        log_dir = rundir.RunDir(job.run_dir).log_dir
         callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     return callbacks, reporter
