@@ -99,7 +99,7 @@ def export(run: str, folder: str) -> None:
 
 def losses(folder: str) -> dict:
     """{split: {window length: nats/char}} of the export itself (not of the run)."""
-    from lstm_textgen.evaluation.evaluate import evaluate_run
+    from lstm_textgen.evaluation.run import evaluate_run
 
     version = os.path.join(folder, "1")
     table = {}

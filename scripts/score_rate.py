@@ -31,7 +31,7 @@ BACKENDS = ("litert", "saved-model", "keras")
 
 
 def scorer_of(name: str):
-    from lstm_textgen.generation.scorers import open_scorer
+    from lstm_textgen.generation.open_model import open_scorer
     from lstm_textgen.store.shipped import shipped_model
 
     shipped = shipped_model()
@@ -43,8 +43,7 @@ def scorer_of(name: str):
 
 
 def rate(scorer, vocab, text: str) -> float:
-    from lstm_textgen.generation.scorers import score_text
-    from lstm_textgen.generation.scoring import PIECE_CHARS
+    from lstm_textgen.generation.scoring import PIECE_CHARS, score_text
 
     for _ in score_text(scorer, vocab, text[: PIECE_CHARS + 256]):  # compiles what it uses
         pass

@@ -7,7 +7,8 @@ import pytest
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluation.evaluate import evaluate_run, evaluate_text
+from lstm_textgen.evaluation.evaluate import evaluate_text
+from lstm_textgen.evaluation.run import evaluate_run
 from lstm_textgen.generation.backends.keras_scorer import KerasScorer
 from lstm_textgen.model.language_model import CharLanguageModel
 from lstm_textgen.store.loading import load_trained_model

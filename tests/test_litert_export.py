@@ -9,7 +9,7 @@ import pytest
 
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.evaluation.evaluate import evaluate_run
+from lstm_textgen.evaluation.run import evaluate_run
 from lstm_textgen.export.litert import LITERT_SIGNATURES, export_litert
 from lstm_textgen.generation.backends.litert import LiteRTModel, read_metadata
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lstm_textgen.evaluation.evaluate import evaluate_run
+from lstm_textgen.evaluation.run import evaluate_run
 from lstm_textgen.generation.backends.saved_model import SavedModelScorer
-from lstm_textgen.generation.scorers import open_scorer, score_text
+from lstm_textgen.generation.open_model import open_scorer
+from lstm_textgen.generation.scoring import score_text
 
 from helpers import cli_in_process
 

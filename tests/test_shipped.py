@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_textgen.evaluation.evaluate import evaluate_run
+from lstm_textgen.evaluation.run import evaluate_run
 from lstm_textgen.generation import open_model as backends
 from lstm_textgen.generation.backends.litert import LiteRTModel
 from lstm_textgen.generation.backends.saved_model import SavedModelGenerator

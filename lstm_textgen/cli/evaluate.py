@@ -62,7 +62,7 @@ def add_cli_args(parser) -> None:
 
 def main(args) -> int:
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.evaluation.evaluate import evaluate_run
+    from lstm_textgen.evaluation.run import evaluate_run
 
     if args.batch_size is not None and args.batch_size < 1:
         raise TextgenError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -200,7 +200,7 @@ def main(args) -> int:
 
         save_states(args.save_state, completions, request.checked().column("seed"))
     if args.num_items is not None and args.run:
-        from lstm_textgen.generation.open_model import training_items
+        from lstm_textgen.store.loading import training_items
 
         known = training_items(args.run, args.tfds_manual_dir)
         copies = sum(args.prompt + c.text in known for c in completions)

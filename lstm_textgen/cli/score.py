@@ -43,8 +43,9 @@ def main(args) -> int:
 
     from lstm_textgen.config import bits
     from lstm_textgen.errors import TextgenError
+    from lstm_textgen.generation.open_model import open_scorer
     from lstm_textgen.generation.request import without_surrogates
-    from lstm_textgen.generation.scorers import open_scorer, score_text
+    from lstm_textgen.generation.scoring import score_text
     from lstm_textgen.progress import Progress
 
     text = _read_text(args)

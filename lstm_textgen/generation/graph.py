@@ -13,7 +13,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from lstm_textgen.data.vocab import UNKNOWN_ID
-from lstm_textgen.export.model import stacked_state, unstacked_state
 from lstm_textgen.generation.request import (
     FINISH_REASONS,
 )
@@ -25,6 +24,7 @@ from lstm_textgen.generation.settings import (
     SETTINGS,
     START_STEP,
 )
+from lstm_textgen.generation.signature_state import stacked_state, unstacked_state
 from lstm_textgen.model import stepping
 
 # At most 4 bytes a character in UTF-8, and up to 3 more of a character cut in half.

@@ -21,7 +21,6 @@ from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.files import atomic_path
 from lstm_textgen.generation.settings import MAX_PROMPT_CHARS
 from lstm_textgen.model import stepping
-from lstm_textgen.store.shipped import DEFAULT_MODEL
 from lstm_textgen.store.sources import load_source
 
 SIGNALS = ("cell", "forget_gate", "input_gate", "output_gate")
@@ -272,7 +271,7 @@ def inspect_run(
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise TextgenError(f"cannot create the folder {out_dir}: {e.strerror}") from None
-    trained = load_source(run_dir or DEFAULT_MODEL, checkpoint)
+    trained = load_source(run_dir, checkpoint)
     model, vocab = trained.model, trained.vocab
     unknown = vocab.unknown_characters(text)
     if unknown:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 
-from lstm_textgen.errors import TextgenError
+from lstm_textgen.errors import TextgenError, setting
 from lstm_textgen.store.checkpoints import load_checkpoint
 from lstm_textgen.store.run_dir import CHECKPOINTS, LAST_CHECKPOINT, RunDir, load_run_config
 
@@ -45,3 +45,16 @@ def load_trained_model(run_dir: str, checkpoint: str = "best"):
             f"{vocab.size}; the run directory is inconsistent"
         )
     return model, vocab
+
+
+def training_items(run_dir: str, manual_dir: str | None = None) -> set[str]:
+    """The training items of a run trained with `--items`, to tell new items from copies."""
+    from lstm_textgen.data.corpus import items_corpus
+
+    _, config = load_run_config(run_dir)
+    if not config.items:
+        raise TextgenError(
+            f"{run_dir} was trained without {setting('items')}; it has no training items"
+        )
+    _, items = items_corpus(config.text_files, config.tfds_name, manual_dir, config.items)
+    return set(items)

@@ -1,5 +1,6 @@
-"""A trained model from wherever it lies: a run directory, a SavedModel export, or the
-name of a shipped model (`lstm_textgen.store.shipped`).
+"""Where a model lies (`Source`: a run directory, a SavedModel export, a TF Serving
+server, a LiteRT file, or a shipped model, `lstm_textgen.store.shipped`), and the trained
+model rebuilt in Keras from a run or an export.
 
 `describe_source` and `source_configs` read only JSON (no TensorFlow), so a command can
 check its flags against a source before TensorFlow starts; `load_source` rebuilds the
@@ -14,26 +15,82 @@ from dataclasses import dataclass
 
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
-from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.errors import TextgenError, first_line, setting
 from lstm_textgen.store import loading
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.export_layout import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
-from lstm_textgen.store.shipped import is_shipped_name, shipped_model
+from lstm_textgen.store.shipped import DEFAULT_MODEL, is_shipped_name, shipped_model
+
+KINDS = ("run", "export", "saved_model", "server", "litert")
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a trained model lies.
+    """Where a model lies, parsed once where the user names it (`describe_source`,
+    `parse_source`) and opened in one place (`generation.open_model`).
 
     Attributes:
-        kind: "run" (a training run directory) or "export" (a SavedModel version folder).
-        path: the run directory, or the version folder of the export.
+        kind: "run" (a training run directory), "export" (a SavedModel version folder,
+            rebuilt in Keras), "saved_model" (a SavedModel run by its signatures),
+            "server" (a TF Serving REST endpoint) or "litert" (a LiteRT file).
+        path: the run directory, the version folder, the endpoint's URL or the file.
         label: how to name it to the user, e.g. "the shipped model shakespeare".
+        checkpoint: a run's checkpoint, "best" or "last".
+        model_name: the model's name on a TF Serving server.
+        shipped: the shipped model's name, where the source is one.
     """
 
     kind: str
     path: str
     label: str
+    checkpoint: str = "best"
+    model_name: str | None = None
+    shipped: str | None = None
+
+    @property
+    def is_exported(self) -> bool:
+        """Whether it is run as exported (signatures, a server, LiteRT), not rebuilt."""
+        return self.kind in ("saved_model", "server", "litert")
+
+
+def shipped_source(name: str = DEFAULT_MODEL, kind: str = "export") -> Source:
+    """The shipped model `name`: rebuilt in Keras ("export") or by its signatures."""
+    version = latest_version(shipped_model(name).saved_model)
+    return Source(kind, version, f"the shipped model {name}", shipped=name)
+
+
+def parse_source(
+    run: str | None = None,
+    saved_model: str | None = None,
+    server: str | None = None,
+    litert: str | None = None,
+    checkpoint: str = "best",
+    model_name: str | None = None,
+) -> Source:
+    """The one source a command names with `--run`, `--saved-model`, `--server` or
+    `--litert` (the shipped model when it names none), run as it lies: a run in Keras, an
+    export by its signatures, a server over REST, a LiteRT file by its interpreter."""
+    given = {
+        name: value
+        for name, value in dict(
+            run=run, saved_model=saved_model, server=server, litert=litert
+        ).items()
+        if value
+    }
+    if len(given) > 1:
+        raise TextgenError("give at most one of run, saved_model, server and litert")
+    if model_name and not server:
+        raise TextgenError("model_name names a model on a TF Serving server; give server too")
+    if not given:
+        return shipped_source(kind="saved_model")
+    ((kind, path),) = given.items()
+    return Source(kind, path, f"{kind.replace('_', ' ')} {path}", checkpoint, model_name)
+
+
+def check_one_checkpoint(checkpoint: str) -> None:
+    """An export holds one checkpoint: asking for another is an error."""
+    if checkpoint != "best":
+        raise TextgenError(f"an export holds one checkpoint; leave out {setting('checkpoint')}")
 
 
 @dataclass
@@ -64,28 +121,28 @@ def _export_version(path: str) -> str | None:
         return None
 
 
-def describe_source(source: str) -> Source:
-    """What `source` is: a run directory, an export, or a shipped model's name.
-
-    A path that exists wins over a shipped model of the same name.
-    """
+def describe_source(source: str | None, checkpoint: str = "best") -> Source:
+    """What `source` is, to rebuild in Keras: a run directory, an export, or a shipped
+    model's name (None: the shipped model). A path that exists wins over a shipped model
+    of the same name."""
+    if source is None:
+        return shipped_source()
     if os.path.exists(source):
         if os.path.isfile(rundir.RunDir(source).config_file):
-            return Source("run", source, f"run {source}")
+            return Source("run", source, f"run {source}", checkpoint)
         version = _export_version(source)
         if version is not None:
             return Source("export", version, f"export {version}")
         raise TextgenError(
             f"{source} is not a training run directory (no {rundir.CONFIG_FILE}) nor a "
             "SavedModel export (no saved_model.pb); give a run directory, an export folder, or "
-            "a shipped model's name such as 'shakespeare'"
+            f"a shipped model's name such as {DEFAULT_MODEL!r}"
         )
     if os.sep not in source and is_shipped_name(source):
-        version = _export_version(shipped_model(source).saved_model)
-        return Source("export", version, f"the shipped model {source}")
+        return shipped_source(source)
     raise TextgenError(
         f"{source} does not exist; give a run directory, an export folder, or a shipped "
-        "model's name such as 'shakespeare'"
+        f"model's name such as {DEFAULT_MODEL!r}"
     )
 
 
@@ -105,14 +162,15 @@ def source_configs(source: Source) -> tuple[ModelConfig, TrainConfig | None, Cha
     return metadata.model_config(source.path), metadata.train_config(source.path), vocab
 
 
-def load_source(source: str | Source, checkpoint: str = "best") -> TrainedModel:
-    """The trained model of `source` (a path, a shipped model's name, or a `Source`) in
-    Keras: a run's `checkpoint` (best or last), or an export's variables."""
-    if isinstance(source, str):
-        source = describe_source(source)
+def load_source(source: str | Source | None, checkpoint: str = "best") -> TrainedModel:
+    """The trained model of `source` (a path, a shipped model's name, a `Source`, or None
+    for the shipped model) in Keras: a run's `checkpoint` (best or last), or an export's
+    variables."""
+    if not isinstance(source, Source):
+        source = describe_source(source, checkpoint)
     if source.kind == "run":
         model_config, train_config = rundir.load_run_config(source.path)
-        model, vocab = loading.load_trained_model(source.path, checkpoint)
+        model, vocab = loading.load_trained_model(source.path, source.checkpoint)
         model_config.vocab_size = model.vocab_size
         return TrainedModel(model, vocab, model_config, train_config, source)
     model_config, train_config, vocab = source_configs(source)
