@@ -202,14 +202,14 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
     from lstm_textgen.config import TrainConfig
     from lstm_textgen.generation.backends.keras import TextGenerator
     from lstm_textgen.store.loading import load_trained_model
-    from lstm_textgen.training import distribute
+    from lstm_textgen.training import precision
     from lstm_textgen.training.train import train
 
     # This project's CPUs differ: pretend to have (or lack) bfloat16 instructions. With
     # them, the bfloat16 products run here too, only slower where they are emulated.
-    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: bfloat16_cpu)
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: bfloat16_cpu)
     if bfloat16_cpu:  # and measure bfloat16 products faster, as such a CPU does
-        monkeypatch.setattr(distribute, "bfloat16_speed", lambda: 1.8)
+        monkeypatch.setattr(precision, "bfloat16_speed", lambda: 1.8)
     messages = []
     result = train(
         str(tmp_path / "run"),
@@ -247,29 +247,29 @@ def test_mixed_precision_trains(tmp_path, corpus, monkeypatch, bfloat16_cpu):
 
 
 def test_auto_precision_stays_float32_without_instructions_a_wide_model_or_a_gain(monkeypatch):
-    from lstm_textgen.training import distribute
+    from lstm_textgen.training import precision
 
     def never(*args):
         raise AssertionError("measured a model too small to try")
 
-    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: False)
-    none = distribute.choose_precision("auto", units=512, batch=64)
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: False)
+    none = precision.choose_precision("auto", units=512, batch=64)
     assert (none.policy, none.matmul_dtype) == ("float32", None)
     assert none.note == (
         "--mixed-precision auto: float32, as this CPU has no bfloat16 instructions "
         "(AVX512_BF16 or AMX)"
     )
-    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: True)
-    monkeypatch.setattr(distribute, "product_times", never)
-    small = distribute.choose_precision("auto", units=64, batch=64)
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(precision, "product_times", never)
+    small = precision.choose_precision("auto", units=64, batch=64)
     assert small.policy == "float32" and "64-unit model's products are too small" in small.note
-    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (2e-3, 1.9e-3))
-    slight = distribute.choose_precision("auto", units=256, batch=64)
+    monkeypatch.setattr(precision, "product_times", lambda dtype, units, batch: (2e-3, 1.9e-3))
+    slight = precision.choose_precision("auto", units=256, batch=64)
     assert slight.policy == "float32" and slight.note.endswith(
         "2.000 ms in float32 and 1.900 ms in bfloat16 (1.05x), under the 1.2x it takes"
     )
-    assert distribute.choose_precision("off", units=512).note is None
-    assert distribute.choose_precision(False, units=512).policy == "float32"
+    assert precision.choose_precision("off", units=512).note is None
+    assert precision.choose_precision(False, units=512).policy == "float32"
 
 
 def test_auto_precision_takes_bfloat16_where_it_measures_faster_and_a_resume_keeps_it(
@@ -278,11 +278,11 @@ def test_auto_precision_takes_bfloat16_where_it_measures_faster_and_a_resume_kee
     import keras
 
     from lstm_textgen.config import TrainConfig
-    from lstm_textgen.training import distribute
+    from lstm_textgen.training import precision
     from lstm_textgen.training.train import train
 
-    monkeypatch.setattr(distribute, "cpu_has_bfloat16", lambda: True)
-    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (3e-3, 2e-3))
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(precision, "product_times", lambda dtype, units, batch: (3e-3, 2e-3))
     run = tmp_path / "run"
     config = TrainConfig(text_files=[str(corpus)], seq_len=8, batch_size=4, max_steps=2)
     messages = []
@@ -301,7 +301,7 @@ def test_auto_precision_takes_bfloat16_where_it_measures_faster_and_a_resume_kee
     )
     assert json.loads((run / "state.json").read_text())["precision"] == "mixed_bfloat16"
     # Measured slower now, the resumed run keeps what it started with.
-    monkeypatch.setattr(distribute, "product_times", lambda dtype, units, batch: (2e-3, 3e-3))
+    monkeypatch.setattr(precision, "product_times", lambda dtype, units, batch: (2e-3, 3e-3))
     messages.clear()
     train(str(run), resume=True, max_steps=4, jit_compile=False, verbose=0, log=messages.append)
     assert "; dtype policy mixed_bfloat16" in messages[0]

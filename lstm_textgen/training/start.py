@@ -20,9 +20,9 @@ from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.sources import load_source
 from lstm_textgen.training.callbacks import restore_seed_states
 from lstm_textgen.training.data import load_training_data, total_steps
-from lstm_textgen.training.distribute import Precision
 from lstm_textgen.training.finetune import copy_weights
 from lstm_textgen.training.optimizer import compile_model
+from lstm_textgen.training.precision import Precision
 
 
 @dataclass

@@ -36,14 +36,8 @@ from lstm_textgen.store import checkpoints
 from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.training.callbacks import CheckpointAndReport, StepProgress, cleared_first
 from lstm_textgen.training.data import total_steps, training_datasets
-from lstm_textgen.training.distribute import (
-    Precision,
-    choose_precision,
-    is_chief,
-    set_mixed_precision,
-    strategy_name,
-    thread_settings,
-)
+from lstm_textgen.training.distribute import is_chief, strategy_name, thread_settings
+from lstm_textgen.training.precision import Precision, choose_precision, set_mixed_precision
 from lstm_textgen.training.start import (
     TrainJob,
     give_carried_state,
