@@ -43,7 +43,7 @@ def test_first_line_of_an_error_never_fails():
 def test_light_modules_do_not_import_tensorflow():
     # `plot`, `generate --server` and `generate --litert` need neither TensorFlow nor tfds.
     light = [
-        "plot",
+        "reports.plot",
         "generation.backends.server",
         "store.run_dir",
         "config",
