@@ -24,7 +24,7 @@ MIN_LR_FRACTION = 0.1
 LN2 = math.log(2.0)
 
 # The characters of a text that an export's `score` signature reads (the limits of a
-# generation request are in `lstm_textgen.generation.request`).
+# generation request are rows of the settings table, `lstm_textgen.generation.settings`).
 MAX_SCORE_CHARS = 10_000
 
 

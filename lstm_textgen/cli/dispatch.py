@@ -165,10 +165,6 @@ def _show_library_warnings() -> None:
     library_log.propagate = False
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv=None) -> int:
     """Run the CLI with `argv` (default: sys.argv[1:]); returns the exit status."""
     try:
