@@ -1,242 +1,26 @@
-"""`GateLSTMCell` (one step) and `GateLSTM` (the loop): `keras.layers.LSTMCell` and
-`keras.layers.LSTM`, argument by argument, with the four gates written out like the
-equations. The arithmetic itself is in `lstm_textgen.model.recurrence`."""
+"""`GateLSTM`: the loop over a sequence, `keras.layers.LSTM` argument by argument, around
+one `GateLSTMCell` (`lstm_textgen.model.cell`, re-exported here), which owns the weights.
+The arithmetic itself is in `lstm_textgen.model.recurrence`."""
 
 from __future__ import annotations
 
-import numbers
 from types import SimpleNamespace
 
 import keras
 import tensorflow as tf
 
-from lstm_textgen.config import IMPLEMENTATIONS
-from lstm_textgen.errors import first_line
+from lstm_textgen.model.arguments import CELL_ARGUMENTS, check_loop_arguments, resolve, step_mask
+from lstm_textgen.model.cell import GateLSTMCell
 from lstm_textgen.model.recurrence import (
-    GateFunctions,
-    gate_scale,
-    gate_step,
     lstm_cell,
     lstm_loop,
     lstm_loop_with_gates,
     lstm_sequence,
-    lstm_update,
     product,
     swap_time_batch,
 )
 
 __all__ = ["GateLSTM", "GateLSTMCell", "lstm_cell"]
-
-USE_CUDNN = ("auto", True, False)
-
-_EXAMPLES = {
-    "activations": "'tanh'",
-    "initializers": "'glorot_uniform'",
-    "regularizers": "'l2'",
-    "constraints": "'non_neg'",
-}
-
-
-def _resolve(kind, argument, value):
-    """`keras.<kind>.get(value)` (kind: "activations", "initializers", ...), or a one-line
-    error that names the argument."""
-    try:
-        return getattr(keras, kind).get(value)
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"{argument}={value!r} is not a Keras {kind[:-1]} ({first_line(e)}); give a name "
-            f"Keras knows, such as {_EXAMPLES[kind]}, a keras.{kind} object, or None"
-        ) from None
-
-
-def _positive_units(units):
-    whole = isinstance(units, numbers.Real) and not isinstance(units, bool)
-    if not whole or units < 1 or not float(units).is_integer():
-        raise ValueError(f"units must be a positive integer, got {units!r}")
-    return int(units)
-
-
-def _rate(argument, rate):
-    if not 0.0 <= float(rate) < 1.0:
-        raise ValueError(f"{argument} must be in [0, 1), got {rate}")
-    return float(rate)
-
-
-def _is_default(activation, recurrent_activation):
-    """Whether the activations are Keras's defaults, which the fast paths assume."""
-    return (
-        activation is keras.activations.tanh and recurrent_activation is keras.activations.sigmoid
-    )
-
-
-@keras.saving.register_keras_serializable(package="lstm_textgen")
-class GateLSTMCell(keras.layers.LSTMCell):
-    """One LSTM step with the four gates spelled out; the owner of the weights.
-
-    A `keras.layers.LSTMCell` with its arithmetic written out: the same arguments,
-    defaults, weights (built by Keras: names, shapes, gate order i, f, g, o, and the
-    forget bias `unit_forget_bias` starts), config and dropout masks (one per sequence
-    in `keras.layers.RNN`, drawn by Keras), and its `call` is `gate_step`:
-    `lstm_update` of `z = x_t @ kernel + h @ recurrent_kernel + bias`, returning
-    `(h_t, [h_t, c_t])`. So `keras.layers.RNN(GateLSTMCell(H))` runs it step by step as
-    it runs `keras.layers.LSTMCell(H)`. `GateLSTM` runs it over a sequence much faster,
-    projecting every step's input in one product first, and `step` runs it for
-    generation on weights read once.
-
-    Args:
-        units: size of the hidden and cell state, H.
-        activation: the candidate's and the output's squashing function (default tanh).
-        recurrent_activation: the input, forget and output gates' function (default
-            sigmoid).
-        use_bias: whether the gates have a bias (`bias [4H]`).
-        kernel_initializer, recurrent_initializer, bias_initializer: initializers of
-            `kernel [D, 4H]`, `recurrent_kernel [H, 4H]` and `bias`.
-        unit_forget_bias: start the forget gate's quarter of the bias at 1 (the other
-            quarters from `bias_initializer`), so a fresh cell remembers by default.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer: regularizers of the
-            weights; their terms are in `layer.losses`.
-        kernel_constraint, recurrent_constraint, bias_constraint: constraints the
-            optimizer applies to the weights after each step.
-        dropout: fraction of the input units dropped in training, in [0, 1).
-        recurrent_dropout: fraction of `h`'s units dropped before the recurrent product in
-            training, in [0, 1).
-        seed: seed of the dropout masks.
-
-    Example:
-
-    >>> cell = GateLSTMCell(4)
-    >>> h, (h, c) = cell(tf.zeros([2, 5]), [tf.zeros([2, 4]), tf.zeros([2, 4])])
-    >>> h.shape
-    TensorShape([2, 4])
-    """
-
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        **kwargs,
-    ):
-        # Checked here, so that a bad value is one line naming its argument; Keras then
-        # stores them as it does for its own cell.
-        super().__init__(
-            _positive_units(units),
-            activation=_resolve("activations", "activation", activation),
-            recurrent_activation=_resolve(
-                "activations", "recurrent_activation", recurrent_activation
-            ),
-            kernel_initializer=_resolve("initializers", "kernel_initializer", kernel_initializer),
-            recurrent_initializer=_resolve(
-                "initializers", "recurrent_initializer", recurrent_initializer
-            ),
-            bias_initializer=_resolve("initializers", "bias_initializer", bias_initializer),
-            kernel_regularizer=_resolve("regularizers", "kernel_regularizer", kernel_regularizer),
-            recurrent_regularizer=_resolve(
-                "regularizers", "recurrent_regularizer", recurrent_regularizer
-            ),
-            bias_regularizer=_resolve("regularizers", "bias_regularizer", bias_regularizer),
-            kernel_constraint=_resolve("constraints", "kernel_constraint", kernel_constraint),
-            recurrent_constraint=_resolve(
-                "constraints", "recurrent_constraint", recurrent_constraint
-            ),
-            bias_constraint=_resolve("constraints", "bias_constraint", bias_constraint),
-            dropout=_rate("dropout", dropout),
-            recurrent_dropout=_rate("recurrent_dropout", recurrent_dropout),
-            **kwargs,
-        )
-        # None: sigmoid and tanh, which the one-sigmoid gates and the hand-written
-        # gradient assume; other functions take the same equations as they are.
-        self.functions = (
-            None
-            if _is_default(self.activation, self.recurrent_activation)
-            else GateFunctions(self.activation, self.recurrent_activation)
-        )
-
-    def call(self, inputs, states, training=False):
-        h, c = states
-        input_mask = self.get_dropout_mask(inputs) if training and self.dropout else None
-        state_mask = (
-            self.get_recurrent_dropout_mask(h) if training and self.recurrent_dropout else None
-        )
-        z = _masked_product(inputs, input_mask, self.kernel) + _masked_product(
-            h, state_mask, self.recurrent_kernel
-        )
-        if self.bias is not None:
-            z = z + tf.convert_to_tensor(self.bias)
-        _, h_t, c_t = lstm_update(z, c, functions=self.functions)
-        return h_t, [h_t, c_t]
-
-    def step_weights(self):
-        """`(kernel, recurrent_kernel, bias)` as tensors for `step(..., weights=)` (a zero
-        bias without `use_bias`). With the default activations each has its candidate
-        columns doubled (`gate_scale`): a step then takes its four activations in one
-        sigmoid without scaling `z` first (`gate_activations`)."""
-        bias = self.bias if self.bias is not None else tf.zeros([4 * self.units], self.kernel.dtype)
-        weights = tuple(tf.convert_to_tensor(w) for w in (self.kernel, self.recurrent_kernel, bias))
-        if self.functions is not None:
-            return weights
-        scale = gate_scale(self.units, self.kernel.dtype)
-        return tuple(w * scale for w in weights)
-
-    def step(self, x_t, states, weights=None, projected=None):
-        """One step for generation: `x_t [B, D]`, `states = (h, c)` -> `(h_t, (h_t, c_t))`.
-
-        `weights`, from `step_weights()`, saves reading the variables again at every step
-        of a graph loop. `projected`, if given, is `x_t @ kernel + bias` already computed
-        from those weights (a model's first layer looks it up by character id), and `x_t`
-        is not read.
-        """
-        h, c = states
-        kernel, recurrent_kernel, bias = self.step_weights() if weights is None else weights
-        if projected is None:
-            projected = tf.matmul(x_t, kernel) + bias
-        prescaled = self.functions is None
-        h_t, c_t = gate_step(projected, h, c, recurrent_kernel, prescaled, self.functions)[1:]
-        return h_t, (h_t, c_t)
-
-
-def _masked_product(x, mask, kernel):
-    """`(x * mask) @ kernel` (`x @ kernel` without a mask). Keras hands a cell with
-    recurrent dropout four masks, one per gate (its LSTMCell then makes each gate's
-    product apart): each quarter of the kernel's columns then takes its own."""
-    kernel = tf.convert_to_tensor(kernel)
-    if mask is None:
-        return tf.matmul(x, kernel)
-    if not isinstance(mask, (list, tuple)):
-        return tf.matmul(x * mask, kernel)
-    quarters = tf.split(kernel, 4, axis=1)
-    return tf.concat([tf.matmul(x * m, k) for m, k in zip(mask, quarters)], axis=-1)
-
-
-# The cell's arguments, which GateLSTM passes on and reads back (as keras.layers.LSTM does).
-_CELL_ARGUMENTS = (
-    "activation",
-    "recurrent_activation",
-    "use_bias",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "unit_forget_bias",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "dropout",
-    "recurrent_dropout",
-)
 
 
 def _cell_property(name):
@@ -364,39 +148,14 @@ class GateLSTM(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(
-            activity_regularizer=_resolve(
+            activity_regularizer=resolve(
                 "regularizers", "activity_regularizer", activity_regularizer
             ),
             **kwargs,
         )
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
-            )
-        if use_cudnn not in USE_CUDNN:
-            raise ValueError(f"use_cudnn must be one of {USE_CUDNN}, got {use_cudnn!r}")
-        if use_cudnn is True and implementation != "keras":
-            raise ValueError(
-                "use_cudnn=True needs implementation='keras' (the gate loop uses no cuDNN); "
-                "pass implementation='keras', or use_cudnn='auto'"
-            )
-        cell_arguments = {
-            "activation": activation,
-            "recurrent_activation": recurrent_activation,
-            "use_bias": use_bias,
-            "kernel_initializer": kernel_initializer,
-            "recurrent_initializer": recurrent_initializer,
-            "bias_initializer": bias_initializer,
-            "unit_forget_bias": unit_forget_bias,
-            "kernel_regularizer": kernel_regularizer,
-            "recurrent_regularizer": recurrent_regularizer,
-            "bias_regularizer": bias_regularizer,
-            "kernel_constraint": kernel_constraint,
-            "recurrent_constraint": recurrent_constraint,
-            "bias_constraint": bias_constraint,
-            "dropout": dropout,
-            "recurrent_dropout": recurrent_dropout,
-        }
+        check_loop_arguments(implementation, use_cudnn)
+        arguments = locals()  # the cell's arguments, passed on by name (CELL_ARGUMENTS)
+        cell_arguments = {name: arguments[name] for name in CELL_ARGUMENTS}
         self.cell = GateLSTMCell(units, seed=seed, name="cell", **cell_arguments)
         self.units = self.cell.units
         self.seed = seed
@@ -412,14 +171,17 @@ class GateLSTM(keras.layers.Layer):
         self.matmul_dtype = keras.backend.standardize_dtype(matmul_dtype) if matmul_dtype else None
         self.supports_masking = True
         self.input_spec = keras.layers.InputSpec(ndim=3)
-        # Keras's LSTM for `implementation="keras"`, and the carried state of a stateful
-        # layer, kept where Keras's attribute tracking does not look: the cell stays the
-        # one owner of the weights in `weights` and in saved files (Keras's own RNN keeps
-        # its state variables out of them too); `build` hands the LSTM the cell's
-        # variables.
-        self._untracked = SimpleNamespace(lstm=None, states=None)
-        if implementation == "keras":
-            self._untracked.lstm = keras.layers.LSTM(
+        self._untracked = self._untracked_parts(seed)
+
+    def _untracked_parts(self, seed):
+        """Keras's LSTM for `implementation="keras"` (None otherwise), and the carried
+        state of a stateful layer (None until `build`), kept where Keras's attribute
+        tracking does not look: the cell stays the one owner of the weights in `weights`
+        and in saved files (Keras's own RNN keeps its state variables out of them too);
+        `build` hands the LSTM the cell's variables."""
+        untracked = SimpleNamespace(lstm=None, states=None)
+        if self.implementation == "keras":
+            untracked.lstm = keras.layers.LSTM(
                 self.units,
                 activation=self.cell.activation,
                 recurrent_activation=self.cell.recurrent_activation,
@@ -429,11 +191,12 @@ class GateLSTM(keras.layers.Layer):
                 seed=seed,
                 go_backwards=self.go_backwards,
                 unroll=self.unroll,
-                use_cudnn=use_cudnn,
+                use_cudnn=self.use_cudnn,
                 return_sequences=True,
                 return_state=True,
                 name="keras_lstm",
             )
+        return untracked
 
     @property
     def states(self):
@@ -532,12 +295,12 @@ class GateLSTM(keras.layers.Layer):
                 "input's is not known; give it one, e.g. keras.Input((steps, features)), "
                 "or leave unroll off"
             )
-        step_mask = None if mask is None else self._step_mask(inputs, mask)
+        mask = None if mask is None else step_mask(self.name, inputs, mask, self.time_major)
         # From here on everything is time-major: [T, B, ...].
         if not self.time_major:
             inputs = swap_time_batch(inputs)
         h, c = self._initial_state(inputs, initial_state)
-        sequence, last, h, c = self.inner_loop(inputs, h, c, step_mask, training)
+        sequence, last, h, c = self.inner_loop(inputs, h, c, mask, training)
         if self.stateful:
             for variable, value in zip(self._untracked.states, (h, c)):
                 variable.assign(tf.cast(value, variable.dtype))
@@ -545,25 +308,6 @@ class GateLSTM(keras.layers.Layer):
         sequence = sequence if self.time_major else swap_time_batch(sequence)
         output = sequence if self.return_sequences else last
         return [output, h, c] if self.return_state else output
-
-    def _step_mask(self, inputs, mask):
-        """Bool `[T, B, 1]` from a `[batch, time]` mask, checked against the inputs."""
-        if isinstance(mask, (list, tuple)):  # as Bidirectional and return_state pass it
-            mask = mask[0]
-        mask = tf.convert_to_tensor(mask)
-        if mask.shape.rank == 3 and mask.shape[-1] == 1:
-            mask = mask[:, :, 0]
-        batch, steps = (inputs.shape[1], inputs.shape[0]) if self.time_major else inputs.shape[:2]
-        known = (batch, steps)
-        if mask.shape.rank != 2 or any(
-            a is not None and b is not None and a != b for a, b in zip(mask.shape, known)
-        ):
-            shown = "x".join("?" if n is None else str(n) for n in known)
-            raise ValueError(
-                f"{self.name}: the mask must be boolean [batch, time] = [{shown}] for these "
-                f"inputs, got shape {tuple(mask.shape)}"
-            )
-        return tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
 
     def _initial_state(self, inputs, initial_state):
         """`(h0, c0)` in the compute dtype: given, carried (stateful) or zeros."""
@@ -669,7 +413,7 @@ class GateLSTM(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         cell = self.cell.get_config()
-        config.update({name: cell[name] for name in ("units", *_CELL_ARGUMENTS)})
+        config.update({name: cell[name] for name in ("units", *CELL_ARGUMENTS)})
         config.update(
             {
                 "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
@@ -690,6 +434,6 @@ class GateLSTM(keras.layers.Layer):
 
 
 # keras.layers.LSTM reads these from its cell; so does GateLSTM.
-for _name in _CELL_ARGUMENTS:
+for _name in CELL_ARGUMENTS:
     setattr(GateLSTM, _name, _cell_property(_name))
 del _name
