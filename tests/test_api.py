@@ -49,6 +49,7 @@ def test_light_modules_do_not_import_tensorflow():
         "config",
         "data.vocab",
         "generation.request",
+        "generation.generator",
         "generation.open_model",
         "generation.backends.litert",
         "store.shipped",

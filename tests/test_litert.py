@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from lstm_textgen.generation.backends.litert import LiteRTModel
-from lstm_textgen.generation.samplers import hash_uniforms
+from lstm_textgen.generation.random_stream import hash_uniforms
 
 from conftest import REPO
 from helpers import assert_close, cli_in_process, error_lines, run_cli

@@ -7,12 +7,11 @@ import pytest
 
 from lstm_textgen.data.vocab import END_OF_ITEM, CharVocabulary
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.generation.generator import Generator, first_stop
 from lstm_textgen.generation.request import (
     Completion,
     GenerationRequest,
-    Generator,
     prompt_tail,
-    stop_at_first,
 )
 from lstm_textgen.generation.settings import (
     MAX_PROMPT_CHARS,
@@ -83,11 +82,14 @@ def test_only_the_last_prompt_characters_prime_the_state():
     assert GenerationRequest(long).checked().prompts == ("y" * MAX_PROMPT_CHARS,)
 
 
-def test_stop_at_first_is_the_first_completed_and_the_longest_of_those():
-    assert stop_at_first("abcdef", ["cde", "de"]) == ("ab", True)
-    assert stop_at_first("abcdef", ["bcdef", "cd"]) == ("ab", True)
-    assert stop_at_first("abcdef", ["x"]) == ("abcdef", False)
-    assert stop_at_first("", ["x"]) == ("", False)
+def test_first_stop_is_the_first_completed_and_the_longest_of_those():
+    # (end, length): the stop ends right before `end`, so the text is text[: end - length].
+    assert first_stop("abcdef", ["cde", "de"]) == (5, 3)
+    assert first_stop("abcdef", ["bcdef", "cd"]) == (4, 2)
+    assert first_stop("abcdef", ["x", ""]) is None
+    assert first_stop("", ["x"]) is None
+    # Ends before `start` are not looked at: a stream looks past what it has emitted.
+    assert first_stop("abcab", ["ab"], start=3) == (5, 2)
 
 
 class EchoGenerator(Generator):

@@ -8,11 +8,12 @@ import tensorflow as tf
 
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
-from lstm_textgen.generation.request import GenerationRequest, stop_at_first
+from lstm_textgen.generation.generator import first_stop
+from lstm_textgen.generation.random_stream import hash_uniforms
+from lstm_textgen.generation.request import GenerationRequest
+from lstm_textgen.generation.sample_loop import sample_loop
 from lstm_textgen.generation.samplers import (
     filter_logits,
-    hash_uniforms,
-    sample_loop,
     sample_next,
     sampling_batch,
 )
@@ -254,10 +255,12 @@ def test_the_loop_agrees_with_the_reference_cut_and_stops_when_every_row_has_end
     ids, lengths, finish, *_ = in_graph()
     full = VOCAB.decode(ids.numpy()[2])
     assert ids.shape[1] == 17  # 'q' is the 17th letter: the loop ran 17 steps, not 2,000
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
     for r, row in enumerate(rows):
-        expected, stopped = stop_at_first("abcdefghijklmnopqrstuvwxyz", row)
+        found = first_stop(alphabet, row)
+        expected = alphabet if found is None else alphabet[: found[0] - found[1]]
         assert VOCAB.decode(ids.numpy()[r][: lengths.numpy()[r]]) == expected
-        assert finish.numpy()[r] == (STOP if stopped else LENGTH)
+        assert finish.numpy()[r] == (LENGTH if found is None else STOP)
     assert full == "abcdefghijklmnopq"
 
 

@@ -26,7 +26,8 @@ from lstm_textgen.generation.backends.litert import (
     METADATA_NAME,
     with_checksum,
 )
-from lstm_textgen.generation.samplers import sample_loop, sampling_batch
+from lstm_textgen.generation.sample_loop import sample_loop
+from lstm_textgen.generation.samplers import sampling_batch
 from lstm_textgen.generation.settings import (
     MAX_NUM_CHARS,
     MAX_START_STEP,

@@ -16,7 +16,8 @@ from lstm_textgen.data.vocab import UNKNOWN_ID
 from lstm_textgen.generation.request import (
     FINISH_REASONS,
 )
-from lstm_textgen.generation.samplers import Generated, sample_loop, sampling_batch
+from lstm_textgen.generation.sample_loop import Generated, sample_loop
+from lstm_textgen.generation.samplers import sampling_batch
 from lstm_textgen.generation.settings import (
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,
@@ -58,7 +59,7 @@ def generate_ids(
 
     `settings` are as `samplers.sampling_batch` takes them, and so are the stop strings
     and `end_id`; `start`: optional `(state, start_step)` to continue each row from.
-    Returns `samplers.sample_loop`'s `Generated`.
+    Returns `sample_loop.sample_loop`'s `Generated`.
     """
     state, start_step = (None, None) if start is None else start
     logits, state = prime_prompts(model, prompt_ids, state)

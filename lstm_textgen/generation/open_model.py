@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.generation.request import Generator
+from lstm_textgen.generation.generator import Generator
 from lstm_textgen.generation.settings import SERVER_DEADLINE
 from lstm_textgen.store.shipped import DEFAULT_MODEL, litert_installed, shipped_model
 from lstm_textgen.store.sources import (

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from lstm_textgen.data.vocab import CharVocabulary
 from lstm_textgen.errors import TextgenError
+from lstm_textgen.generation.generator import Generator
 from lstm_textgen.generation.graph import (
     continue_function,
     continue_spec,
@@ -15,7 +16,6 @@ from lstm_textgen.generation.graph import (
 from lstm_textgen.generation.request import (
     CheckedRequest,
     Completion,
-    Generator,
     completion_from_row,
     model_key,
 )

@@ -21,11 +21,11 @@ import numpy as np
 
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
+from lstm_textgen.generation.generator import Generator
 from lstm_textgen.generation.request import (
     FINISH_REASONS,
     CheckedRequest,
     Completion,
-    Generator,
     completion_from_row,
     model_key,
 )

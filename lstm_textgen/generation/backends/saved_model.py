@@ -10,10 +10,10 @@ import os
 import numpy as np
 
 from lstm_textgen.errors import TextgenError, first_line
+from lstm_textgen.generation.generator import Generator
 from lstm_textgen.generation.request import (
     CheckedRequest,
     Completion,
-    Generator,
     completion_from_row,
     model_key,
 )

@@ -16,10 +16,10 @@ import urllib.parse
 import urllib.request
 
 from lstm_textgen.errors import TextgenError, first_line_of, setting
+from lstm_textgen.generation.generator import Generator
 from lstm_textgen.generation.request import (
     CheckedRequest,
     Completion,
-    Generator,
     completion_from_row,
 )
 from lstm_textgen.generation.settings import SERVER_DEADLINE
