@@ -36,6 +36,19 @@ def add_manual_dir(parser) -> None:
     parser.add_argument("--tfds-manual-dir", metavar="DIR", help=MANUAL_DIR_HELP)
 
 
+def source(args):
+    """The model `Source` that `--run`, `--saved-model`, `--server` or `--litert` name
+    (with `--checkpoint` and `--model-name`), parsed once here (`store.sources`)."""
+    from lstm_textgen.store.sources import parse_source
+
+    return parse_source(
+        **{name: getattr(args, name, None) for name in ("run", "saved_model", "server")},
+        litert=getattr(args, "litert", None),
+        checkpoint=getattr(args, "checkpoint", "best"),
+        model_name=getattr(args, "model_name", None),
+    )
+
+
 def log(message: str) -> None:
     """A line for the user on stderr (stdout carries the command's result)."""
     print(message, file=sys.stderr, flush=True)

@@ -69,17 +69,13 @@ def main(args) -> int:
     if args.seq_len is not None and args.seq_len < 1:
         raise TextgenError(f"--seq-len must be >= 1, got {args.seq_len}")
 
+    passed = ("split", "checkpoint", "batch_size", "carry_state", "litert", "seq_len")
     result = evaluate_run(
         args.run,
-        split=args.split,
         text_files=args.text_file,
         manual_dir=args.tfds_manual_dir,
-        checkpoint=args.checkpoint,
-        batch_size=args.batch_size,
-        carry_state=args.carry_state,
-        litert=args.litert,
-        seq_len=args.seq_len,
         saved_model=args.saved_model,
+        **{name: getattr(args, name) for name in passed},
     )
     what = "text files" if args.text_file else args.split
     what += f", windows of {args.seq_len}" if args.seq_len and not args.carry_state else ""

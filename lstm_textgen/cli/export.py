@@ -9,13 +9,12 @@ from lstm_textgen.cli import common
 NAME = "export"
 HELP = "export a run as a versioned SavedModel for TF Serving, or for LiteRT"
 DESCRIPTION = (
-    "Write --export-base/<version>/ (the next free version number unless "
-    "--version is given) with the signatures serving_default, continue, "
-    "generate_rows, step and score, and a TF Serving warmup file. The version is "
-    "written to a hidden temporary folder and renamed, so a watching server never sees half of it. "
-    "Or write --litert FILE.tflite, a LiteRT model with the signatures step, prime "
-    "and generate, its vocabulary and config embedded as metadata; written whole "
-    "or not at all."
+    "Write --export-base/<version>/ (the next free version number unless --version is "
+    "given) with the signatures serving_default, continue, generate_rows, step and score, "
+    "and a TF Serving warmup file. The version is written to a hidden temporary folder "
+    "and renamed, so a watching server never sees half of it. Or write --litert "
+    "FILE.tflite, a LiteRT model with the signatures step, prime and generate, its "
+    "vocabulary and config embedded as metadata; written whole or not at all."
 )
 tensorflow_start = common.devices
 

@@ -35,6 +35,17 @@ def tensorflow_start(args) -> str | None:
 
 
 def add_cli_args(parser) -> None:
+    _add_source_flags(parser)
+    parser.add_argument(
+        "--prompt", default="", help="text to continue (default: start from the initial state)"
+    )
+    add_setting_flags(parser)
+    _add_output_flags(parser)
+    _add_state_flags(parser)
+    common.add_manual_dir(parser)
+
+
+def _add_source_flags(parser) -> None:
     from lstm_textgen.generation.settings import SERVER_DEADLINE
 
     source = parser.add_mutually_exclusive_group()
@@ -65,10 +76,9 @@ def add_cli_args(parser) -> None:
         f"(default: {SERVER_DEADLINE:g})",
     )
     common.add_checkpoint(parser)
-    parser.add_argument(
-        "--prompt", default="", help="text to continue (default: start from the initial state)"
-    )
-    add_setting_flags(parser)
+
+
+def _add_output_flags(parser) -> None:
     parser.add_argument(
         "--batch",
         type=int,
@@ -95,6 +105,9 @@ def add_cli_args(parser) -> None:
         help="after each sample, print its log-probability (under the distribution it was "
         "sampled from and under the model) and its least likely characters",
     )
+
+
+def _add_state_flags(parser) -> None:
     parser.add_argument(
         "--save-state",
         metavar="FILE",
@@ -114,7 +127,6 @@ def add_cli_args(parser) -> None:
         action="store_true",
         help="print why each sample ended after it, tab-separated: [length], [stop] or [end]",
     )
-    common.add_manual_dir(parser)
 
 
 def add_setting_flags(parser) -> None:
@@ -136,8 +148,29 @@ def add_setting_flags(parser) -> None:
 
 
 def main(args) -> int:
+    request = _request(args)
+    generator = _open_generator(args)
+    if args.stream:
+        completions = [_print_stream(generator, request, args)]
+    else:
+        completions = generator.complete(request)
+        _print_completions(completions, args)
+    if args.save_state:
+        from lstm_textgen.generation.state_file import save_states
+
+        save_states(args.save_state, completions, request.checked().column("seed"))
+    if args.num_items is not None and args.run:
+        from lstm_textgen.store.loading import training_items
+
+        known = training_items(args.run, args.tfds_manual_dir)
+        copies = sum(args.prompt + c.text in known for c in completions)
+        common.log(f"{copies} of {len(completions)} items appear verbatim among the training items")
+    return 0
+
+
+def _request(args):
+    """The `GenerationRequest` the flags ask for, checked before a model is loaded."""
     from lstm_textgen.errors import TextgenError
-    from lstm_textgen.generation.open_model import open_generator
     from lstm_textgen.generation.request import GenerationRequest
     from lstm_textgen.generation.settings import SETTINGS
 
@@ -163,18 +196,18 @@ def main(args) -> int:
         if args.seed is None:
             settings["seed"] = seeds
     request = GenerationRequest([args.prompt] * rows, **settings, state=states)
-    request.checked()  # a bad request fails before a model is loaded
+    request.checked()
+    return request
+
+
+def _open_generator(args):
+    """The generator of the source the flags name, checked against what they ask of it."""
+    from lstm_textgen.errors import TextgenError
+    from lstm_textgen.generation.open_model import generator_for
+
     if args.model_name and not args.server:
         raise TextgenError("--model-name names a model on a TF Serving server; give --server too")
-    generator = open_generator(
-        run=args.run,
-        saved_model=args.saved_model,
-        server=args.server,
-        litert=args.litert,
-        checkpoint=args.checkpoint,
-        model_name=args.model_name,
-        deadline=args.deadline,
-    )
+    generator = generator_for(common.source(args), args.deadline)
     if _uses_shipped_model(args):
         common.log(
             f"generating from the shipped model ({generator.source}: {generator.path}); "
@@ -190,22 +223,7 @@ def main(args) -> int:
             f"{generator.source} gives no log-probabilities (an export from an earlier "
             "lstm-textgen); export the run again"
         )
-    if args.stream:
-        completions = [_print_stream(generator, request, args)]
-    else:
-        completions = generator.complete(request)
-        _print_completions(completions, args)
-    if args.save_state:
-        from lstm_textgen.generation.state_file import save_states
-
-        save_states(args.save_state, completions, request.checked().column("seed"))
-    if args.num_items is not None and args.run:
-        from lstm_textgen.store.loading import training_items
-
-        known = training_items(args.run, args.tfds_manual_dir)
-        copies = sum(args.prompt + c.text in known for c in completions)
-        common.log(f"{copies} of {len(completions)} items appear verbatim among the training items")
-    return 0
+    return generator
 
 
 def _continued(args):
