@@ -1,7 +1,7 @@
 """The LSTM's arithmetic as TensorFlow functions, apart from the Keras layers that own the
-weights (`lstm_textgen.model.layers`): one step (`lstm_update`, `gate_step`) and the loops over a
-sequence (`lstm_loop`, `lstm_loop_with_gates`, and `lstm_sequence` with its hand-written
-backward pass).
+weights (`model.cell`, `model.layers`): one step (`lstm_update`, `gate_step`) and the loops
+over a sequence (`lstm_loop`, `lstm_loop_with_gates`, and `lstm_sequence` with its
+hand-written backward pass).
 
 Every function takes the gates' pre-activations in Keras's order i, f, g, o. With the
 activations left at Keras's defaults (`functions=None`: sigmoid for the gates, tanh for
