@@ -22,8 +22,17 @@ MODEL_SOURCE_HELP = (
 
 
 def add_model_source(parser) -> None:
-    """`--run` of a command that reads a trained model from anywhere `sources` finds one."""
+    """`--run` of a command that reads a trained model from anywhere `sources` finds one,
+    and `--checkpoint`, which of a run's checkpoints."""
     parser.add_argument("--run", metavar="SOURCE", help=MODEL_SOURCE_HELP)
+    add_checkpoint(parser)
+
+
+def add_text_input(parser, text_help: str, file_help: str) -> None:
+    """`--text STR` or `--text-file PATH`, one of them required: the text a command reads."""
+    text = parser.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", metavar="STR", help=text_help)
+    text.add_argument("--text-file", metavar="PATH", help=file_help)
 
 
 def add_checkpoint(parser) -> None:
@@ -42,18 +51,12 @@ def source(args):
     from lstm_textgen.store.sources import parse_source
 
     return parse_source(
-        **{name: getattr(args, name, None) for name in ("run", "saved_model", "server")},
-        litert=getattr(args, "litert", None),
-        checkpoint=getattr(args, "checkpoint", "best"),
-        model_name=getattr(args, "model_name", None),
+        getattr(args, "checkpoint", "best"),
+        getattr(args, "model_name", None),
+        **{name: getattr(args, name, None) for name in ("run", "saved_model", "server", "litert")},
     )
 
 
 def log(message: str) -> None:
     """A line for the user on stderr (stdout carries the command's result)."""
     print(message, file=sys.stderr, flush=True)
-
-
-def devices(args) -> str:
-    """The default TensorFlow start of a command: import it and start its devices."""
-    return "devices"

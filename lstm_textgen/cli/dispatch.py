@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         check_early = getattr(args.command_module, "check_early", None)
         if check_early:
             check_early(args)
-        start = args.command_module.tensorflow_start(args)
+        start = getattr(args.command_module, "tensorflow_start", lambda _: "devices")(args)
         if start:
             _start_tensorflow(init_devices=start == "devices")
         return args.command_module.main(args)

@@ -10,12 +10,10 @@ DESCRIPTION = (
     "Evaluate a run, an export or the shipped model (the default) on a split of its corpus "
     "or on text files."
 )
-tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
     common.add_model_source(parser)
-    common.add_checkpoint(parser)
     parser.add_argument(
         "--split",
         choices=["train", "validation", "test", "validation+test"],

@@ -16,7 +16,6 @@ DESCRIPTION = (
     "FILE.tflite, a LiteRT model with the signatures step, prime and generate, its "
     "vocabulary and config embedded as metadata; written whole or not at all."
 )
-tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
@@ -28,7 +27,6 @@ def add_cli_args(parser) -> None:
         help="model folder, e.g. saved_models/shakespeare",
     )
     target.add_argument("--litert", metavar="FILE", help="LiteRT model to write (.tflite)")
-    common.add_checkpoint(parser)
     parser.add_argument("--version", type=int, help="version number (default: the next free one)")
     parser.add_argument(
         "--quantize",

@@ -93,18 +93,14 @@ def _add_output_flags(parser) -> None:
         help="print N new items, one per line, from a model trained with --items; each "
         "ends at the model's end-of-item marker or at --num-chars; --prompt begins each",
     )
-    parser.add_argument(
-        "--stream",
-        action="store_true",
-        help=f"print the text as it is generated, {STREAM_CHUNK_CHARS} characters at a time "
-        "(the same text as without; one sample: not with --batch or --num-items)",
-    )
-    parser.add_argument(
-        "--show-logprobs",
-        action="store_true",
-        help="after each sample, print its log-probability (under the distribution it was "
-        "sampled from and under the model) and its least likely characters",
-    )
+    switches = {
+        "--stream": f"print the text as it is generated, {STREAM_CHUNK_CHARS} characters at "
+        "a time (the same text as without; one sample: not with --batch or --num-items)",
+        "--show-logprobs": "after each sample, print its log-probability (under the "
+        "distribution it was sampled from and under the model) and its least likely characters",
+    }
+    for flag, help_text in switches.items():
+        parser.add_argument(flag, action="store_true", help=help_text)
 
 
 def _add_state_flags(parser) -> None:

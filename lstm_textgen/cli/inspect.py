@@ -12,14 +12,13 @@ DESCRIPTION = (
     "forget, input and output gates. Units whose cell state tracks being inside "
     "quotes, the position in the line or the line start are found and listed."
 )
-tensorflow_start = common.devices
 
 
 def add_cli_args(parser) -> None:
     common.add_model_source(parser)
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--text", help="the text to run through the model")
-    what.add_argument("--text-file", metavar="PATH", help="read the text from a UTF-8 file")
+    common.add_text_input(
+        parser, "the text to run through the model", "read the text from a UTF-8 file"
+    )
     parser.add_argument(
         "--span",
         metavar="START:STOP",
@@ -39,7 +38,6 @@ def add_cli_args(parser) -> None:
         help="HTML to write, its folder created if needed; the PNG goes beside it "
         "(default: %(default)s)",
     )
-    common.add_checkpoint(parser)
 
 
 def main(args) -> int:

@@ -24,7 +24,6 @@ def tensorflow_start(args) -> str | None:
 
 def add_cli_args(parser) -> None:
     common.add_model_source(parser)
-    common.add_checkpoint(parser)
     parser.add_argument(
         "--litert", metavar="FILE", help="score with this LiteRT file instead (no TensorFlow)"
     )
@@ -33,9 +32,7 @@ def add_cli_args(parser) -> None:
         metavar="DIR",
         help="score with this SavedModel export's signatures instead of a Keras model",
     )
-    text = parser.add_mutually_exclusive_group(required=True)
-    text.add_argument("--text", metavar="STR", help="the text to score")
-    text.add_argument("--text-file", metavar="PATH", help="a UTF-8 file to score ('-' reads stdin)")
+    common.add_text_input(parser, "the text to score", "a UTF-8 file to score ('-' reads stdin)")
 
 
 def main(args) -> int:

@@ -50,7 +50,9 @@ def open_generator(
     >>> generator = open_generator()  # the shipped model
     >>> generator.complete(GenerationRequest("ROMEO:", num_chars=80, stop=["\\n\\n"]))
     """
-    source = parse_source(run, saved_model, server, litert, checkpoint, model_name)
+    source = parse_source(
+        checkpoint, model_name, run=run, saved_model=saved_model, server=server, litert=litert
+    )
     return generator_for(source, deadline)
 
 

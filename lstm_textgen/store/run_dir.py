@@ -72,25 +72,11 @@ class RunDir:
         """The file of checkpoint "best" or "last" (whether it exists or not)."""
         return self.file(CHECKPOINTS[which])
 
-    @property
-    def config_file(self) -> str:
-        return self.file(CONFIG_FILE)
-
-    @property
-    def state_file(self) -> str:
-        return self.file(STATE_FILE)
-
-    @property
-    def lock_file(self) -> str:
-        return self.file(LOCK_FILE)
-
-    @property
-    def data_dir(self) -> str:
-        return self.file(DATA_DIR)
-
-    @property
-    def log_dir(self) -> str:
-        return self.file(LOG_DIR)
+    config_file = property(lambda self: self.file(CONFIG_FILE), doc="`config.json`")
+    state_file = property(lambda self: self.file(STATE_FILE), doc="`state.json`")
+    lock_file = property(lambda self: self.file(LOCK_FILE), doc="`train.lock`")
+    data_dir = property(lambda self: self.file(DATA_DIR), doc="the encoded text files")
+    log_dir = property(lambda self: self.file(LOG_DIR), doc="TensorBoard's logs")
 
     def ids_file(self, split: str) -> str:
         """The encoded text of `split` ("train" or "validation") under `data/`."""

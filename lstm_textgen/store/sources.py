@@ -59,27 +59,17 @@ def shipped_source(name: str = DEFAULT_MODEL, kind: str = "export") -> Source:
     return Source(kind, version, f"the shipped model {name}", shipped=name)
 
 
-def parse_source(
-    run: str | None = None,
-    saved_model: str | None = None,
-    server: str | None = None,
-    litert: str | None = None,
-    checkpoint: str = "best",
-    model_name: str | None = None,
-) -> Source:
-    """The one source a command names with `--run`, `--saved-model`, `--server` or
-    `--litert` (the shipped model when it names none), run as it lies: a run in Keras, an
-    export by its signatures, a server over REST, a LiteRT file by its interpreter."""
-    given = {
-        name: value
-        for name, value in dict(
-            run=run, saved_model=saved_model, server=server, litert=litert
-        ).items()
-        if value
-    }
+def parse_source(checkpoint: str = "best", model_name: str | None = None, **named) -> Source:
+    """The one source a command names, as `run=`, `saved_model=`, `server=` or `litert=`
+    (the shipped model when it names none), run as it lies: a run in Keras, an export by
+    its signatures, a server over REST, a LiteRT file by its interpreter."""
+    unknown = sorted(set(named) - {"run", "saved_model", "server", "litert"})
+    if unknown:
+        raise TypeError(f"parse_source() got unexpected sources {unknown}")
+    given = {kind: path for kind, path in named.items() if path}
     if len(given) > 1:
         raise TextgenError("give at most one of run, saved_model, server and litert")
-    if model_name and not server:
+    if model_name and "server" not in given:
         raise TextgenError("model_name names a model on a TF Serving server; give server too")
     if not given:
         return shipped_source(kind="saved_model")
