@@ -163,3 +163,62 @@ def test_the_private_api_check_finds_each_kind_of_use():
         "uses ._maybe_symbolic_build",
         "uses ._get_metrics_result_or_logs",
     ]
+
+
+# --- the folders' order (docs/architecture.md) ---------------------------------------
+
+FOLDER_ORDER = [
+    {"errors", "files", "progress", "config"},
+    {"model", "data"},
+    {"store"},
+    {"generation"},
+    {"evaluation", "export", "reports"},
+    {"training"},
+    {"bench"},
+    {"cli", "__main__"},
+]
+
+
+def _rank(module: str) -> int:
+    part = module.split(".")[1] if "." in module else module
+    return next(k for k, parts in enumerate(FOLDER_ORDER) if part in parts)
+
+
+def _package_imports():
+    """`(importer, imported)` module names of every import between the package's modules."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(lstm_textgen.__file__).parent
+    for path in package.rglob("*.py"):
+        module = ".".join(("lstm_textgen", *path.relative_to(package).with_suffix("").parts))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                base = node.module
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith("lstm_textgen.") and name.count(".") >= 1:
+                    yield module, name
+
+
+def test_no_folder_imports_one_above_it():
+    upward = sorted(
+        (importer, imported)
+        for importer, imported in _package_imports()
+        if importer != "lstm_textgen.__init__" and _rank(imported) > _rank(importer)
+    )
+    assert upward == []
+
+
+def test_importing_a_folder_imports_none_of_its_modules_but_cli_s_dispatch():
+    import pathlib
+
+    package = pathlib.Path(lstm_textgen.__file__).parent
+    for init in package.glob("*/**/__init__.py"):
+        text = init.read_text(encoding="utf-8")
+        imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
+        expected = ["from lstm_textgen.cli.dispatch import ("] if init.parent.name == "cli" else []
+        assert imports == expected, init

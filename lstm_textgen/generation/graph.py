@@ -46,8 +46,8 @@ def prime_prompts(model, prompt_ids, state=None):
 
 
 def model_step_fn(model, batch=None):
-    """`model.step` with the weights read once, for a sampling loop of `batch` rows (see
-    `stepping.step_weights`)."""
+    """`model.stepping.step` with the weights read once, for a sampling loop of `batch`
+    rows (see `stepping.step_weights`)."""
     weights = stepping.step_weights(model, batch)
     return lambda ids, state: stepping.step(model, ids, state, weights)
 

@@ -10,7 +10,7 @@ class CarriedState:
     """The state that training with `--carry-state` carries from one batch to the next.
 
     One `(h, c)` pair of `[batch, units]` float32 variables per layer. Row b of batch s
-    continues row b of batch s - 1 (`data.make_stream_dataset`); at the first batch of
+    continues row b of batch s - 1 (`data.windows.make_stream_dataset`); at the first batch of
     each pass over the streams (s a multiple of `batches_per_pass`) the state starts from
     zeros again. The variables are not the model's weights: a checkpoint keeps them
     beside the weights (`store.checkpoints.save_checkpoint`), and generation never reads them.

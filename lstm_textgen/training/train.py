@@ -1,9 +1,10 @@
 """Training a `CharLanguageModel` with Keras `fit`, checkpointing into a run directory.
 
 `train` settles the configs and the strategy, then runs two phases over one `TrainJob`:
-restore or initialise the model, then fit. The rooms it calls on: `training_data` (the
-corpus as ids, the run's length, its batches), `optimizer`, `xla_timing`, `callbacks` and
-`rundir` (what a run directory holds, and how it is written).
+restore or initialise the model (`training.start`), then fit. It calls on
+`training.data` (the corpus as ids, the run's length, its batches), `training.optimizer`,
+`training.xla_timing`, `training.callbacks` and `store.run_dir` (what a run directory
+holds, and how it is written).
 
 Global state: a new run seeds Python's, NumPy's and TensorFlow's global random generators
 with `train_config.seed` (`keras.utils.set_random_seed`) before building the model, so the
