@@ -193,6 +193,7 @@ PAGES_IN_ORDER = [
     "docs/layer.md",
     "docs/scaling.md",
     "docs/api.md",
+    "docs/architecture.md",
     "docs/performance.md",
 ]
 REPRODUCE_SCRIPT = "scripts/reproduce_shakespeare.sh"  # RUN [train flags]: the preset
