@@ -28,6 +28,14 @@ LN2 = math.log(2.0)
 MAX_SCORE_CHARS = 10_000
 
 
+def model_config_of(fields, where: str) -> ModelConfig:
+    """The `ModelConfig` an export's metadata records, or a one-line error naming `where`."""
+    try:
+        return ModelConfig(**fields)
+    except TypeError as e:
+        raise TextgenError(f"{where}: export metadata without a valid model ({e})") from None
+
+
 def bits(nats: float) -> float:
     """Nats per character as bits per character."""
     return nats / LN2

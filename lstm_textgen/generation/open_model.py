@@ -143,7 +143,7 @@ def scorer_for(source: Source, reference: Source | None = None):
     model_config, train_config, vocab = source_configs(reference)
     shape = ("embedding_dim", "units", "num_layers")
     if scorer.vocab != vocab or any(
-        scorer.config[name] != getattr(model_config, name) for name in shape
+        getattr(scorer.config, name) != getattr(model_config, name) for name in shape
     ):
         raise TextgenError(
             f"{source.path} was not exported from {reference.path}: its vocabulary "

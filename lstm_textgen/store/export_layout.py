@@ -15,7 +15,7 @@ import json
 import os
 import re
 
-from lstm_textgen.config import ModelConfig, TrainConfig
+from lstm_textgen.config import ModelConfig, TrainConfig, model_config_of
 from lstm_textgen.data.vocab import VOCAB_FILE, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line
 
@@ -122,10 +122,7 @@ class ExportMetadata:
                 )
 
     def model_config(self, where: str) -> ModelConfig:
-        try:
-            return ModelConfig(**self.model)
-        except TypeError as e:
-            raise TextgenError(f"{where}: export metadata without a valid model ({e})") from None
+        return model_config_of(self.model, where)
 
     def train_config(self, where: str) -> TrainConfig | None:
         try:

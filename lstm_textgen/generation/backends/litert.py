@@ -19,6 +19,7 @@ from itertools import groupby
 
 import numpy as np
 
+from lstm_textgen.config import model_config_of
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, quiet_stderr_fd
 from lstm_textgen.generation.generator import Generator
@@ -130,7 +131,7 @@ class LiteRTModel(Generator, Scorer):
         litert = _litert()
         metadata = read_metadata(path)
         self.path = path
-        self.config = metadata["model"]
+        self.config = model_config_of(metadata["model"], path)
         vocabulary = metadata["vocabulary"]
         self.vocab = CharVocabulary(
             vocabulary["characters"], vocabulary.get("end_of_item"), keep_order=True
@@ -165,7 +166,7 @@ class LiteRTModel(Generator, Scorer):
 
     @property
     def state_shape(self):
-        return (self.config["num_layers"], self.config["units"])
+        return (self.config.num_layers, self.config.units)
 
     def initial_state(self, batch: int):
         zeros = np.zeros((batch, *self.state_shape), np.float32)

@@ -114,12 +114,12 @@ class SavedModelScorer(Scorer):
             )
         reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
         self.path = path
-        self.config = metadata.model
+        self.config = metadata.model_config(path)
         self.vocab = vocab
         self._loaded = loaded  # the signature needs its object alive
         self._step = loaded.signatures["step"]
         self._bias = reader.get_tensor(bias_key)
-        self.state_shape = (self.config["num_layers"], self.config["units"])
+        self.state_shape = (self.config.num_layers, self.config.units)
 
     def initial_state(self, batch: int):
         zeros = np.zeros((batch, *self.state_shape), np.float32)
