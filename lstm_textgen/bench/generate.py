@@ -47,6 +47,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from lstm_textgen.bench.options import add_list_argument, add_model_arguments, bench_parser
 from lstm_textgen.bench.timing import cpu_description, median_times
 from lstm_textgen.config import ModelConfig, TrainConfig
 from lstm_textgen.data.vocab import CharVocabulary
@@ -62,19 +63,6 @@ from lstm_textgen.store.run_dir import BEST_CHECKPOINT, save_run_config
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
 EMBEDDING_DIM = 64
-
-
-def add_model_arguments(parser) -> None:
-    """The size of the random model a serving benchmark exports."""
-    parser.add_argument(
-        "--units",
-        type=int,
-        default=256,
-        help="units per layer of the exported model (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--layers", type=int, default=2, help="layers of the exported model (default: %(default)s)"
-    )
 
 
 def print_header(args, workload: str) -> None:
@@ -230,11 +218,7 @@ def cold_start_litert(path, chars):
 
 def build_parser() -> argparse.ArgumentParser:
     """This benchmark's options, which `main` parses and docs/commands.md shows."""
-    parser = argparse.ArgumentParser(
-        prog="lstm-textgen bench generate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("generate", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--chars",
@@ -242,13 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="characters generated per row (default: %(default)s)",
     )
-    parser.add_argument(
-        "--batches",
-        type=int,
-        nargs="+",
-        default=[1, 32],
-        help="batch sizes to time (default: 1 32)",
-    )
+    add_list_argument(parser, "--batches", int, [1, 32], "batch sizes to time")
     parser.add_argument(
         "--repeats",
         type=int,

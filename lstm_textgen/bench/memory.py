@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 
+from lstm_textgen.bench.options import add_list_argument, bench_parser
 from lstm_textgen.errors import TextgenError
 
 MANUAL_DIR_ENV = "LSTM_TEXTGEN_TFDS_MANUAL_DIR"
@@ -72,18 +73,8 @@ def measure(corpus: str, run_dir: str, steps: int) -> tuple[float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """This benchmark's options, which `main` parses and docs/commands.md shows."""
-    parser = argparse.ArgumentParser(
-        prog="lstm-textgen bench memory",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--sizes-mb",
-        type=float,
-        nargs="+",
-        default=[10, 200],
-        help="corpus sizes in MB (default: 10 200)",
-    )
+    parser = bench_parser("memory", __doc__)
+    add_list_argument(parser, "--sizes-mb", float, [10, 200], "corpus sizes in MB")
     parser.add_argument(
         "--steps", type=int, default=20, help="training steps per run (default: %(default)s)"
     )

@@ -35,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model
-from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
+from lstm_textgen.bench.options import add_step_arguments, bench_parser
+from lstm_textgen.bench.timing import cpu_description, time_alternately
 from lstm_textgen.training.distribute import configure_threads
 
 
@@ -202,11 +203,7 @@ def table(measured, layers=LAYERS):
 
 def build_parser() -> argparse.ArgumentParser:
     """This benchmark's options, which `main` parses and docs/commands.md shows."""
-    parser = argparse.ArgumentParser(
-        prog="lstm-textgen bench profile",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("profile", __doc__)
     add_step_arguments(parser, [512], "runs per part")
     return parser
 

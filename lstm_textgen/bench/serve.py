@@ -36,7 +36,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from lstm_textgen.bench.generate import add_model_arguments, make_export, print_header
+from lstm_textgen.bench.generate import make_export, print_header
+from lstm_textgen.bench.options import add_list_argument, add_model_arguments, bench_parser
 from lstm_textgen.bench.timing import time_alternately
 from lstm_textgen.export.warmup import generate_arrays
 from lstm_textgen.generation.settings import SamplingSettings
@@ -145,22 +146,12 @@ def rows_equal_check(export_dir, signature, clients: int, chars: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """This benchmark's options, which `main` parses and docs/commands.md shows."""
-    parser = argparse.ArgumentParser(
-        prog="lstm-textgen bench serve",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("serve", __doc__)
     add_model_arguments(parser)
     parser.add_argument(
         "--chars", type=int, default=200, help="characters per request (default: %(default)s)"
     )
-    parser.add_argument(
-        "--clients",
-        type=int,
-        nargs="+",
-        default=[1, 8, 32, 64],
-        help="numbers of clients K (default: 1 8 32 64)",
-    )
+    add_list_argument(parser, "--clients", int, [1, 8, 32, 64], "numbers of clients K")
     parser.add_argument(
         "--rounds", type=int, default=3, help="timed rounds per K and mode (default: %(default)s)"
     )
@@ -178,58 +169,72 @@ def main(argv=None):
             args,
             f"one row of {args.chars} characters per client; {args.rounds} rounds per K and mode",
         )
-        print(
-            f"{'K':>3} {'mode':<9} {'chars/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
-            f"{'merged/separate':>16}"
-        )
-        for clients in args.clients:
-            requests = [client_request(k, args.chars) for k in range(clients)]
-            rounds = {
-                "separate": Round(signature, requests, batches=0),
-                "merged": Round(signature, requests, batches=1),
-            }
-            if clients > 1:
-                rounds["halves"] = Round(signature, requests, batches=2)
-            time_alternately(rounds, args.rounds)
-            throughput = {}
-            for name, timed in rounds.items():
-                # The first call of each is time_alternately's untimed warm-up.
-                walls, kept = timed.walls[1:], [t for r in timed.latencies[1:] for t in r]
-                throughput[name] = clients * args.chars * len(walls) / sum(walls)
-                ratio = throughput[name] / throughput["separate"]
-                print(
-                    f"{clients:>3} {name:<9} {throughput[name]:>9.0f} "
-                    f"{1e3 * percentile(kept, 50):>9.1f} {1e3 * percentile(kept, 99):>9.1f} "
-                    f"{ratio:>15.2f}x"
-                )
+        print_load_table(signature, args.clients, args.chars, args.rounds)
         rows_equal_check(export_dir, signature, max(args.clients), args.chars)
-        short = client_request(0, args.chars)
-        long = {**short, "prompt": np.array(["ROMEO: " * 42_858], object)}  # 300,006
-        times = time_alternately(
-            {"short": lambda: signature(**short), "long": lambda: signature(**long)}, 3
-        )
-        print()
-        print(
-            f"a 300,006-character prompt: {statistics.median(times['long']):.3f} s per request, "
-            f"against {statistics.median(times['short']):.3f} s with a 6-character prompt "
-            f"({args.chars} characters generated, median of 3)"
-        )
+        print_long_prompt(signature, args.chars)
         if args.baseline:
-            baseline = tf.saved_model.load(args.baseline).signatures["serving_default"]
-            # `bench generate`'s batch-1 request: 1,000 characters, temperature 1, no filter.
-            chars, rounds = 1000, 9
-            request = {**client_request(0, chars), "temperature": np.ones([1], np.float32)}
-            calls = {
-                "this export": lambda: signature(**scalar_request(signature, request)),
-                "baseline": lambda: baseline(**scalar_request(baseline, request)),
-            }
-            times = time_alternately(calls, rounds)
-            print()
-            print(f"batch 1, {chars} characters, temperature 1, median of {rounds}:")
-            ours = statistics.median(times["this export"]) / chars
-            theirs = statistics.median(times["baseline"]) / chars
-            print(f"  this export {1e3 * ours:.3f} ms/char, baseline {1e3 * theirs:.3f} ms/char")
-            print(f"  ratio (baseline / this): {theirs / ours:.2f}x")
+            print_baseline(signature, args.baseline)
+
+
+def print_load_table(signature, client_counts, chars: int, rounds: int) -> None:
+    """The table: for each number of clients K, throughput and latency of each mode."""
+    print(
+        f"{'K':>3} {'mode':<9} {'chars/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'merged/separate':>16}"
+    )
+    for clients in client_counts:
+        requests = [client_request(k, chars) for k in range(clients)]
+        modes = {
+            "separate": Round(signature, requests, batches=0),
+            "merged": Round(signature, requests, batches=1),
+        }
+        if clients > 1:
+            modes["halves"] = Round(signature, requests, batches=2)
+        time_alternately(modes, rounds)
+        throughput = {}
+        for name, timed in modes.items():
+            # The first call of each is time_alternately's untimed warm-up.
+            walls, kept = timed.walls[1:], [t for r in timed.latencies[1:] for t in r]
+            throughput[name] = clients * chars * len(walls) / sum(walls)
+            ratio = throughput[name] / throughput["separate"]
+            print(
+                f"{clients:>3} {name:<9} {throughput[name]:>9.0f} "
+                f"{1e3 * percentile(kept, 50):>9.1f} {1e3 * percentile(kept, 99):>9.1f} "
+                f"{ratio:>15.2f}x"
+            )
+
+
+def print_long_prompt(signature, chars: int) -> None:
+    """A 300,006-character prompt's request time against a 6-character prompt's."""
+    short = client_request(0, chars)
+    long = {**short, "prompt": np.array(["ROMEO: " * 42_858], object)}  # 300,006
+    times = time_alternately(
+        {"short": lambda: signature(**short), "long": lambda: signature(**long)}, 3
+    )
+    print()
+    print(
+        f"a 300,006-character prompt: {statistics.median(times['long']):.3f} s per request, "
+        f"against {statistics.median(times['short']):.3f} s with a 6-character prompt "
+        f"({chars} characters generated, median of 3)"
+    )
+
+
+def print_baseline(signature, baseline_dir: str) -> None:
+    """Batch-1 latency per character of this export and of the one in `baseline_dir`."""
+    baseline = tf.saved_model.load(baseline_dir).signatures["serving_default"]
+    # `bench generate`'s batch-1 request: 1,000 characters, temperature 1, no filter.
+    chars, rounds = 1000, 9
+    request = {**client_request(0, chars), "temperature": np.ones([1], np.float32)}
+    calls = {
+        "this export": lambda: signature(**scalar_request(signature, request)),
+        "baseline": lambda: baseline(**scalar_request(baseline, request)),
+    }
+    times = time_alternately(calls, rounds)
+    print()
+    print(f"batch 1, {chars} characters, temperature 1, median of {rounds}:")
+    ours = statistics.median(times["this export"]) / chars
+    theirs = statistics.median(times["baseline"]) / chars
+    print(f"  this export {1e3 * ours:.3f} ms/char, baseline {1e3 * theirs:.3f} ms/char")
+    print(f"  ratio (baseline / this): {theirs / ours:.2f}x")
 
 
 if __name__ == "__main__":

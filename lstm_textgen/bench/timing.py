@@ -55,27 +55,3 @@ def cpu_description() -> str:
         ("amx_bf16", "AMX"),
     ) if flag in flags]  # fmt: skip
     return f"{model} ({', '.join(isa) or 'no AVX2'})"
-
-
-def add_step_arguments(parser, units: list[int], what: str) -> None:
-    """The options `bench train` and `bench profile` share: the step's shape, how many
-    timed and untimed runs (`what`: "steps per variant", "runs per part"), and threads."""
-    parser.add_argument(
-        "--units",
-        type=int,
-        nargs="+",
-        default=units,
-        help=f"hidden sizes (default: {' '.join(map(str, units))})",
-    )
-    parser.add_argument("--batch", type=int, default=64, help="batch size (default: %(default)s)")
-    parser.add_argument(
-        "--seq-len", type=int, default=100, help="time steps per window (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--steps", type=int, default=5, help=f"timed {what}, median taken (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)"
-    )
-    parser.add_argument("--inter-op", type=int, help="TF inter-op threads (default: TensorFlow's)")
-    parser.add_argument("--intra-op", type=int, help="TF intra-op threads (default: TensorFlow's)")

@@ -46,8 +46,9 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.bench.models import EMBED, LAYERS, VOCAB, gate_model, keras_model
+from lstm_textgen.bench.options import add_step_arguments, bench_parser
 from lstm_textgen.bench.profile import floor_step
-from lstm_textgen.bench.timing import add_step_arguments, cpu_description, time_alternately
+from lstm_textgen.bench.timing import cpu_description, time_alternately
 from lstm_textgen.bench.torch_worker import TorchStep, TorchStepError
 from lstm_textgen.training.distribute import configure_threads
 
@@ -151,11 +152,7 @@ def _torch_step(units, batch, seq_len, bfloat16):
 
 def build_parser() -> argparse.ArgumentParser:
     """This benchmark's options, which `main` parses and docs/commands.md shows."""
-    parser = argparse.ArgumentParser(
-        prog="lstm-textgen bench train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser("train", __doc__)
     add_step_arguments(parser, [256, 512, 1024], "steps per variant")
     parser.add_argument("--torch", action="store_true", help="also time torch.nn.LSTM")
     parser.add_argument(

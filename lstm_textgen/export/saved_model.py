@@ -258,9 +258,30 @@ def export_for_serving(
 ) -> str:
     """Write the run's model to `export_base/<version>/`; returns that path."""
     trained = export_model(run_dir, checkpoint)
-    model, vocab, model_config = trained.model, trained.vocab, trained.model_config
-    functions = ServingFunctions(model, vocab)
+    functions = ServingFunctions(trained.model, trained.vocab)
+    version, final = _version_folder(export_base, version)
+    signatures = _traced_signatures(functions, trained.model_config)
+    root, weights = _serving_root(signatures, trained.model)
 
+    # A dot-name keeps TF Serving's version scan from picking up the half-written folder.
+    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_version(tmp, trained, root, signatures, weights, warmup)
+        os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = e.strerror or str(e)
+        raise TextgenError(f"could not write the export to {export_base}: {reason}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _version_folder(export_base: str, version: int | None) -> tuple[int, str]:
+    """`(version, its folder)` of a new export under `export_base` (created if missing):
+    the given version, or the next free one; an existing folder is an error."""
     try:
         os.makedirs(export_base, exist_ok=True)
     except OSError as e:
@@ -274,8 +295,12 @@ def export_for_serving(
         raise TextgenError(
             f"{final} already exists; pick another {setting('version')} or leave it out"
         )
+    return version, final
 
-    signatures = _traced_signatures(functions, model_config)
+
+def _serving_root(signatures, model) -> tuple[tf.Module, list]:
+    """`(root, weights)`: the module to save, holding just the model's weights that the
+    traced `signatures` read, and those weights."""
     # The root holds just the weights the signatures read; the signatures are all a server
     # calls. Each function is traced once here: saving the tf.functions themselves would
     # trace each again in the save context.
@@ -283,36 +308,29 @@ def export_for_serving(
     weights = [v for v in model.variables if id(v.value) in read]
     root = tf.Module()
     root.weights = [v.value for v in weights]
+    return root, weights
 
-    # A dot-name keeps TF Serving's version scan from picking up the half-written folder.
-    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+
+def _write_version(tmp, trained, root, signatures, weights, warmup: bool) -> None:
+    """Save the SavedModel to `tmp`, then its extra files: the vocabulary, the warm-up
+    requests (if `warmup`) and, last, the metadata. A failed save raises OSError."""
     try:
-        try:
-            tf.saved_model.save(root, tmp, signatures=signatures)
-        except tf.errors.OpError as e:
-            raise OSError(first_line(e)) from None
-        extra = os.path.join(tmp, EXTRA_DIR)
-        os.makedirs(extra, exist_ok=True)
-        vocab.save(extra)
-        if warmup:
-            from lstm_textgen.export.warmup import write_warmup_requests
+        tf.saved_model.save(root, tmp, signatures=signatures)
+    except tf.errors.OpError as e:
+        raise OSError(first_line(e)) from None
+    extra = os.path.join(tmp, EXTRA_DIR)
+    os.makedirs(extra, exist_ok=True)
+    trained.vocab.save(extra)
+    if warmup:
+        from lstm_textgen.export.warmup import write_warmup_requests
 
-            write_warmup_requests(os.path.join(extra, WARMUP_FILE), model_config)
-        # The metadata last: it holds the checksums of every other file.
-        metadata = dataclasses.replace(
-            export_metadata(trained, weight_paths(weights, model)), checksums=file_checksums(tmp)
-        )
-        atomic_write_text(os.path.join(extra, EXPORT_METADATA_FILE), metadata.to_json())
-        os.rename(tmp, final)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        reason = e.strerror or str(e)
-        raise TextgenError(f"could not write the export to {export_base}: {reason}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        write_warmup_requests(os.path.join(extra, WARMUP_FILE), trained.model_config)
+    # The metadata last: it holds the checksums of every other file.
+    metadata = dataclasses.replace(
+        export_metadata(trained, weight_paths(weights, trained.model)),
+        checksums=file_checksums(tmp),
+    )
+    atomic_write_text(os.path.join(extra, EXPORT_METADATA_FILE), metadata.to_json())
 
 
 def export_metadata(trained, weights: dict[str, str]) -> ExportMetadata:
