@@ -45,8 +45,8 @@ def test_weights_for_a_known_batch_give_the_same_step_bit_for_bit():
     state = stepping.prime(model, ids(2))
     plain = stepping.step_weights(model)
     for_batch = stepping.step_weights(model, batch=B)
-    assert for_batch["head"][1].shape == (B, V)
-    assert [w[2].shape for w in for_batch["layers"]] == [(B, 16)] * 2
+    assert for_batch.head[1].shape == (B, V)
+    assert [w[2].shape for w in for_batch.layers] == [(B, 16)] * 2
 
     @tf.function
     def step(weights):

@@ -116,8 +116,8 @@ def floor_loop(model, batch, chars):
     def run():
         # The weights are read once, outside the loop, as the export's generate does.
         weights = stepping.step_weights(model)
-        kernels = [(w, u) for w, u, _ in weights["layers"]]
-        head = weights["head"][0]
+        kernels = [(w, u) for w, u, _ in weights.layers]
+        head = weights.head[0]
         x0 = tf.ones([batch, model.embedding_dim])
         h0 = tf.ones([batch, model.units])
 

@@ -68,7 +68,7 @@ class LiteRTFunctions:
 
     def _prime(self, ids, h, c):
         state = unstacked_state(h, c, self.model.num_layers)
-        logits = stepping.next_logits(self.model, state, self.weights["head"])
+        logits = stepping.next_logits(self.model, state, self.weights.head)
 
         def body(t, logits, state):
             logits, state = self._step(ids[:, t], state)

@@ -16,7 +16,23 @@ Example:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
+
+
+class StepWeights(NamedTuple):
+    """Every weight `step` reads, as tensors (a NamedTuple, so `tf.nest` maps over it).
+
+    Attributes:
+        input_table: `[V, 4H]`, the first layer's input projection of every id.
+        layers: per LSTM layer, `(kernel, recurrent_kernel, bias)`.
+        head: the output layer's `(kernel, bias)`.
+    """
+
+    input_table: tf.Tensor
+    layers: tuple
+    head: tuple
 
 
 def prime(model, ids, mask=None, state=None):
@@ -36,7 +52,7 @@ def prime(model, ids, mask=None, state=None):
 def next_logits(model, state, head_weights=None):
     """Logits `[B, V]` of the character that follows `state`.
 
-    `head_weights`: optional `(kernel, bias)`, as in `step_weights(model)["head"]`.
+    `head_weights`: optional `(kernel, bias)`, as in `step_weights(model).head`.
     """
     kernel, bias = _head_weights(model) if head_weights is None else head_weights
     return tf.matmul(state[-1][0], kernel) + bias
@@ -46,7 +62,7 @@ def _head_weights(model):
     return tf.convert_to_tensor(model.head.kernel), tf.convert_to_tensor(model.head.bias)
 
 
-def step_weights(model, batch=None) -> dict:
+def step_weights(model, batch=None) -> StepWeights:
     """Every weight `step` reads, as tensors. In a graph loop each variable read is an op
     run at every character: read them once before the loop and pass them to
     `step(..., weights=)`.
@@ -64,22 +80,21 @@ def step_weights(model, batch=None) -> dict:
     # The same rounding as the embedding layer under a mixed-precision policy.
     embeddings = tf.cast(model.embedding.embeddings, model.embedding.compute_dtype)
     kernel, _, bias = layers[0]
-    weights = {
-        "input_table": tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias,
-        "layers": layers,
-        "head": _head_weights(model),
-    }
+    weights = StepWeights(
+        input_table=tf.matmul(tf.cast(embeddings, tf.float32), kernel) + bias,
+        layers=layers,
+        head=_head_weights(model),
+    )
     if batch is None:
         return weights
 
     def rows(bias):
         return tf.broadcast_to(bias, [batch, bias.shape[-1]])
 
-    return {
-        **weights,
-        "layers": tuple((kernel, recurrent, rows(bias)) for kernel, recurrent, bias in layers),
-        "head": (weights["head"][0], rows(weights["head"][1])),
-    }
+    return weights._replace(
+        layers=tuple((kernel, recurrent, rows(bias)) for kernel, recurrent, bias in layers),
+        head=(weights.head[0], rows(weights.head[1])),
+    )
 
 
 def step(model, ids, state, weights=None):
@@ -88,11 +103,11 @@ def step(model, ids, state, weights=None):
     `weights`: optional `step_weights(model)`, read once for a loop of steps.
     """
     weights = step_weights(model) if weights is None else weights
-    x, projected = None, tf.gather(weights["input_table"], ids)
+    x, projected = None, tf.gather(weights.input_table, ids)
     new_state = []
-    for layer, layer_state, layer_weights in zip(model.lstm_layers, state, weights["layers"]):
+    for layer, layer_state, layer_weights in zip(model.lstm_layers, state, weights.layers):
         x, (h, c) = layer.step(x, layer_state, layer_weights, projected)
         projected = None
         new_state.append((h, c))
     new_state = tuple(new_state)
-    return next_logits(model, new_state, weights["head"]), new_state
+    return next_logits(model, new_state, weights.head), new_state
