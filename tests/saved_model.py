@@ -35,6 +35,15 @@ GOLDEN = SERVING_DIR / "golden"
 LAYERS, UNITS = 2, 4
 
 
+def signature_names(version_dir) -> set[str]:
+    """The signatures an export's saved_model.pb holds (what TF Serving can call)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = saved_model_pb2.SavedModel()
+    graph.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
+    return {name for name in graph.meta_graphs[0].signature_def if not name.startswith("__")}
+
+
 def make_served(tmp_path_factory, small_text):
     """A tiny run trained for 3 steps and exported (once per test session, `built_once`):
     the export every SavedModel test reads."""

@@ -10,8 +10,6 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from lstm_textgen.export.saved_model import SIGNATURES
-
 import tf_serving as serving
 from helpers import assert_close
 from saved_model import (
@@ -22,6 +20,7 @@ from saved_model import (
     outputs_of,
     request_from_rest,
     serve_tf1,
+    signature_names,
     texts,
 )
 
@@ -112,7 +111,7 @@ def test_cpp_load_saved_model_replays_warmup_and_golden_requests(served, cpp_run
 
     ends = (ALLOWED_BATCH_SIZES[0], ALLOWED_BATCH_SIZES[-1])
     warmup = [r for r in warmup if rows(r) in ends]
-    assert len(warmup) == 2 * len(SIGNATURES)
+    assert len(warmup) == 2 * len(signature_names(version_dir))
     bodies = [
         "generate_columnar.json",
         "generate_rows_instances.json",

@@ -78,8 +78,6 @@ from lstm_textgen.store.export_layout import (
     file_checksums,
 )
 
-SIGNATURES = ("serving_default", "continue", "generate_rows", "step", "score")
-EXTRA_DIR = EXPORT_EXTRA_DIR
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
@@ -318,7 +316,7 @@ def _write_version(tmp, trained, root, signatures, weights, warmup: bool) -> Non
         tf.saved_model.save(root, tmp, signatures=signatures)
     except tf.errors.OpError as e:
         raise OSError(first_line(e)) from None
-    extra = os.path.join(tmp, EXTRA_DIR)
+    extra = os.path.join(tmp, EXPORT_EXTRA_DIR)
     os.makedirs(extra, exist_ok=True)
     trained.vocab.save(extra)
     if warmup:
