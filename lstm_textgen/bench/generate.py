@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The rows `samplers._switch` tells apart in the sampling loop, in its branch order: each
+# The rows `samplers.switch_branches` tells apart in the sampling loop, in its branch order: each
 # kind of rows where some row may end before another ("uneven": a stop string, the end
 # marker or a different num_chars), then each where all end together.
 _KINDS = (

@@ -18,11 +18,11 @@ import tensorflow as tf
 from lstm_textgen.generation.random_stream import stream_uniforms
 from lstm_textgen.generation.request import FINISH_END, FINISH_LENGTH, FINISH_STOP
 from lstm_textgen.generation.samplers import (
-    _BRANCHES,
+    BRANCHES,
     SamplingBatch,
-    _filter_settings,
-    _pick,
-    _switch,
+    filter_settings,
+    pick,
+    switch_branches,
 )
 
 
@@ -35,7 +35,7 @@ class Generated(NamedTuple):
     it made, a stop string's and the end marker's included) and `steps [B]` the number of
     picks: a continuation starts from `state` at random-stream step `start_step + steps`.
     `logprobs` and `model_logprobs` `[B, T]` are each pick's log-probability under the
-    distribution it was sampled from and under the model's own (see `samplers._pick`), 0
+    distribution it was sampled from and under the model's own (see `samplers.pick`), 0
     past a row's length.
     """
 
@@ -53,7 +53,7 @@ class _Loop(NamedTuple):
 
     step_fn: Callable  # (ids [B], state) -> (logits [B, V], state)
     batch: SamplingBatch
-    filters: tuple  # the batch's `samplers._filter_settings`
+    filters: tuple  # the batch's `samplers.filter_settings`
     rows: tf.Tensor  # int32 scalar, B
     steps: tf.Tensor  # int32 scalar, max(num_chars): every row has ended by then
     portable: bool
@@ -95,16 +95,18 @@ def sample_loop(step_fn, logits, state, batch: SamplingBatch, portable=False) ->
     # is read from its picks afterwards. A row asked for no characters has ended at 0.
     ended_at = tf.where(num_chars <= 0, 0, -1)
     # What does not change from step to step is computed here, once.
-    filters = _filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
+    filters = filter_settings(batch.top_k, batch.top_p, rows, tf.shape(logits)[1], logits.dtype)
     loop = _Loop(step_fn, batch, filters, rows, steps, portable)
     if portable:
         loop = loop._replace(positions=tf.range(steps)[None, :])
-        return _run_loop(loop, logits, state, ended_at, _BRANCHES[-1] + (True,))
-    return _switch(batch, functools.partial(_run_loop, loop, logits, state, ended_at), uneven=True)
+        return _run_loop(loop, logits, state, ended_at, BRANCHES[-1] + (True,))
+    return switch_branches(
+        batch, functools.partial(_run_loop, loop, logits, state, ended_at), uneven=True
+    )
 
 
 def _run_loop(loop: _Loop, logits, state, ended_at, branch) -> Generated:
-    """The loop of one branch: `branch` is one of `samplers._BRANCHES` (the parts of a pick
+    """The loop of one branch: `branch` is one of `samplers.BRANCHES` (the parts of a pick
     the batch needs) and a fourth boolean, whether some row may end before another."""
     uneven = branch[3]
     # Each loop variable costs TensorFlow's executor more per step than a small op: the
@@ -135,13 +137,13 @@ def _some_row_goes_on(t, logits, state, record, ended_at, *recent):
 
 def _loop_step(loop: _Loop, branch, t, logits, state, record, ended_at, *recent):
     """One step of `_run_loop`: pick, record, see which rows end, feed the picks back."""
-    pick, uneven = branch[:3], branch[3]
+    parts, uneven = branch[:3], branch[3]
     batch = loop.batch
     done = ended_at >= 0
     # Greedy rows draw nothing: a batch of them alone skips the random stream.
-    sampled_rows = pick[1]
+    sampled_rows = parts[1]
     uniform = stream_uniforms(batch.key, batch.start_step + t) if sampled_rows else None
-    chosen = _pick(logits, uniform, batch, pick, True, loop.filters)  # ids, log-probs
+    chosen = pick(logits, uniform, batch, parts, True, loop.filters)  # ids, log-probs
     ids = chosen[0]
     if loop.portable:
         at_t = tf.equal(loop.positions, t)

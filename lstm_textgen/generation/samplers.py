@@ -45,10 +45,10 @@ def filter_logits(logits, top_k, top_p):
     A row with top_k 0 and top_p 1 comes back exactly as it went in.
     """
     rows, vocab = tf.shape(logits)[0], tf.shape(logits)[1]
-    return _filtered(logits, _filter_settings(top_k, top_p, rows, vocab, logits.dtype))
+    return _filtered(logits, filter_settings(top_k, top_p, rows, vocab, logits.dtype))
 
 
-def _filter_settings(top_k, top_p, rows, vocab, dtype):
+def filter_settings(top_k, top_p, rows, vocab, dtype):
     """What `filter_logits` derives from its settings alone, which a loop computes once:
     the index of each row's k-th largest logit `[B]`, `top_p` `[B, 1]`, and where
     `top_p` keeps every id `[B, 1]`."""
@@ -60,7 +60,7 @@ def _filter_settings(top_k, top_p, rows, vocab, dtype):
 
 
 def _filtered(logits, settings):
-    """`filter_logits` with its `_filter_settings`."""
+    """`filter_logits` with its `filter_settings`."""
     kth_index, p, keep_all = settings
     neg_inf = tf.constant(-math.inf, logits.dtype)
     ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
@@ -172,7 +172,7 @@ def sampling_batch(
 
 
 # The parts of a pick a batch can need: (greedy rows, sampled rows, filtering).
-_BRANCHES = (
+BRANCHES = (
     (True, False, False),
     (False, True, False),
     (True, True, False),
@@ -181,10 +181,10 @@ _BRANCHES = (
 )
 
 
-def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filters=None):
+def pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filters=None):
     """One id per row, by inverting the cumulative distribution at `uniform` `[B]`.
 
-    `branch`, Python booleans (one of `_BRANCHES`), says which of the greedy pick, the
+    `branch`, Python booleans (one of `BRANCHES`), says which of the greedy pick, the
     sampled pick and the top-k/top-p filters the batch needs; leaving out what no row asks
     for changes no row's pick (a row that asks for no filter is unchanged by it).
 
@@ -192,7 +192,7 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
     under the distribution it was sampled from (after the temperature and the filters; 0
     for a greedy row, whose pick is certain) and under the model's own distribution
     (`log_softmax(logits)`), from the logits this pick computed. `filters`: the batch's
-    `_filter_settings`, when a loop has computed them once.
+    `filter_settings`, when a loop has computed them once.
     """
     greedy_rows, sampled_rows, filtering = branch
     raw = logits
@@ -231,23 +231,23 @@ def _pick(logits, uniform, batch: SamplingBatch, branch, log_probs=False, filter
     return ids, sampled, model
 
 
-def _switch(batch: SamplingBatch, run_branch, uneven=False):
-    """`run_branch(branch)` for the one of `_BRANCHES` that `batch` needs, each traced as
+def switch_branches(batch: SamplingBatch, run_branch, uneven=False):
+    """`run_branch(branch)` for the one of `BRANCHES` that `batch` needs, each traced as
     its own branch of a `tf.switch_case`. With `uneven`, each branch comes twice, with a
     fourth boolean that says whether some row may end before another (`batch.uneven`)."""
     found = [
         tf.equal(batch.greedy_rows, g)
         & tf.equal(batch.sampled_rows, s)
         & tf.equal(batch.filtering, f)
-        for g, s, f in _BRANCHES
+        for g, s, f in BRANCHES
     ]
     # An empty batch has neither kind of row: it takes the sampled branch.
     index = tf.argmax(tf.cast(tf.stack(found), tf.int32), output_type=tf.int32)
     index = tf.where(tf.reduce_any(tf.stack(found)), index, 1)
-    branches = _BRANCHES
+    branches = BRANCHES
     if uneven:
-        branches = [b + (True,) for b in _BRANCHES] + [b + (False,) for b in _BRANCHES]
-        index += len(_BRANCHES) * tf.cast(~batch.uneven, tf.int32)
+        branches = [b + (True,) for b in BRANCHES] + [b + (False,) for b in BRANCHES]
+        index += len(BRANCHES) * tf.cast(~batch.uneven, tf.int32)
     return tf.switch_case(index, [lambda b=b: run_branch(b) for b in branches])
 
 
@@ -267,7 +267,7 @@ def sample_next(logits, uniform, **settings):
     logits = tf.convert_to_tensor(logits)
     uniform = tf.convert_to_tensor(uniform, logits.dtype)
     batch = sampling_batch(logits, {"seed": 0, **settings})
-    return _switch(batch, lambda branch: _pick(logits, uniform, batch, branch))
+    return switch_branches(batch, lambda branch: pick(logits, uniform, batch, branch))
 
 
 def _right_aligned(stop_ids, stop_lengths):
