@@ -59,7 +59,7 @@ from lstm_textgen.generation.samplers import sample_next
 from lstm_textgen.generation.settings import SamplingSettings, numbers
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
-from lstm_textgen.store.run_dir import BEST_CHECKPOINT, save_run_config
+from lstm_textgen.store.run_dir import RunDir, save_run_config
 
 CHARACTERS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # 65
 EMBEDDING_DIM = 64
@@ -86,7 +86,7 @@ def make_export(workdir, units, layers):
     os.makedirs(run)
     vocab.save(run)
     save_run_config(run, config, TrainConfig())
-    model.save(os.path.join(run, BEST_CHECKPOINT))
+    model.save(RunDir(run).checkpoint("best"))
     return model, export_for_serving(run, os.path.join(workdir, "export"), warmup=False)
 
 
