@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.export.model import (
+from lstm_textgen.export.model import serving_model
+from lstm_textgen.generation.signature_state import (
     row_spec,
-    serving_model,
     stacked_state,
     state_spec,
     unstacked_state,

@@ -13,13 +13,7 @@ import tensorflow as tf
 from lstm_textgen.config import ModelConfig
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, setting
-from lstm_textgen.export.model import (
-    export_model,
-    row_spec,
-    stacked_state,
-    state_spec,
-    unstacked_state,
-)
+from lstm_textgen.export.model import export_model
 from lstm_textgen.files import atomic_path
 from lstm_textgen.generation.backends.litert import (
     CHECKSUM_PLACEHOLDER,
@@ -34,6 +28,12 @@ from lstm_textgen.generation.settings import (
     MAX_STOP_CHARS,
     MAX_STOP_STRINGS,
     numbers,
+)
+from lstm_textgen.generation.signature_state import (
+    row_spec,
+    stacked_state,
+    state_spec,
+    unstacked_state,
 )
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel

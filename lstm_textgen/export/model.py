@@ -1,15 +1,9 @@
-"""What the SavedModel export and the LiteRT export share: the model they convert (and,
-from `generation.signature_state`, the layout of its state in a signature)."""
+"""What the SavedModel export and the LiteRT export share: the model they convert (the
+layout of its state in a signature is `generation.signature_state`)."""
 
 from __future__ import annotations
 
 from lstm_textgen.config import ModelConfig
-from lstm_textgen.generation.signature_state import (  # noqa: F401  (the exports' imports)
-    row_spec,
-    stacked_state,
-    state_spec,
-    unstacked_state,
-)
 from lstm_textgen.model.language_model import CharLanguageModel
 
 

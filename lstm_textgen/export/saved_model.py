@@ -45,13 +45,7 @@ import tensorflow as tf
 from lstm_textgen.config import LN2, MAX_SCORE_CHARS, ModelConfig
 from lstm_textgen.data.vocab import UNKNOWN_ID, CharVocabulary
 from lstm_textgen.errors import TextgenError, first_line, setting
-from lstm_textgen.export.model import (
-    export_model,
-    row_spec,
-    stacked_state,
-    state_spec,
-    unstacked_state,
-)
+from lstm_textgen.export.model import export_model
 from lstm_textgen.files import atomic_write_text
 from lstm_textgen.generation.graph import (
     continue_spec,
@@ -67,6 +61,12 @@ from lstm_textgen.generation.settings import (
     MAX_STOP_STRINGS,
     SETTINGS,
     START_STEP,
+)
+from lstm_textgen.generation.signature_state import (
+    row_spec,
+    stacked_state,
+    state_spec,
+    unstacked_state,
 )
 from lstm_textgen.model import stepping
 from lstm_textgen.model.language_model import CharLanguageModel
