@@ -15,10 +15,9 @@ from lstm_textgen.store.sources import (
 def test_no_source_is_the_shipped_model_run_as_exported_or_rebuilt():
     parsed = parse_source()
     assert parsed.shipped == DEFAULT_MODEL and parsed.kind == "saved_model"
-    assert parsed.is_exported
     described = describe_source(None)
     assert described == shipped_source(DEFAULT_MODEL)
-    assert described.kind == "export" and not described.is_exported
+    assert described.kind == "export"
     assert described.path.startswith(shipped_model().saved_model)
     assert described.label == f"the shipped model {DEFAULT_MODEL}"
 

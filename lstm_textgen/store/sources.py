@@ -21,8 +21,6 @@ from lstm_textgen.store import run_dir as rundir
 from lstm_textgen.store.export_layout import EXPORT_EXTRA_DIR, ExportMetadata, latest_version
 from lstm_textgen.store.shipped import DEFAULT_MODEL, is_shipped_name, shipped_model
 
-KINDS = ("run", "export", "saved_model", "server", "litert")
-
 
 @dataclass(frozen=True)
 class Source:
@@ -46,11 +44,6 @@ class Source:
     checkpoint: str = "best"
     model_name: str | None = None
     shipped: str | None = None
-
-    @property
-    def is_exported(self) -> bool:
-        """Whether it is run as exported (signatures, a server, LiteRT), not rebuilt."""
-        return self.kind in ("saved_model", "server", "litert")
 
 
 def shipped_source(name: str = DEFAULT_MODEL, kind: str = "export") -> Source:
